@@ -1,0 +1,203 @@
+"""The learned reward: a Hugging Face sequence classifier scoring (prompt, response) text.
+
+A `PreferenceModel` wraps any ``AutoModelForSequenceClassification`` with one label
+(trained with the Bradley–Terry loss, Christiano et al. 2017; Stiennon et al. 2020) and
+its tokenizer. It scores a batch of finished episodes in one forward pass and normalises
+the raw scores so that the task's reference responses score mean 0 and standard
+deviation 1, as in the TL;DR RLHF work (Stiennon et al. 2020; Huang et al. 2024, "The N+
+Implementation Details of RLHF with PPO").
+
+`encode` is the single definition of the model's input format (prompt text, response
+text, then EOS), shared by scoring and by preference-model training.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
+
+from rlhf_gym.token_layout import (
+    left_pad,
+    position_ids_from_attention_mask,
+    tokenize_left_truncated,
+)
+from rlhf_gym.loading import (
+    MissingArtifactError,
+    check_tokenizer,
+    load_sequence_classifier,
+    load_tokenizer,
+)
+
+NORMALIZATION_FILE = "reward_normalization.json"
+
+
+@dataclass(frozen=True)
+class RewardNormalization:
+    """Affine map from raw preference-model scores to normalised rewards: (raw - mean) / std."""
+
+    mean: float = 0.0
+    std: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.mean) and math.isfinite(self.std) and self.std > 0):
+            raise ValueError(
+                f"reward normalisation needs a finite mean and a finite std > 0, "
+                f"got mean={self.mean}, std={self.std}"
+            )
+
+
+class PreferenceModel:
+    """Batched, normalised scoring of (prompt, response) pairs by a sequence classifier.
+
+    Args:
+        model: a sequence classifier with ``num_labels == 1``.
+        tokenizer: its tokenizer (needs EOS and a distinct pad token).
+        normalization: maps raw scores to rewards; identity by default.
+        max_length: longest input in tokens; longer inputs lose the start of the prompt.
+        batch_size: rows per forward pass when scoring many episodes.
+        device: where the model runs.
+
+    Example:
+        >>> from rlhf_gym.preference_model import RewardNormalization
+        >>> RewardNormalization(mean=0.5, std=2.0)
+        RewardNormalization(mean=0.5, std=2.0)
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        normalization: RewardNormalization | None = None,
+        max_length: int = 512,
+        batch_size: int = 64,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        num_labels = getattr(model.config, "num_labels", None)
+        if num_labels != 1:
+            raise ValueError(
+                f"a preference model must have exactly one output label (a scalar score), "
+                f"got num_labels={num_labels}"
+            )
+        check_tokenizer(tokenizer, "preference model tokenizer")
+        if model.config.pad_token_id is None:
+            # Sequence classifiers pick the last non-pad token; without a pad id they fail.
+            model.config.pad_token_id = tokenizer.pad_token_id
+        if max_length < 2 or batch_size < 1:
+            raise ValueError(f"need max_length >= 2 and batch_size >= 1, got {max_length}, {batch_size}")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.normalization = normalization or RewardNormalization()
+        self.max_length = max_length
+        self.batch_size = batch_size
+
+    # Loading and saving -------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike[str],
+        *,
+        device: str | torch.device = "cpu",
+        trust_remote_code: bool = False,
+        local_files_only: bool = False,
+        max_length: int = 512,
+        batch_size: int = 64,
+    ) -> PreferenceModel:
+        """Load a preference model (and its normalisation, if saved beside it).
+
+        Raises:
+            MissingArtifactError: the model or its tokenizer cannot be found.
+        """
+        name = str(name_or_path)
+        model = load_sequence_classifier(
+            name, trust_remote_code=trust_remote_code, local_files_only=local_files_only
+        )
+        tokenizer = load_tokenizer(
+            name, trust_remote_code=trust_remote_code, local_files_only=local_files_only
+        )
+        normalization = None
+        stats_file = Path(name) / NORMALIZATION_FILE
+        if stats_file.is_file():
+            normalization = RewardNormalization(**json.loads(stats_file.read_text()))
+        return cls(
+            model,
+            tokenizer,
+            normalization=normalization,
+            max_length=max_length,
+            batch_size=batch_size,
+            device=device,
+        )
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
+        """Write model (safetensors), tokenizer and normalisation to ``directory``."""
+        directory = Path(directory)
+        self.model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        (directory / NORMALIZATION_FILE).write_text(json.dumps(asdict(self.normalization)))
+
+    # Scoring ------------------------------------------------------------------------
+    def encode(self, prompts: Sequence[str], responses: Sequence[str]) -> BatchEncoding:
+        """Tokenise (prompt, response) pairs as ``prompt + response + EOS``, left-padded.
+
+        The EOS token marks where the response ends, so the classifier reads its score
+        from the same position whether or not the policy emitted EOS itself. Inputs longer
+        than ``max_length`` lose the beginning of the prompt, never the response.
+        """
+        if len(prompts) != len(responses):
+            raise ValueError(
+                f"got {len(prompts)} prompts but {len(responses)} responses; they must pair up"
+            )
+        texts = [p + r for p, r in zip(prompts, responses, strict=True)]
+        rows = tokenize_left_truncated(self.tokenizer, texts, self.max_length - 1)
+        eos = self.tokenizer.eos_token_id
+        input_ids, attention_mask = left_pad([row + [eos] for row in rows], self.tokenizer.pad_token_id)
+        return BatchEncoding({"input_ids": input_ids, "attention_mask": attention_mask})
+
+    def forward_encoded(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Raw scalar scores, shape (B,), for already encoded inputs (gradients kept)."""
+        position_ids = position_ids_from_attention_mask(attention_mask)
+        logits = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+        ).logits
+        return logits[:, 0].float()
+
+    @torch.no_grad()
+    def raw_scores(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
+        """Unnormalised scores, shape (B,) float32 on ``self.device``."""
+        scores = []
+        for start in range(0, len(prompts), self.batch_size):
+            batch = self.encode(
+                prompts[start : start + self.batch_size], responses[start : start + self.batch_size]
+            ).to(self.device)
+            scores.append(self.forward_encoded(batch["input_ids"], batch["attention_mask"]))
+        if not scores:
+            return torch.zeros(0, device=self.device)
+        return torch.cat(scores)
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
+        """Normalised rewards, shape (B,) float32: ``(raw - mean) / std``."""
+        raw = self.raw_scores(prompts, responses)
+        return (raw - self.normalization.mean) / self.normalization.std
+
+    def fit_normalization(
+        self, prompts: Sequence[str], references: Sequence[str]
+    ) -> RewardNormalization:
+        """Set the normalisation so that the reference responses score mean 0, std 1."""
+        if len(prompts) < 2:
+            raise ValueError(f"need at least 2 reference pairs to fit a std, got {len(prompts)}")
+        raw = self.raw_scores(prompts, references).double()
+        self.normalization = RewardNormalization(
+            mean=raw.mean().item(), std=max(raw.std().item(), 1e-6)
+        )
+        return self.normalization
+
+
+__all__ = ["MissingArtifactError", "PreferenceModel", "RewardNormalization", "NORMALIZATION_FILE"]

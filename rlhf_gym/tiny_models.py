@@ -1,0 +1,64 @@
+"""Tiny GPT-2 models sized for 2 CPU cores: the embedded defaults and the test fixtures.
+
+The shipped SFT policy and preference model, and the random models the tests load by
+path, are all built here so that their configuration has one home.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
+from transformers import PreTrainedTokenizerBase
+
+
+@dataclass(frozen=True)
+class TinyGPT2Size:
+    """Width and depth of a tiny GPT-2 (see STACK.md for their measured speed)."""
+
+    n_layer: int = 2
+    n_embd: int = 128
+    n_head: int = 4
+    n_positions: int = 512
+
+
+def tiny_gpt2_config(
+    tokenizer: PreTrainedTokenizerBase, size: TinyGPT2Size = TinyGPT2Size(), **overrides: object
+) -> GPT2Config:
+    """A GPT-2 config matching ``tokenizer``'s vocabulary and special tokens, dropout off.
+
+    Dropout is off because RLHF compares log-probabilities across forward passes
+    (Huang et al. 2024, N+ implementation details: "disable dropout").
+    """
+    return GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=size.n_positions,
+        n_embd=size.n_embd,
+        n_layer=size.n_layer,
+        n_head=size.n_head,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        summary_first_dropout=0.0,
+        bos_token_id=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **overrides,
+    )
+
+
+def tiny_causal_lm(
+    tokenizer: PreTrainedTokenizerBase, size: TinyGPT2Size = TinyGPT2Size(), seed: int = 0
+) -> GPT2LMHeadModel:
+    """A randomly initialised tiny GPT-2 language model (deterministic in ``seed``)."""
+    torch.manual_seed(seed)
+    return GPT2LMHeadModel(tiny_gpt2_config(tokenizer, size)).eval()
+
+
+def tiny_sequence_classifier(
+    tokenizer: PreTrainedTokenizerBase, size: TinyGPT2Size = TinyGPT2Size(), seed: int = 0
+) -> GPT2ForSequenceClassification:
+    """A randomly initialised tiny GPT-2 with a scalar head (deterministic in ``seed``)."""
+    torch.manual_seed(seed)
+    return GPT2ForSequenceClassification(tiny_gpt2_config(tokenizer, size, num_labels=1)).eval()

@@ -1,0 +1,63 @@
+"""Conventions for left-padded token batches shared by the env, training and agents.
+
+The env left-pads prompts, so a row's first real token can sit at any column. Models must
+see positions that count real tokens only, exactly as in training; this module is the one
+definition of that rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+
+def position_ids_from_attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position of each token among the real (mask == 1) tokens of its row.
+
+    Padding positions get 0 (they are masked out anyway).
+
+    Example:
+        >>> import torch
+        >>> position_ids_from_attention_mask(torch.tensor([[0, 0, 1, 1, 1]])).tolist()
+        [[0, 0, 0, 1, 2]]
+    """
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def tokenize_left_truncated(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
+) -> list[list[int]]:
+    """Token ids of each text without special tokens, keeping at most the last ``max_length``.
+
+    Truncating on the left keeps a prompt's task suffix (e.g. ``"TL;DR:"``) and a
+    response's end, which is what both the policy and the preference model must see.
+    """
+    if max_length < 1:
+        raise ValueError(f"max_length must be >= 1, got {max_length}")
+    rows = tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False)["input_ids"]
+    return [row[-max_length:] for row in rows]
+
+
+def left_pad(
+    rows: Sequence[Sequence[int]], pad_token_id: int, width: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad token rows into ``(input_ids, attention_mask)``, both (B, width) int64.
+
+    Example:
+        >>> ids, mask = left_pad([[5, 6], [7]], pad_token_id=0)
+        >>> ids.tolist(), mask.tolist()
+        ([[5, 6], [0, 7]], [[1, 1], [0, 1]])
+    """
+    longest = max((len(row) for row in rows), default=0)
+    width = longest if width is None else width
+    if longest > width:
+        raise ValueError(f"a row of {longest} tokens does not fit in width {width}")
+    input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):  # over rows being (re)filled only, never the whole batch
+        if row:
+            input_ids[i, width - len(row) :] = torch.as_tensor(row, dtype=torch.long)
+            attention_mask[i, width - len(row) :] = 1
+    return input_ids, attention_mask

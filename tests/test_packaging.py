@@ -1,0 +1,54 @@
+"""The built wheel installs `agents/` and `envs/` under the `rlhf_gym` namespace only."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import sysconfig
+import venv
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    (built,) = out.glob("rlhf_gym-*.whl")
+    return built
+
+
+def test_wheel_contents_are_namespaced(wheel: Path):
+    import zipfile
+
+    names = zipfile.ZipFile(wheel).namelist()
+    top_level = {name.split("/")[0] for name in names if not name.startswith("rlhf_gym-")}
+    assert top_level == {"rlhf_gym"}, top_level
+    assert "rlhf_gym/agents/__init__.py" in names and "rlhf_gym/envs/summarize/__init__.py" in names
+
+
+def test_wheel_imports_in_a_fresh_venv(wheel: Path, tmp_path: Path):
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    subprocess.run([python, "-m", "pip", "install", "--no-deps", "-q", str(wheel)], check=True)
+    # Dependencies come from the test's own environment, appended after the fresh venv's
+    # site-packages; PYTHONPATH does not run .pth files, so the editable checkout is unseen.
+    deps = sysconfig.get_paths()["purelib"]
+    code = (
+        "import sys; sys.path.append(%r)\n"
+        "import rlhf_gym, rlhf_gym.envs.summarize, rlhf_gym.agents\n"
+        "import importlib.util as u\n"
+        "assert u.find_spec('agents') is None and u.find_spec('envs') is None\n"
+        "print(rlhf_gym.envs.summarize.__file__)\n" % deps
+    )
+    # Run outside the checkout: python -c puts the working directory first on sys.path.
+    result = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path)
+    assert str(env_dir) in result.stdout
