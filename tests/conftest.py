@@ -19,10 +19,7 @@ from rlhf_gym.loading import load_tokenizer
 from rlhf_gym.preference_model import PreferenceModel
 from rlhf_gym.prompts import GeneratedPromptSource, Prompt
 from rlhf_gym.tiny_models import TinyGPT2Size, tiny_causal_lm, tiny_sequence_classifier
-try:
-    from rlhf_gym.tokenizer_training import train_bpe_tokenizer
-except ImportError:  # TEMP-SHIM
-    import sys; sys.path.insert(0, "/tmp"); from scratch_tok import train_bpe_tokenizer  # TEMP-SHIM
+from rlhf_gym.tokenizer_training import train_bpe_tokenizer
 from rlhf_gym.vector_env import TokenVectorEnv
 
 TINY = TinyGPT2Size(n_layer=1, n_embd=32, n_head=2, n_positions=256)

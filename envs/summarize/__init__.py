@@ -1,0 +1,144 @@
+"""RLHF-Summarize-v0: TL;DR summarisation of generated Reddit-style posts.
+
+## Description
+The policy reads a Reddit-style post and writes a short summary after ``"TL;DR:"``, one
+token per step, as in "Learning to summarize from human feedback" (Stiennon et al. 2020)
+and "The N+ Implementation Details of RLHF with PPO" (Huang et al. 2024). The posts are
+generated from latent records (who writes, the situation, 3–6 key facts with entities,
+numbers and times, one question, distractor sentences), so a **gold judge** knows the
+true quality of every summary. The reward is a **learned preference model** trained on
+comparisons labelled by noisy, biased simulated annotators: a proxy of the gold judge, so
+reward over-optimisation (proxy up, gold down) is measurable.
+
+## Action Space
+``Discrete(V)``: the next token id, ``V = len(tokenizer)`` (2,048 for the shipped BPE).
+
+## Observation Space
+``Dict(input_ids=Box(0, V-1, (L,), int64), attention_mask=Box(0, 1, (L,), int64))`` with
+``L = max_prompt_tokens + max_new_tokens`` (256 + 48):
+
+| columns | ``input_ids`` | ``attention_mask`` |
+|---|---|---|
+| ``[0, 256)`` | the prompt, left-padded with ``<pad>`` | 0 on padding, 1 on the prompt |
+| ``[256, 256 + t)`` | the ``t`` tokens written so far | 1 |
+| ``[256 + t, L)`` | ``<pad>`` | 0 |
+
+The prompt text is ``"SUBREDDIT: r/...\\nTITLE: ...\\nPOST: ...\\nTL;DR:"``.
+
+## Rewards
+0 until the last step; then the preference model's score of (post, summary), normalised
+so that reference summaries score mean 0 and std 1, minus ``missing_eos_penalty`` when the
+summary was cut at ``max_new_tokens`` without EOS (off by default). The info of the last
+step reports ``preference``, ``penalty``, ``gold`` (the gold judge's score in [0, 1]),
+``response_length``, ``prompt_index``, ``prompt_text`` and ``response_text``.
+
+## Starting State
+A post drawn from the split's id range by the env's seeded stream (train: ids
+``[0, 10^7)``, valid: ``[10^7, 10^7 + 10^5)``, test: ``[10^7 + 10^5, 10^7 + 2·10^5)``).
+
+## Episode End
+1. Termination: the policy writes the EOS token ``<|endoftext|>``.
+2. Truncation: ``max_new_tokens`` tokens without EOS.
+
+## Arguments
+| name | type | default | meaning |
+|---|---|---|---|
+| ``split`` | str | ``"train"`` | ``"train"``, ``"valid"`` or ``"test"`` posts |
+| ``dataset`` | str, path or PromptSource | None | a Hugging Face dataset instead of the generated posts (no gold judge then) |
+| ``prompt_column``, ``reference_column``, ``template`` | str | ``"prompt"``, None, ``"{}\\nTL;DR:"`` | how dataset rows become prompts |
+| ``tokenizer`` | str, path or tokenizer | shipped BPE | the policy's tokenizer |
+| ``reward_model`` | str, path or PreferenceModel | shipped model | the learned reward |
+| ``device`` | str | ``"cpu"`` | where tensors and the preference model live |
+| ``max_prompt_tokens`` | int | 256 | prompt block width |
+| ``max_new_tokens`` | int | 48 | summary budget |
+| ``missing_eos_penalty`` | float or None | None | subtracted from truncated summaries |
+| ``text_in_info`` | bool | True | decoded texts in ``info`` |
+| ``trust_remote_code`` | bool | False | allow hub code when loading by name |
+| ``local_files_only`` | bool | False | never contact the hub |
+| ``autoreset_mode``, ``group_size`` | | SAME_STEP, 1 | vector env only, see `TokenVectorEnv` |
+
+>>> import gymnasium as gym, rlhf_gym
+>>> env = gym.make("RLHF-Summarize-v0")
+>>> obs, info = env.reset(seed=0)
+>>> obs["input_ids"].shape
+(304,)
+
+## Vectorized Environment
+``gym.make_vec("RLHF-Summarize-v0", num_envs=N, device=...)`` returns the batched
+`rlhf_gym.vector_env.TokenVectorEnv` (torch tensors on ``device``, all three autoreset
+modes, ``group_size``); the single env is its N=1 numpy view.
+
+## Preference Model
+A 2-layer GPT-2 (d=128) with a scalar head, initialised from the SFT policy and trained
+with the Bradley–Terry loss on ≥50k annotator-labelled comparisons; see
+``assets/card.md`` for its accuracy against annotators and the gold judge.
+
+## Gold Judge
+`rlhf_gym.envs.summarize.gold_judge`: fact recall (numbers exact), precision
+(invented or contradicted facts cost), brevity against the reference's length,
+repetition and well-formedness, combined into [0, 1].
+
+## Tokenizer
+Byte-level BPE trained on the generated world; EOS ``<|endoftext|>``, pad ``<pad>``.
+
+## Version History
+- v0: initial release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rlhf_gym.envs.summarize import assets
+from rlhf_gym.envs.summarize.gold_judge import gold_scores
+from rlhf_gym.envs.summarize.world import SPLITS, generate_post, prompt_text
+from rlhf_gym.prompts import GeneratedPromptSource, Prompt
+from rlhf_gym.task import Task
+from rlhf_gym.task import make_env as _make_env
+from rlhf_gym.task import make_vector_env as _make_vector_env
+from rlhf_gym.token_env import TokenEnv
+from rlhf_gym.vector_env import TokenVectorEnv
+
+
+def _generated_prompt(post_id: int) -> tuple[str, str, Any]:
+    post = generate_post(post_id)
+    return prompt_text(post), post.reference, post.record
+
+
+def prompt_source(split: str) -> GeneratedPromptSource:
+    """The generated posts of ``split`` as a prompt source."""
+    return GeneratedPromptSource(_generated_prompt, SPLITS[split])
+
+
+def gold_judge(prompts: Sequence[Prompt], responses: Sequence[str]) -> np.ndarray:
+    """The gold judge over env prompts: each prompt's latent record scores its response."""
+    return gold_scores([p.record for p in prompts], responses)
+
+
+TASK = Task(
+    name="summarize",
+    prompt_source=prompt_source,
+    tokenizer=assets.default_tokenizer,
+    preference_model=assets.default_preference_model,
+    gold_judge=gold_judge,
+    splits=tuple(SPLITS),
+    dataset_template="{}\nTL;DR:",
+    max_prompt_tokens=256,
+    max_new_tokens=48,
+)
+
+
+def make_vector_env(num_envs: int = 1, **kwargs: Any) -> TokenVectorEnv:
+    """``gym.make_vec("RLHF-Summarize-v0", ...)``: see the module docstring for arguments."""
+    return _make_vector_env(TASK, num_envs, **kwargs)
+
+
+def make_env(**kwargs: Any) -> TokenEnv:
+    """``gym.make("RLHF-Summarize-v0", ...)``: see the module docstring for arguments."""
+    return _make_env(TASK, **kwargs)
+
+
+__all__ = ["TASK", "make_env", "make_vector_env", "prompt_source", "gold_judge"]

@@ -1,0 +1,116 @@
+"""Episode-synchronous rollouts of a `CausalLMPolicy` through a `TokenVectorEnv`.
+
+All N sub-envs start together (``reset(seed=...)``), the policy writes one token per step
+for the whole batch with a KV cache, and rows that finish wait (autoreset ``DISABLED``)
+until the last row ends. This is the batch of complete responses that PPO for RLHF trains
+on (Ziegler et al. 2019; Huang et al. 2024) and what ``generate()`` computes: the same
+number of forward passes, so the env adds only its own bookkeeping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+
+from rlhf_gym.agents.lm_policy import CausalLMPolicy
+from rlhf_gym.vector_env import TokenVectorEnv
+
+
+@dataclass
+class EpisodeBatch:
+    """N complete episodes.
+
+    Attributes:
+        input_ids: (N, L) final contexts (prompt block, response, padding).
+        attention_mask: (N, L).
+        response_mask: (N, T) True on the generated tokens (EOS included).
+        logprobs: (N, T) log-probs of the tokens under the rollout policy (0 off-mask).
+        scores: (N,) the env's end-of-episode rewards.
+        gold: (N,) the gold judge's scores (NaN when the task has none).
+        response_texts: the decoded responses.
+        terminated: (N,) True where the response ended with EOS.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    response_mask: torch.Tensor
+    logprobs: torch.Tensor
+    scores: torch.Tensor
+    gold: torch.Tensor
+    response_texts: list[str] = field(default_factory=list)
+    terminated: torch.Tensor | None = None
+
+    @property
+    def response_lengths(self) -> torch.Tensor:
+        """(N,) tokens generated per episode."""
+        return self.response_mask.sum(-1)
+
+
+@torch.no_grad()
+def collect_episodes(
+    env: TokenVectorEnv,
+    policy: CausalLMPolicy,
+    *,
+    seed: int,
+    generator: torch.Generator,
+    greedy: bool = False,
+) -> EpisodeBatch:
+    """Run one episode in every sub-env of ``env`` with a KV cache.
+
+    Args:
+        env: a `TokenVectorEnv` in autoreset mode ``DISABLED``.
+        policy: the acting policy (its model in eval mode).
+        seed: reset seed: fixes the prompts of this batch.
+        generator: the sampling RNG (on the env's device).
+        greedy: take the argmax token instead of sampling.
+    """
+    if env.autoreset_mode != AutoresetMode.DISABLED:
+        raise ValueError(f"collect_episodes needs autoreset_mode DISABLED, got {env.autoreset_mode}")
+    n, width, horizon = env.num_envs, env.max_prompt_tokens, env.max_new_tokens
+    device = env.device
+    obs, _ = env.reset(seed=seed)
+    logits, state = policy.prefill(obs["input_ids"][:, :width], obs["attention_mask"][:, :width])
+    logprobs = torch.zeros((n, horizon), device=device)
+    scores = torch.zeros(n, device=device)
+    gold = torch.full((n,), float("nan"), device=device)
+    terminated_rows = torch.zeros(n, dtype=torch.bool, device=device)
+    finished = torch.zeros(n, dtype=torch.bool, device=device)
+    texts: list[Any] = [None] * n
+    for t in range(horizon):
+        if greedy:
+            tokens = logits.argmax(-1)
+            token_logprobs = torch.log_softmax(logits / policy.temperature, -1).gather(-1, tokens[:, None]).squeeze(-1)
+        else:
+            tokens, token_logprobs = policy.sample(logits, generator)
+        active = ~finished
+        logprobs[:, t] = torch.where(active, token_logprobs, torch.zeros_like(token_logprobs))
+        obs, rewards, terminated, truncated, info = env.step(tokens)
+        done = terminated | truncated
+        scores = torch.where(done, rewards, scores)
+        terminated_rows |= terminated
+        if done.any():
+            rows = np.flatnonzero(info["_preference"])
+            if "gold" in info:
+                gold[torch.as_tensor(rows, device=device)] = torch.as_tensor(info["gold"][rows], dtype=torch.float32, device=device)
+            if "response_text" in info:
+                for r in rows:  # finished rows only
+                    texts[r] = info["response_text"][r]
+        finished = finished | done
+        if bool(finished.all()):
+            break
+        logits = policy.decode(tokens, state, token_mask=active)
+    response_mask = obs["attention_mask"][:, width:].bool()
+    return EpisodeBatch(
+        input_ids=obs["input_ids"],
+        attention_mask=obs["attention_mask"],
+        response_mask=response_mask,
+        logprobs=logprobs,
+        scores=scores,
+        gold=gold,
+        response_texts=[t if t is not None else "" for t in texts],
+        terminated=terminated_rows,
+    )

@@ -1,0 +1,365 @@
+"""Rebuild every asset of RLHF-Summarize-v0 from seeds: ``rlhf-gym build-assets summarize``.
+
+The recipe (DESIGN.md §3), each step deterministic in ``BuildConfig.seed``:
+
+1. a byte-level BPE tokenizer trained on generated posts and references;
+2. a tiny GPT-2 SFT policy trained on (post, reference) pairs, deliberately short of
+   perfect so that RL has headroom;
+3. comparison data: for each post, candidates from the reference, SFT samples at several
+   temperatures and perturbations (dropped fact, changed number, invented fact, verbose,
+   truncated, repeated), paired and labelled by the simulated annotators;
+4. a preference model initialised from the SFT backbone (Stiennon et al. 2020) and trained
+   with the Bradley–Terry loss, its reward normalised so references score mean 0, std 1;
+5. a model card (JSON and Markdown) with the figures that make the assets trustworthy.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import GPT2ForSequenceClassification, GPT2LMHeadModel
+
+from rlhf_gym.envs.summarize.annotators import AnnotatorPool, gold_agreement
+from rlhf_gym.envs.summarize.assets import ASSETS_DIR
+from rlhf_gym.envs.summarize.gold_judge import gold_scores
+from rlhf_gym.envs.summarize.perturbations import PERTURBATIONS, perturb
+from rlhf_gym.envs.summarize.world import SPLITS, Post, generate_post, prompt_text
+from rlhf_gym.generation import sample_completions
+from rlhf_gym.loading import load_tokenizer
+from rlhf_gym.preference_model import PreferenceModel
+from rlhf_gym.preference_training import (
+    PreferenceTrainingConfig,
+    preference_accuracy,
+    train_preference_model,
+)
+from rlhf_gym.sft import SFTConfig, train_sft
+from rlhf_gym.tiny_models import TinyGPT2Size, tiny_causal_lm
+from rlhf_gym.tokenizer_training import train_bpe_tokenizer
+
+
+@dataclass
+class BuildConfig:
+    """Sizes of the build; the defaults make the shipped assets (~20 min on 2 CPU cores)."""
+
+    seed: int = 0  # every random choice of the build derives from it
+    vocab_size: int = 2048  # BPE vocabulary (small enough for SB3's per-token heads)
+    tokenizer_posts: int = 5000  # posts (with references) the tokenizer is trained on
+    model_size: TinyGPT2Size = field(default_factory=lambda: TinyGPT2Size(2, 128, 4, 512))
+    max_prompt_tokens: int = 256  # prompt block of the env; SFT and sampling use the same
+    max_new_tokens: int = 48  # response budget of the env
+    sft_posts: int = 12000  # (post, reference) training pairs
+    sft: SFTConfig = field(default_factory=lambda: SFTConfig(epochs=1, batch_size=32, learning_rate=2e-3))
+    comparison_posts: int = 7200  # posts whose candidates are paired for the preference data
+    pairs_per_post: int = 7  # labelled pairs drawn per post (>= 50k pairs in total)
+    sample_temperatures: tuple[float, ...] = (0.7, 1.0)  # SFT samples per post, one each
+    preference: PreferenceTrainingConfig = field(
+        default_factory=lambda: PreferenceTrainingConfig(epochs=1, batch_size=32, learning_rate=5e-4)
+    )
+    valid_posts: int = 600  # valid-split posts for RM accuracy (pairs as in training)
+    normalization_posts: int = 512  # train posts whose references fix the reward scale
+    eval_posts: int = 512  # test-split posts for SFT vs reference gold scores
+    threads: int = 2  # torch threads
+
+    @classmethod
+    def toy(cls) -> BuildConfig:
+        """Seconds-scale build for tests: same pipeline, tiny sizes."""
+        return cls(
+            vocab_size=400,
+            tokenizer_posts=200,
+            model_size=TinyGPT2Size(1, 32, 2, 512),
+            sft_posts=64,
+            sft=SFTConfig(epochs=1, batch_size=16, learning_rate=2e-3),
+            comparison_posts=24,
+            pairs_per_post=3,
+            preference=PreferenceTrainingConfig(epochs=1, batch_size=16, learning_rate=5e-4),
+            valid_posts=16,
+            normalization_posts=16,
+            eval_posts=16,
+        )
+
+
+def split_posts(split: str, count: int, offset: int = 0) -> list[Post]:
+    """The first ``count`` posts of a split after ``offset`` (a fixed, disjoint slice)."""
+    start, stop = SPLITS[split]
+    if offset + count > stop - start:
+        raise ValueError(f"split {split!r} holds {stop - start} posts, asked for {offset + count}")
+    return [generate_post(start + offset + i) for i in range(count)]
+
+
+def build_assets(config: BuildConfig, out_dir: Path = ASSETS_DIR, *, progress: bool = True) -> dict[str, Any]:
+    """Run the whole recipe and write the assets to ``out_dir`` atomically.
+
+    The new assets are written to a temporary sibling folder and swapped in at the end,
+    so an interrupted build never leaves half-written assets behind.
+
+    Returns:
+        The model card (also written to ``card.json`` and ``card.md``).
+    """
+    started = time.time()
+    torch.set_num_threads(config.threads)
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".assets-", dir=out_dir.parent))
+    log = _Log(progress)
+    card: dict[str, Any] = {"task": "RLHF-Summarize-v0", "config": _jsonable(asdict(config))}
+
+    # Tokenizer
+    log("training the tokenizer")
+    corpus_posts = split_posts("train", config.tokenizer_posts)
+    corpus = [prompt_text(p) + p.reference for p in corpus_posts]
+    tokenizer = train_bpe_tokenizer(corpus, vocab_size=config.vocab_size)
+    tokenizer.save_pretrained(staging / "tokenizer")
+    tokenizer = load_tokenizer(str(staging / "tokenizer"))
+    lengths = [len(ids) for ids in tokenizer([prompt_text(p) for p in corpus_posts[:500]])["input_ids"]]
+    card["tokenizer"] = {
+        "vocab_size": len(tokenizer),
+        "prompt_tokens_mean": float(np.mean(lengths)),
+        "prompt_tokens_max": int(np.max(lengths)),
+    }
+
+    # SFT policy
+    log("supervised fine-tuning of the policy")
+    sft_posts = split_posts("train", config.sft_posts, offset=config.tokenizer_posts)
+    policy = tiny_causal_lm(tokenizer, config.model_size, seed=config.seed)
+    sft_result = train_sft(
+        policy,
+        tokenizer,
+        [prompt_text(p) for p in sft_posts],
+        [p.reference for p in sft_posts],
+        _with_seed(config.sft, config.seed),
+        progress=progress,
+    )
+    policy.eval()
+    policy.save_pretrained(staging / "sft_policy")
+    tokenizer.save_pretrained(staging / "sft_policy")
+    card["sft"] = {"final_loss": sft_result.final_loss, "parameters": _num_parameters(policy)}
+
+    # Comparison data
+    log("sampling candidates and labelling comparisons")
+    pool = AnnotatorPool(seed=config.seed)
+    train_offset = config.tokenizer_posts + config.sft_posts
+    train_pairs = _comparisons(
+        split_posts("train", config.comparison_posts, offset=train_offset),
+        policy, tokenizer, pool, config, seed=config.seed + 1, progress=progress,
+    )
+    valid_pairs = _comparisons(
+        split_posts("valid", config.valid_posts),
+        policy, tokenizer, pool, config, seed=config.seed + 2, progress=progress,
+    )
+    card["comparisons"] = {
+        "train_pairs": len(train_pairs["chosen"]),
+        "valid_pairs": len(valid_pairs["chosen"]),
+        "annotator_gold_agreement": train_pairs["annotator_gold_agreement"],
+    }
+
+    # Preference model
+    log("training the preference model (Bradley-Terry)")
+    backbone = GPT2ForSequenceClassification.from_pretrained(staging / "sft_policy", num_labels=1)
+    preference_model = PreferenceModel(backbone, tokenizer, max_length=config.max_prompt_tokens + config.max_new_tokens + 1)
+    train_result = train_preference_model(
+        preference_model,
+        train_pairs["prompts"], train_pairs["chosen"], train_pairs["rejected"],
+        _with_seed(config.preference, config.seed),
+        progress=progress,
+    )
+    preference_model.model.eval()
+    norm_posts = split_posts("train", config.normalization_posts, offset=train_offset + config.comparison_posts)
+    preference_model.fit_normalization([prompt_text(p) for p in norm_posts], [p.reference for p in norm_posts])
+    preference_model.save_pretrained(staging / "preference_model")
+    gold_pairs = _gold_ordered(valid_pairs)
+    card["preference_model"] = {
+        "final_train_loss": train_result.final_loss,
+        "valid_accuracy_vs_annotators": preference_accuracy(
+            preference_model, valid_pairs["prompts"], valid_pairs["chosen"], valid_pairs["rejected"]
+        ),
+        "valid_accuracy_vs_gold": preference_accuracy(
+            preference_model, gold_pairs["prompts"], gold_pairs["chosen"], gold_pairs["rejected"]
+        ),
+        "valid_pairs_without_gold_tie": len(gold_pairs["chosen"]),
+        "normalization": asdict(preference_model.normalization),
+        "parameters": _num_parameters(preference_model.model),
+    }
+
+    # Headroom: SFT vs references on the test split
+    log("scoring SFT samples and references on the test split")
+    eval_posts = split_posts("test", config.eval_posts)
+    records = [p.record for p in eval_posts]
+    prompts = [prompt_text(p) for p in eval_posts]
+    reference_gold = gold_scores(records, [p.reference for p in eval_posts])
+    card["evaluation"] = {"posts": len(eval_posts), "reference_gold": float(reference_gold.mean())}
+    for name, temperature in (("sft_greedy", 0.0), ("sft_t0.7", 0.7)):
+        samples = sample_completions(
+            policy, tokenizer, prompts,
+            max_new_tokens=config.max_new_tokens, temperature=temperature,
+            seed=config.seed, max_prompt_tokens=config.max_prompt_tokens,
+        )
+        card["evaluation"][f"{name}_gold"] = float(gold_scores(records, samples).mean())
+        card["evaluation"][f"{name}_proxy"] = float(preference_model.score(prompts, samples).mean())
+        if temperature == 0.0:
+            card["evaluation"]["example"] = {
+                "prompt": prompts[0], "reference": eval_posts[0].reference, "sft_greedy": samples[0],
+                "reference_gold": float(reference_gold[0]),
+                "sft_greedy_gold": float(gold_scores(records[:1], samples[:1])[0]),
+                "reference_proxy": float(preference_model.score(prompts[:1], [eval_posts[0].reference])[0]),
+                "sft_greedy_proxy": float(preference_model.score(prompts[:1], samples[:1])[0]),
+            }
+    card["evaluation"]["reference_proxy"] = float(
+        preference_model.score(prompts, [p.reference for p in eval_posts]).mean()
+    )
+    card["evaluation"]["headroom_gold_t0.7"] = card["evaluation"]["reference_gold"] - card["evaluation"]["sft_t0.7_gold"]
+    card["build_seconds"] = round(time.time() - started, 1)
+    card["sizes_bytes"] = {
+        name: sum(f.stat().st_size for f in (staging / name).rglob("*") if f.is_file())
+        for name in ("tokenizer", "sft_policy", "preference_model")
+    }
+    (staging / "card.json").write_text(json.dumps(card, indent=2))
+    (staging / "card.md").write_text(render_card(card))
+
+    # Swap the new assets in.
+    if out_dir.exists():
+        backup = out_dir.with_name(out_dir.name + ".old")
+        shutil.rmtree(backup, ignore_errors=True)
+        out_dir.rename(backup)
+        staging.rename(out_dir)
+        shutil.rmtree(backup)
+    else:
+        staging.rename(out_dir)
+    log(f"assets written to {out_dir} in {card['build_seconds']} s")
+    return card
+
+
+def _comparisons(
+    posts: list[Post],
+    policy: GPT2LMHeadModel,
+    tokenizer: Any,
+    pool: AnnotatorPool,
+    config: BuildConfig,
+    *,
+    seed: int,
+    progress: bool,
+) -> dict[str, Any]:
+    """Candidates per post (reference, SFT samples, perturbations), paired and labelled."""
+    rng = np.random.default_rng(seed)
+    prompts = [prompt_text(p) for p in posts]
+    samples_by_temperature = [
+        sample_completions(
+            policy, tokenizer, prompts,
+            max_new_tokens=config.max_new_tokens, temperature=t, seed=seed + i,
+            max_prompt_tokens=config.max_prompt_tokens,
+        )
+        for i, t in enumerate(config.sample_temperatures)
+    ]
+    kinds = sorted(PERTURBATIONS)
+    out: dict[str, Any] = {"prompts": [], "chosen": [], "rejected": [], "gold_chosen": [], "gold_rejected": []}
+    agreement_pairs = []
+    for i, post in enumerate(tqdm(posts, desc="pairs", disable=not progress, leave=False)):
+        bases = [post.reference] + [samples[i] for samples in samples_by_temperature]
+        candidates = list(bases)
+        for base in bases:
+            for kind in rng.choice(kinds, size=2, replace=False):
+                candidates.append(perturb(post, base, str(kind), rng))
+        candidates = list(dict.fromkeys(candidates))  # distinct texts, order kept
+        if len(candidates) < 2:
+            continue
+        golds = gold_scores([post.record] * len(candidates), candidates)
+        for _ in range(config.pairs_per_post):
+            a, b = rng.choice(len(candidates), size=2, replace=False)
+            first_preferred, _annotator = pool.label(post.record, candidates[a], candidates[b], rng)
+            chosen, rejected = (a, b) if first_preferred else (b, a)
+            out["prompts"].append(prompts[i])
+            out["chosen"].append(candidates[chosen])
+            out["rejected"].append(candidates[rejected])
+            out["gold_chosen"].append(float(golds[chosen]))
+            out["gold_rejected"].append(float(golds[rejected]))
+            agreement_pairs.append((post.record, candidates[a], candidates[b]))
+    out["annotator_gold_agreement"] = gold_agreement(pool, agreement_pairs, np.random.default_rng(seed + 100))
+    return out
+
+
+def _gold_ordered(pairs: dict[str, Any]) -> dict[str, list[str]]:
+    """The same pairs ordered by the gold judge (ties dropped)."""
+    out: dict[str, list[str]] = {"prompts": [], "chosen": [], "rejected": []}
+    for p, c, r, gc, gr in zip(
+        pairs["prompts"], pairs["chosen"], pairs["rejected"], pairs["gold_chosen"], pairs["gold_rejected"], strict=True
+    ):
+        if gc == gr:
+            continue
+        out["prompts"].append(p)
+        out["chosen"].append(c if gc > gr else r)
+        out["rejected"].append(r if gc > gr else c)
+    return out
+
+
+def render_card(card: dict[str, Any]) -> str:
+    """The model card as Markdown."""
+    ev, pm, cmp_ = card["evaluation"], card["preference_model"], card["comparisons"]
+    example = ev["example"]
+    return "\n".join(
+        [
+            "# RLHF-Summarize-v0 assets",
+            "",
+            "Built by `rlhf-gym build-assets summarize` from seeds; every figure below is recomputed by the build.",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            f"| tokenizer vocabulary | {card['tokenizer']['vocab_size']} |",
+            f"| prompt tokens (mean / max) | {card['tokenizer']['prompt_tokens_mean']:.0f} / {card['tokenizer']['prompt_tokens_max']} |",
+            f"| SFT policy parameters | {card['sft']['parameters']:,} |",
+            f"| SFT final loss | {card['sft']['final_loss']:.3f} |",
+            f"| comparison pairs (train / valid) | {cmp_['train_pairs']:,} / {cmp_['valid_pairs']:,} |",
+            f"| annotator agreement with gold judge | {cmp_['annotator_gold_agreement']:.3f} |",
+            f"| preference model accuracy vs annotators (valid) | {pm['valid_accuracy_vs_annotators']:.3f} |",
+            f"| preference model accuracy vs gold (valid, no ties) | {pm['valid_accuracy_vs_gold']:.3f} |",
+            f"| reward normalisation (mean, std of raw reference scores) | {pm['normalization']['mean']:.3f}, {pm['normalization']['std']:.3f} |",
+            f"| gold score: references (test) | {ev['reference_gold']:.3f} |",
+            f"| gold score: SFT greedy / T=0.7 (test) | {ev['sft_greedy_gold']:.3f} / {ev['sft_t0.7_gold']:.3f} |",
+            f"| proxy reward: references / SFT greedy / SFT T=0.7 | {ev['reference_proxy']:.3f} / {ev['sft_greedy_proxy']:.3f} / {ev['sft_t0.7_proxy']:.3f} |",
+            f"| gold headroom (references − SFT T=0.7) | {ev['headroom_gold_t0.7']:.3f} |",
+            f"| build time | {card['build_seconds']:.0f} s |",
+            "",
+            "## Example (test split)",
+            "",
+            "```",
+            example["prompt"],
+            "```",
+            "",
+            f"- reference:{example['reference']}  (gold {example['reference_gold']:.2f}, proxy {example['reference_proxy']:.2f})",
+            f"- SFT greedy:{example['sft_greedy']}  (gold {example['sft_greedy_gold']:.2f}, proxy {example['sft_greedy_proxy']:.2f})",
+            "",
+        ]
+    )
+
+
+class _Log:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.start = time.time()
+
+    def __call__(self, message: str) -> None:
+        if self.enabled:
+            print(f"[build-assets {time.time() - self.start:7.1f}s] {message}", flush=True)
+
+
+def _with_seed(config: Any, seed: int) -> Any:
+    return type(config)(**{**asdict(config), "seed": seed})
+
+
+def _num_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
