@@ -1,6 +1,10 @@
-"""The ``rlhf-gym`` command line: ``rlhf-gym envs``, ``rlhf-gym build-assets TASK``, ...
+"""The ``rlhf-gym`` command line.
 
-Each subcommand is a plain function whose signature tyro turns into flags.
+- ``rlhf-gym envs``: the registered environments and their specs;
+- ``rlhf-gym build-assets summarize``: rebuild a task's shipped assets from seeds;
+- ``rlhf-gym train --agent NAME ...``: train an agent (flags from its config dataclass).
+
+Each subcommand is a plain function or dataclass whose signature tyro turns into flags.
 """
 
 from __future__ import annotations
@@ -36,13 +40,61 @@ def envs(details: bool = False) -> None:
             env.close()
 
 
+TRAIN_USAGE = """usage: rlhf-gym train --agent NAME [--env ID] [--total-steps N] [--seed S] [--out DIR] [agent flags]
+
+Train an agent of rlhf_gym.agents; `rlhf-gym train --agent NAME --help` lists its flags.
+Agents: {agents}"""
+
+
+def train(argv: Sequence[str]) -> None:
+    """``rlhf-gym train --agent NAME ...``: the agent's config dataclass becomes its flags."""
+    from rlhf_gym.agents import AGENTS  # the CLI reaches agents by name only
+
+    args = list(argv)
+    names = ", ".join(f"{name} ({entry.summary})" for name, entry in AGENTS.items())
+    if "--agent" not in args or args.index("--agent") + 1 >= len(args):
+        print(TRAIN_USAGE.format(agents=names))
+        raise SystemExit(0 if {"-h", "--help"} & set(args) else 2)
+    at = args.index("--agent")
+    name = args[at + 1]
+    del args[at : at + 2]
+    if name not in AGENTS:
+        raise SystemExit(f"unknown agent {name!r}; choose one of: {', '.join(AGENTS)}")
+    config_class, train_fn = AGENTS[name].load()
+    config = tyro.cli(config_class, args=args, prog=f"rlhf-gym train --agent {name}")
+    train_fn(config)
+
+
+def build_assets(task: str, toy: bool = False, out: str | None = None) -> None:
+    """Rebuild a task's shipped assets from seeds (tokenizer, SFT policy, preference model, card).
+
+    Args:
+        task: the task name (``summarize``).
+        toy: a seconds-scale build with tiny sizes (for tests and trying the pipeline).
+        out: write the assets here instead of into the installed package.
+    """
+    if task != "summarize":
+        raise SystemExit(f"unknown task {task!r}; tasks with assets: summarize")
+    from pathlib import Path
+
+    from rlhf_gym.envs.summarize.build import BuildConfig, build_assets as build
+    from rlhf_gym.envs.summarize.assets import ASSETS_DIR
+
+    config = BuildConfig.toy() if toy else BuildConfig()
+    build(config, Path(out) if out else ASSETS_DIR)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``rlhf-gym`` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "train":
+        train(args[1:])
+        return
     tyro.extras.subcommand_cli_from_dict(
-        {"envs": envs},
+        {"envs": envs, "build-assets": build_assets},
         prog="rlhf-gym",
         description="rlhf-gym: token-level Gymnasium environments for RLHF on language.",
-        args=list(sys.argv[1:] if argv is None else argv),
+        args=args,
     )
 
 

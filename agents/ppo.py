@@ -1,0 +1,365 @@
+"""Token-level PPO for RLHF, readable top to bottom (CleanRL style).
+
+    rlhf-gym train --env RLHF-Summarize-v0 --agent ppo --total-steps 60000 --seed 0 --out runs/ppo
+
+Each iteration: N episodes through the batched env with a KV cache (`collect_episodes`),
+a per-token KL penalty against the frozen reference policy, the preference score at the
+last token, GAE, then several epochs of clipped PPO updates on shuffled minibatches.
+Implementation details follow "The N+ Implementation Details of RLHF with PPO: A Case Study
+on TL;DR Summarization" (Huang et al. 2024, cited as N+ #k where k is their numbering of
+details) and "Fine-Tuning Language Models from Human Preferences" (Ziegler et al. 2019).
+
+Model copies held (tiny defaults, 2 layers d=128 each ~0.8 M params): the policy (trained),
+the reference policy (frozen, for the KL penalty), the value model (trained, initialised
+from the preference model, N+ #9), and the env's preference model (frozen). The value
+model may instead be a head on the policy (``value_model="head"``) to save one copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+import rlhf_gym  # noqa: F401  (registers the envs)
+from rlhf_gym.agents.lm_policy import CausalLMPolicy, disable_dropout
+from rlhf_gym.agents.rollout import EpisodeBatch, collect_episodes
+from rlhf_gym.agents.run_io import RunLogger, plot_training_curves
+from rlhf_gym.agents.value_model import ValueModel
+from rlhf_gym.vector_env import TokenVectorEnv
+
+
+@dataclass
+class PPOConfig:
+    """PPO hyper-parameters; N+ values where they transfer, re-tuned for tiny models."""
+
+    env: str = "RLHF-Summarize-v0"  # registered env id
+    total_steps: int = 60_000  # env steps (generated tokens, all sub-envs) to train for
+    seed: int = 0  # seeds prompts, sampling and minibatch order
+    out: str = "runs/ppo"  # run folder: TensorBoard logs, checkpoints, plot, summary.json
+    policy: str | None = None  # causal LM (hub id or path); default: the env's SFT policy
+    device: str = "cpu"  # torch device of env, policy and models
+    threads: int = 2  # torch CPU threads
+    num_envs: int = 64  # episodes per rollout batch (N+ uses 512; tiny CPU budget here)
+    temperature: float = 0.7  # sampling temperature, also used in the update (N+ #16)
+    learning_rate: float = 3e-4  # Adam step size for policy and value model
+    num_epochs: int = 4  # PPO epochs per batch (N+ #4)
+    num_minibatches: int = 4  # minibatches per epoch
+    clip_coef: float = 0.2  # policy ratio clip (N+)
+    value_clip_coef: float = 0.2  # value clip around the rollout values (N+)
+    value_coef: float = 0.1  # value-loss weight (N+)
+    gamma: float = 1.0  # discount (N+)
+    gae_lambda: float = 0.95  # GAE lambda (N+)
+    kl_coef: float = 0.05  # initial per-token KL penalty coefficient beta (N+)
+    adaptive_kl: bool = False  # adapt beta toward target_kl_penalty (Ziegler et al. 2019)
+    target_kl_penalty: float = 6.0  # target sequence KL for the adaptive controller (nats)
+    kl_horizon: int = 10_000  # adaptive controller horizon in episodes (Ziegler et al. 2019)
+    max_grad_norm: float = 1.0  # global gradient-norm clip
+    target_approx_kl: float | None = None  # stop the epochs early above this approx KL
+    missing_eos_penalty: float | None = 1.0  # subtracted from responses without EOS (N+ #23)
+    value_model: Literal["preference-model", "head"] = "preference-model"  # critic init (N+ #9)
+    eval_every: int = 10  # iterations between evaluations on the valid split
+    eval_episodes: int = 128  # valid-split episodes per evaluation (fixed prompts and seed)
+    checkpoint_every: int = 10  # iterations between atomic checkpoints
+    resume: bool = False  # continue from the run folder's last checkpoint
+
+    def __post_init__(self) -> None:
+        if self.num_envs % self.num_minibatches != 0:
+            raise ValueError(
+                f"num_envs ({self.num_envs}) must be divisible by num_minibatches ({self.num_minibatches})"
+            )
+        for name in ("total_steps", "num_envs", "num_epochs", "num_minibatches", "eval_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+
+
+# GAE ------------------------------------------------------------------------------
+def compute_gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over response tokens (Schulman et al. 2016).
+
+    Args:
+        rewards: (N, T) per-token rewards (KL penalty, plus the score at the last token).
+        values: (N, T) value estimates V(s_t) of the state before token t.
+        mask: (N, T) True on generated tokens; each row is a prefix. The episode ends
+            after its last token, so V = 0 beyond it (no bootstrap).
+
+    Returns:
+        advantages (N, T) and returns = advantages + values, zero off the mask.
+
+    Example:
+        >>> r = torch.tensor([[0.0, 1.0]]); v = torch.tensor([[0.5, 0.5]])
+        >>> adv, ret = compute_gae(r, v, torch.ones(1, 2, dtype=torch.bool), gamma=1.0, lam=1.0)
+        >>> adv.tolist(), ret.tolist()
+        ([[0.5, 0.5]], [[1.0, 1.0]])
+    """
+    mask_f = mask.float()
+    rewards, values = rewards * mask_f, values * mask_f
+    advantages = torch.zeros_like(rewards)
+    last = torch.zeros_like(rewards[:, 0])
+    horizon = rewards.shape[1]
+    for t in reversed(range(horizon)):  # over time steps, vectorised over episodes
+        next_value = values[:, t + 1] if t + 1 < horizon else torch.zeros_like(last)
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        last = (delta + gamma * lam * last) * mask_f[:, t]
+        advantages[:, t] = last
+    return advantages, (advantages + values) * mask_f
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Whiten over valid tokens only (N+ #19: advantages whitened; rewards not)."""
+    mean = masked_mean(x, mask)
+    var = masked_mean((x - mean) ** 2, mask)
+    return (x - mean) * torch.rsqrt(var + eps) * mask
+
+
+# KL-penalised rewards ---------------------------------------------------------------
+def per_token_rewards(
+    scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor, kl_coef: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """r_t = -beta * (log pi - log pi_ref) on every token, + score on the last token.
+
+    The k1 estimator of the KL per token (Ziegler et al. 2019; N+ #13). Returns the
+    rewards (N, T) and the per-token KL (N, T), both zero off the mask.
+    """
+    kl = (logprobs - ref_logprobs) * mask
+    rewards = -kl_coef * kl
+    last = (mask.sum(-1) - 1).clamp(min=0)  # (N,) index of the final token
+    rewards[torch.arange(rewards.shape[0]), last] += scores
+    return rewards * mask, kl
+
+
+# Checkpoints ----------------------------------------------------------------------
+def save_checkpoint(run_dir: Path, policy: CausalLMPolicy, value: ValueModel, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Write a checkpoint atomically: a temp folder, then renames; never a torn one."""
+    final, temp, old = run_dir / "checkpoint", run_dir / "checkpoint.tmp", run_dir / "checkpoint.old"
+    shutil.rmtree(temp, ignore_errors=True)
+    policy.model.save_pretrained(temp / "policy")
+    save_file(value.state_dict(), str(temp / "value_model.safetensors"))
+    torch.save(optimizer.state_dict(), temp / "optimizer.pt")  # tensors only: loads with weights_only
+    (temp / "state.json").write_text(json.dumps(state))
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+    temp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    for name in ("checkpoint", "checkpoint.old"):  # .old survives a crash between renames
+        if (run_dir / name / "state.json").is_file():
+            return run_dir / name
+    return None
+
+
+# Training -------------------------------------------------------------------------
+def make_env(config: PPOConfig, num_envs: int, split: str) -> TokenVectorEnv:
+    return gym.make_vec(
+        config.env,
+        num_envs=num_envs,
+        device=config.device,
+        split=split,
+        autoreset_mode="disabled",
+        missing_eos_penalty=config.missing_eos_penalty,
+    )
+
+
+def default_policy_path(env: TokenVectorEnv, config: PPOConfig) -> str:
+    if config.policy is not None:
+        return config.policy
+    task_module = gym.spec(config.env).vector_entry_point.split(":")[0]
+    return str(__import__(task_module, fromlist=["assets"]).assets.default_policy_path())
+
+
+@torch.no_grad()
+def evaluate(env: TokenVectorEnv, policy: CausalLMPolicy, reference: CausalLMPolicy, seed: int) -> dict[str, float]:
+    """Fixed valid-split prompts and sampling seed: proxy reward, gold, KL, length."""
+    batch = collect_episodes(env, policy, seed=seed, generator=torch.Generator(env.device).manual_seed(seed))
+    ref_logprobs, _ = reference.token_logprobs(batch.input_ids, batch.attention_mask, env.max_prompt_tokens)
+    kl = ((batch.logprobs - ref_logprobs) * batch.response_mask).sum(-1)
+    return {
+        "proxy_reward": batch.scores.mean().item(),
+        "gold": batch.gold.nanmean().item(),
+        "kl": kl.mean().item(),
+        "response_length": batch.response_lengths.float().mean().item(),
+        "eos_fraction": batch.terminated.float().mean().item(),
+    }
+
+
+def train(config: PPOConfig) -> dict[str, Any]:
+    """Train PPO as configured; return the run summary (also written to summary.json)."""
+    # Set-up
+    torch.set_num_threads(config.threads)
+    run_dir = Path(config.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(config.device)
+    env = make_env(config, config.num_envs, "train")
+    eval_env = make_env(config, config.eval_episodes, "valid")
+    policy_path = default_policy_path(env, config)
+    torch.manual_seed(config.seed)
+    policy = CausalLMPolicy.from_pretrained(policy_path, temperature=config.temperature).to(device)
+    reference = copy.deepcopy(policy).eval().requires_grad_(False)
+    value = ValueModel.create(config.value_model, env.preference_model, policy).to(device)
+    disable_dropout(value)
+    params = list(policy.parameters()) + [p for p in value.parameters() if p.requires_grad and all(p is not q for q in policy.parameters())]
+    optimizer = torch.optim.Adam(params, lr=config.learning_rate, eps=1e-5)
+
+    state: dict[str, Any] = {"iteration": 0, "env_steps": 0, "kl_coef": config.kl_coef, "history": [], "evals": [], "wall_time": 0.0}
+    checkpoint = latest_checkpoint(run_dir) if config.resume else None
+    if checkpoint is not None:
+        policy.model.load_state_dict(load_file(str(checkpoint / "policy" / "model.safetensors")), strict=False)
+        value.load_state_dict(load_file(str(checkpoint / "value_model.safetensors")))
+        optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
+        state = json.loads((checkpoint / "state.json").read_text())
+        print(f"resumed from {checkpoint} at iteration {state['iteration']}, {state['env_steps']} env steps")
+    logger = RunLogger(run_dir, config=asdict(config), purge_step=state["env_steps"] if checkpoint else None)
+    if not state["evals"]:
+        state["evals"].append({"env_steps": 0, **evaluate(eval_env, policy, reference, config.seed + 10_000)})
+        logger.scalars("eval", state["evals"][-1], 0)
+    progress = tqdm(total=config.total_steps, initial=state["env_steps"], unit="tok", desc="ppo", dynamic_ncols=True)
+    started = time.time() - state["wall_time"]
+
+    while state["env_steps"] < config.total_steps:
+        iteration = state["iteration"]
+        iteration_seed = config.seed * 1_000_003 + iteration  # resumable: derived, not carried
+        t0 = time.time()
+
+        # Rollout
+        policy.eval()
+        batch: EpisodeBatch = collect_episodes(
+            env, policy, seed=iteration_seed, generator=torch.Generator(device).manual_seed(iteration_seed)
+        )
+        mask = batch.response_mask
+        rollout_seconds = time.time() - t0
+        with torch.no_grad():
+            ref_logprobs, _ = reference.token_logprobs(batch.input_ids, batch.attention_mask, env.max_prompt_tokens)
+            old_values = value(batch.input_ids, batch.attention_mask, env.max_prompt_tokens)
+
+        # Rewards and GAE
+        rewards, kl = per_token_rewards(batch.scores, batch.logprobs, ref_logprobs, mask, state["kl_coef"])
+        advantages, returns = compute_gae(rewards, old_values, mask, config.gamma, config.gae_lambda)
+        advantages = masked_whiten(advantages, mask)
+
+        # PPO update
+        policy.train()
+        value.train()
+        order_generator = torch.Generator().manual_seed(iteration_seed)
+        minibatch = config.num_envs // config.num_minibatches
+        stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "clip_fraction", "approx_kl", "entropy")}
+        for _epoch in range(config.num_epochs):
+            order = torch.randperm(config.num_envs, generator=order_generator).to(device)
+            for start in range(0, config.num_envs, minibatch):
+                rows = order[start : start + minibatch]
+                m = mask[rows].float()
+                new_logprobs, entropy = policy.token_logprobs(batch.input_ids[rows], batch.attention_mask[rows], env.max_prompt_tokens)
+                # Policy loss: clipped surrogate (Schulman et al. 2017)
+                log_ratio = new_logprobs - batch.logprobs[rows]
+                ratio = log_ratio.exp()
+                adv = advantages[rows]
+                pg_loss = masked_mean(torch.max(-adv * ratio, -adv * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)), m)
+                # Value loss: clipped around the rollout values (N+)
+                new_values = value(batch.input_ids[rows], batch.attention_mask[rows], env.max_prompt_tokens)
+                clipped = old_values[rows] + (new_values - old_values[rows]).clamp(-config.value_clip_coef, config.value_clip_coef)
+                v_loss = 0.5 * masked_mean(torch.max((new_values - returns[rows]) ** 2, (clipped - returns[rows]) ** 2), m)
+                loss = pg_loss + config.value_coef * v_loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+                optimizer.step()
+                with torch.no_grad():
+                    stats["policy_loss"].append(pg_loss.item())
+                    stats["value_loss"].append(v_loss.item())
+                    stats["clip_fraction"].append(masked_mean(((ratio - 1).abs() > config.clip_coef).float(), m).item())
+                    stats["approx_kl"].append(masked_mean((ratio - 1) - log_ratio, m).item())  # k3 (Schulman 2020)
+                    stats["entropy"].append(masked_mean(entropy, m).item())
+            if config.target_approx_kl is not None and np.mean(stats["approx_kl"][-config.num_minibatches:]) > config.target_approx_kl:
+                break  # approx-KL early stop
+
+        # Adaptive KL controller (Ziegler et al. 2019, §2.2)
+        sequence_kl = kl.sum(-1).mean().item()
+        if config.adaptive_kl:
+            error = float(np.clip(sequence_kl / config.target_kl_penalty - 1, -0.2, 0.2))
+            state["kl_coef"] *= 1 + error * config.num_envs / config.kl_horizon
+
+        # Logging
+        steps = int(mask.sum().item())
+        state["env_steps"] += steps
+        state["iteration"] = iteration + 1
+        state["wall_time"] = time.time() - started
+        explained_var = 1 - torch.var((returns - old_values)[mask]) / torch.var(returns[mask]).clamp(min=1e-8)
+        record = {
+            "env_steps": state["env_steps"],
+            "proxy_reward": batch.scores.mean().item(),
+            "gold": batch.gold.nanmean().item(),
+            "kl": sequence_kl,
+            "kl_coef": state["kl_coef"],
+            "response_length": batch.response_lengths.float().mean().item(),
+            "explained_variance": explained_var.item(),
+            "tokens_per_second": steps / max(rollout_seconds, 1e-9),
+            **{k: float(np.mean(v)) for k, v in stats.items()},
+        }
+        state["history"].append(record)
+        logger.scalars("charts", {k: record[k] for k in ("proxy_reward", "gold", "kl", "kl_coef", "response_length", "tokens_per_second")}, state["env_steps"])
+        logger.scalars("losses", {k: record[k] for k in ("policy_loss", "value_loss", "clip_fraction", "approx_kl", "entropy", "explained_variance")}, state["env_steps"])
+        progress.update(steps)
+        progress.set_postfix(proxy=f"{record['proxy_reward']:+.2f}", gold=f"{record['gold']:.3f}", kl=f"{sequence_kl:.2f}")
+        if state["iteration"] % config.eval_every == 0 or state["env_steps"] >= config.total_steps:
+            state["evals"].append({"env_steps": state["env_steps"], **evaluate(eval_env, policy, reference, config.seed + 10_000)})
+            logger.scalars("eval", state["evals"][-1], state["env_steps"])
+            ev = state["evals"][-1]
+            progress.write(f"[eval] steps={ev['env_steps']} proxy={ev['proxy_reward']:+.3f} gold={ev['gold']:.3f} kl={ev['kl']:.2f} len={ev['response_length']:.1f}")
+        if state["iteration"] % config.checkpoint_every == 0 or state["env_steps"] >= config.total_steps:
+            save_checkpoint(run_dir, policy, value, optimizer, state)
+    progress.close()
+    logger.close()
+
+    # Results
+    first, last = state["evals"][0], state["evals"][-1]
+    summary = {
+        "agent": "ppo",
+        "env": config.env,
+        "seed": config.seed,
+        "env_steps": state["env_steps"],
+        "iterations": state["iteration"],
+        "wall_time_seconds": round(state["wall_time"], 1),
+        "initial": first,
+        "final": last,
+        "gold_improvement": last["gold"] - first["gold"],
+        "config": asdict(config),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    policy.model.save_pretrained(run_dir / "final_policy")  # an ordinary HF checkpoint
+    env.tokenizer.save_pretrained(run_dir / "final_policy")
+    plot_training_curves(state["history"], state["evals"], run_dir / "training_curves.png", title=f"PPO on {config.env} (seed {config.seed})")
+    print(
+        f"done: {state['env_steps']} env steps in {summary['wall_time_seconds']:.0f} s | valid gold "
+        f"{first['gold']:.3f} -> {last['gold']:.3f} ({summary['gold_improvement']:+.3f}) | proxy "
+        f"{first['proxy_reward']:+.3f} -> {last['proxy_reward']:+.3f} | KL {last['kl']:.2f} | {run_dir}"
+    )
+    return summary
+
+
+if __name__ == "__main__":
+    import tyro
+
+    train(tyro.cli(PPOConfig))

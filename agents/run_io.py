@@ -1,0 +1,53 @@
+"""What a training run leaves behind: TensorBoard scalars and the learning-curve plot.
+
+Shared by every agent of the package so that runs look alike: scalars under namespaced
+tags (``charts/``, ``losses/``, ``eval/``, as in CleanRL), hyper-parameters logged once as
+a table, and one PNG with proxy reward, gold score and KL against env steps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+from torch.utils.tensorboard import SummaryWriter  # noqa: E402
+
+
+class RunLogger:
+    """TensorBoard writer for one run folder."""
+
+    def __init__(self, run_dir: Path, config: dict[str, Any], purge_step: int | None = None) -> None:
+        self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"), purge_step=purge_step)
+        if purge_step is None:
+            table = "\n".join(f"|{key}|{value}|" for key, value in config.items())
+            self.writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
+
+    def scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
+        for key, value in values.items():
+            if key != "env_steps":
+                self.writer.add_scalar(f"{prefix}/{key}", value, step)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def plot_training_curves(history: list[dict[str, float]], evals: list[dict[str, float]], path: Path, title: str) -> None:
+    """Proxy reward, gold score and KL vs env steps: training batches (lines) and evals (dots)."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, key, label in zip(axes, ("proxy_reward", "gold", "kl"), ("proxy reward (normalised)", "gold score", "KL(pi || pi_ref), nats/episode")):
+        if history:
+            ax.plot([h["env_steps"] for h in history], [h[key] for h in history], color="tab:blue", alpha=0.6, label="train batches")
+        if evals:
+            ax.plot([e["env_steps"] for e in evals], [e[key] for e in evals], "o-", color="tab:red", label="valid split")
+        ax.set_xlabel("env steps (generated tokens)")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

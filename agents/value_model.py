@@ -1,0 +1,54 @@
+"""The PPO critic: a transformer with a scalar head read at every response position.
+
+Two initialisations (N+ implementation details, Huang et al. 2024, #9):
+
+- ``"preference-model"`` (default, as in N+ and Stiennon et al. 2020): a separate copy of
+  the preference model's backbone and scalar head, so the critic starts out predicting
+  the score it will be trained toward;
+- ``"head"``: a new zero-initialised head on the policy's own backbone (one model copy
+  fewer; policy and value gradients then share the backbone).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from rlhf_gym.agents.lm_policy import CausalLMPolicy
+from rlhf_gym.preference_model import PreferenceModel
+from rlhf_gym.token_layout import position_ids_from_attention_mask
+
+
+class ValueModel(nn.Module):
+    """V(s_t) for every response token t of a `TokenVectorEnv` observation buffer."""
+
+    def __init__(self, backbone: PreTrainedModel, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    @classmethod
+    def create(cls, kind: str, preference_model: PreferenceModel, policy: CausalLMPolicy) -> ValueModel:
+        """Build the critic: ``"preference-model"`` (a copy) or ``"head"`` (on the policy)."""
+        if kind == "preference-model":
+            classifier = copy.deepcopy(preference_model.model)
+            head = getattr(classifier, "score", None) or getattr(classifier, "classifier", None)
+            if head is None:
+                raise ValueError(f"cannot find the scalar head of {type(classifier).__name__} (expected .score or .classifier)")
+            return cls(classifier.base_model, head)
+        if kind == "head":
+            backbone = policy.model.base_model
+            head = nn.Linear(backbone.config.hidden_size, 1, bias=True)
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+            return cls(backbone, head)
+        raise ValueError(f"value_model must be 'preference-model' or 'head', got {kind!r}")
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int) -> torch.Tensor:
+        """Values (N, T): the value of the state before response token t is read at column P + t - 1."""
+        position_ids = position_ids_from_attention_mask(attention_mask)
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state
+        return self.head(hidden[:, prompt_width - 1 : -1]).squeeze(-1).float()
