@@ -65,7 +65,7 @@ def train(argv: Sequence[str]) -> None:
     train_fn(config)
 
 
-def build_assets(task: str, toy: bool = False, out: str | None = None) -> None:
+def build_assets(task: tyro.conf.Positional[str], toy: bool = False, out: str | None = None) -> None:
     """Rebuild a task's shipped assets from seeds (tokenizer, SFT policy, preference model, card).
 
     Args:

@@ -114,7 +114,8 @@ def sample_completions(
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
             for start in range(0, len(rows), batch_size):
-                input_ids, attention_mask = left_pad(rows[start : start + batch_size], pad)  # (b, P)
+                batch_rows = rows[start : start + batch_size]
+                input_ids, attention_mask = left_pad(batch_rows, pad)  # (b, P) int64
                 output = model.generate(
                     input_ids=input_ids.to(device),
                     attention_mask=attention_mask.to(device),

@@ -13,8 +13,9 @@ afterwards by ``PreferenceModel.fit_normalization`` (reference responses score m
 
 Both responses of every pair are encoded with ``PreferenceModel.encode`` (the one
 definition of the model's input format) and scored in one forward pass per minibatch
-(chosen rows then rejected rows, concatenated), as in Stiennon et al.'s implementation.
-Optimisation: AdamW, linear warm-up then decay (`rlhf_gym.sft.linear_warmup_decay`),
+(chosen rows then rejected rows, concatenated): one pass instead of two, and both
+responses of a pair are scored by exactly the same weights.
+Optimisation: AdamW and the linear warm-up/decay schedule of `rlhf_gym.sft`,
 gradient-norm clipping, minibatch order from a seeded ``torch.Generator``.
 """
 
@@ -30,18 +31,18 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from rlhf_gym.preference_model import PreferenceModel
-from rlhf_gym.sft import linear_warmup_decay
+from rlhf_gym.sft import adamw, linear_warmup_decay
 
 
 @dataclass
 class PreferenceTrainingConfig:
     """Hyper-parameters of Bradley–Terry training; defaults suit the tiny GPT-2s."""
 
-    epochs: int = 1  # passes over the comparisons (Stiennon et al. use 1 to avoid overfitting)
+    epochs: int = 1  # passes over the comparisons (RLHF reward models usually get one)
     batch_size: int = 32  # comparisons per optimiser step (each forward scores 2x this)
     learning_rate: float = 5e-4  # peak AdamW step size
     warmup_fraction: float = 0.05  # share of the steps with linearly rising learning rate
-    weight_decay: float = 0.01  # AdamW decoupled weight decay
+    weight_decay: float = 0.01  # AdamW decoupled weight decay (on weight matrices only)
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
     seed: int = 0  # seeds the minibatch order
     log_every: int = 10  # steps between progress-bar updates; also the final-metric window
@@ -58,7 +59,8 @@ class PreferenceTrainingConfig:
             )
         if not 0.0 <= self.warmup_fraction <= 1.0:
             raise ValueError(
-                f"PreferenceTrainingConfig.warmup_fraction must be in [0, 1], got {self.warmup_fraction}"
+                "PreferenceTrainingConfig.warmup_fraction must be in [0, 1], "
+                f"got {self.warmup_fraction}"
             )
         for name in ("weight_decay", "grad_clip"):
             if not getattr(self, name) >= 0:
@@ -72,7 +74,7 @@ class PreferenceTrainingResult:
     """What a Bradley–Terry training run did."""
 
     losses: list[float]  # mean −log σ(r_chosen − r_rejected) of each optimiser step
-    accuracies: list[float]  # share of the step's pairs with r_chosen > r_rejected (before the update)
+    accuracies: list[float]  # share of each step's pairs with r_chosen > r_rejected, pre-update
     final_loss: float  # mean of the last `log_every` step losses
     final_accuracy: float  # mean of the last `log_every` step accuracies
     pairs_seen: int  # comparisons processed (epochs × pairs)
@@ -113,11 +115,7 @@ def train_preference_model(
     total_steps = config.epochs * math.ceil(n / config.batch_size)
 
     # Set-up
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad],
-        lr=config.learning_rate,
-        weight_decay=config.weight_decay,
-    )
+    optimizer = adamw(model, config.learning_rate, config.weight_decay)
     scheduler = linear_warmup_decay(optimizer, total_steps, config.warmup_fraction)
     generator = torch.Generator().manual_seed(config.seed)
     model.train()

@@ -10,8 +10,8 @@ improves on them. Each example is laid out as the env and the sampler will see i
 - The prompt and the completion are tokenised separately, exactly as at generation time,
   when the prompt is tokenised alone and the completion is produced token by token.
 - EOS is appended explicitly (the tokenizer adds none) and trained on, so the policy
-  learns to stop (Huang et al. 2024, "The N+ Implementation Details of RLHF with PPO":
-  responses that end with EOS are what the preference model was trained to score).
+  learns to stop; the env ends an episode on EOS and the preference model reads its
+  score at an EOS (`PreferenceModel.encode`).
 - A prompt that does not fit loses its beginning (left truncation), never its task
   suffix such as ``"TL;DR:"``; completions are never truncated.
 - Batches are left-padded with positions counted over real tokens only
@@ -19,7 +19,7 @@ improves on them. Each example is laid out as the env and the sampler will see i
 - The loss is the mean cross-entropy over all completion and EOS tokens in the batch;
   prompt and padding positions carry the label ``-100`` and are ignored.
 
-Optimisation: AdamW, linear warm-up then linear decay to zero, gradient-norm clipping,
+Optimisation: AdamW, linear warm-up then linear decay towards zero, gradient-norm clipping,
 minibatch order from a seeded ``torch.Generator``.
 
 Example:
@@ -63,7 +63,7 @@ class SFTConfig:
     batch_size: int = 32  # pairs per optimiser step
     learning_rate: float = 1e-3  # peak AdamW step size (tiny models tolerate large ones)
     warmup_fraction: float = 0.05  # share of the steps with linearly rising learning rate
-    weight_decay: float = 0.01  # AdamW decoupled weight decay
+    weight_decay: float = 0.01  # AdamW decoupled weight decay (on weight matrices only)
     max_length: int = 512  # longest example in tokens (prompt is left-truncated to fit)
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
     seed: int = 0  # seeds the minibatch order
@@ -78,7 +78,9 @@ class SFTConfig:
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"SFTConfig.learning_rate must be > 0, got {self.learning_rate}")
         if not 0.0 <= self.warmup_fraction <= 1.0:
-            raise ValueError(f"SFTConfig.warmup_fraction must be in [0, 1], got {self.warmup_fraction}")
+            raise ValueError(
+                f"SFTConfig.warmup_fraction must be in [0, 1], got {self.warmup_fraction}"
+            )
         for name in ("weight_decay", "grad_clip"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"SFTConfig.{name} must be >= 0, got {getattr(self, name)}")
@@ -177,7 +179,9 @@ def encode_sft_examples(
     return BatchEncoding(_collate(examples, tokenizer.pad_token_id))
 
 
-def _completion_token_losses(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def _completion_token_losses(
+    model: PreTrainedModel, batch: dict[str, torch.Tensor]
+) -> torch.Tensor:
     """Cross-entropy of each next token, (B, T-1), zero where the label is ignored."""
     logits = model(
         input_ids=batch["input_ids"],
@@ -227,11 +231,7 @@ def train_sft(
     total_steps = config.epochs * steps_per_epoch
 
     # Set-up
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad],
-        lr=config.learning_rate,
-        weight_decay=config.weight_decay,
-    )
+    optimizer = adamw(model, config.learning_rate, config.weight_decay)
     scheduler = linear_warmup_decay(optimizer, total_steps, config.warmup_fraction)
     generator = torch.Generator().manual_seed(config.seed)
     was_training = model.training
@@ -282,6 +282,22 @@ def train_sft(
         tokens_seen=tokens_seen,
         completion_tokens_seen=completion_tokens_seen,
         wall_time=time.perf_counter() - started,
+    )
+
+
+def adamw(model: torch.nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters, with weight decay on matrices only.
+
+    Biases, LayerNorm gains and other vectors are not decayed (nanoGPT's rule: decay
+    parameters with >= 2 dimensions, i.e. weights of matmuls and embeddings).
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(
+        [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ],
+        lr=learning_rate,
     )
 
 
@@ -375,6 +391,7 @@ __all__ = [
     "IGNORE_INDEX",
     "SFTConfig",
     "SFTResult",
+    "adamw",
     "completion_log_likelihood",
     "encode_sft_examples",
     "linear_warmup_decay",

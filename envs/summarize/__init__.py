@@ -15,13 +15,13 @@ reward over-optimisation (proxy up, gold down) is measurable.
 
 ## Observation Space
 ``Dict(input_ids=Box(0, V-1, (L,), int64), attention_mask=Box(0, 1, (L,), int64))`` with
-``L = max_prompt_tokens + max_new_tokens`` (256 + 48):
+``L = max_prompt_tokens + max_new_tokens`` (224 + 64):
 
 | columns | ``input_ids`` | ``attention_mask`` |
 |---|---|---|
-| ``[0, 256)`` | the prompt, left-padded with ``<pad>`` | 0 on padding, 1 on the prompt |
-| ``[256, 256 + t)`` | the ``t`` tokens written so far | 1 |
-| ``[256 + t, L)`` | ``<pad>`` | 0 |
+| ``[0, 224)`` | the prompt, left-padded with ``<pad>`` | 0 on padding, 1 on the prompt |
+| ``[224, 224 + t)`` | the ``t`` tokens written so far | 1 |
+| ``[224 + t, L)`` | ``<pad>`` | 0 |
 
 The prompt text is ``"SUBREDDIT: r/...\\nTITLE: ...\\nPOST: ...\\nTL;DR:"``.
 
@@ -49,8 +49,8 @@ A post drawn from the split's id range by the env's seeded stream (train: ids
 | ``tokenizer`` | str, path or tokenizer | shipped BPE | the policy's tokenizer |
 | ``reward_model`` | str, path or PreferenceModel | shipped model | the learned reward |
 | ``device`` | str | ``"cpu"`` | where tensors and the preference model live |
-| ``max_prompt_tokens`` | int | 256 | prompt block width |
-| ``max_new_tokens`` | int | 48 | summary budget |
+| ``max_prompt_tokens`` | int | 224 | prompt block width (the longest generated prompts are ~220 tokens) |
+| ``max_new_tokens`` | int | 64 | summary budget (references: mean 35, max ~55 tokens) |
 | ``missing_eos_penalty`` | float or None | None | subtracted from truncated summaries |
 | ``text_in_info`` | bool | True | decoded texts in ``info`` |
 | ``trust_remote_code`` | bool | False | allow hub code when loading by name |
@@ -61,7 +61,7 @@ A post drawn from the split's id range by the env's seeded stream (train: ids
 >>> env = gym.make("RLHF-Summarize-v0")
 >>> obs, info = env.reset(seed=0)
 >>> obs["input_ids"].shape
-(304,)
+(288,)
 
 ## Vectorized Environment
 ``gym.make_vec("RLHF-Summarize-v0", num_envs=N, device=...)`` returns the batched
@@ -126,8 +126,8 @@ TASK = Task(
     gold_judge=gold_judge,
     splits=tuple(SPLITS),
     dataset_template="{}\nTL;DR:",
-    max_prompt_tokens=256,
-    max_new_tokens=48,
+    max_prompt_tokens=224,
+    max_new_tokens=64,
 )
 
 

@@ -54,8 +54,8 @@ class BuildConfig:
     vocab_size: int = 2048  # BPE vocabulary (small enough for SB3's per-token heads)
     tokenizer_posts: int = 5000  # posts (with references) the tokenizer is trained on
     model_size: TinyGPT2Size = field(default_factory=lambda: TinyGPT2Size(2, 128, 4, 512))
-    max_prompt_tokens: int = 256  # prompt block of the env; SFT and sampling use the same
-    max_new_tokens: int = 48  # response budget of the env
+    max_prompt_tokens: int = 224  # prompt block of the env; SFT and sampling use the same
+    max_new_tokens: int = 64  # response budget of the env
     sft_posts: int = 12000  # (post, reference) training pairs
     sft: SFTConfig = field(default_factory=lambda: SFTConfig(epochs=1, batch_size=32, learning_rate=2e-3))
     comparison_posts: int = 7200  # posts whose candidates are paired for the preference data

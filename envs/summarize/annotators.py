@@ -1,0 +1,227 @@
+"""Simulated annotators: noisy, biased labellers whose preferences derive from the gold judge.
+
+Annotator ``k`` prefers summary A to summary B with probability
+
+    P(A > B) = noise_k / 2 + (1 - noise_k) * sigmoid((gold(A) - gold(B)
+               + length_bias_k * (words(A) - words(B))) / temperature_k)
+
+a Bradley-Terry choice on the gold score (the model the preference model is trained
+under), plus two human failure modes: a per-word liking for longer summaries (Stiennon
+et al., 2020 found labellers' and reward models' preference for length, which RL then
+exploits) and lapses, answers at random.
+
+The pool's defaults are calibrated so that, on comparisons between the reference and its
+perturbations (:func:`~rlhf_gym.envs.summarize.perturbations.sample_candidate` pairs),
+labels agree with the gold judge about 75% of the time: the agreement Stiennon et al.
+report between human labellers on TL;DR (~73-77%). A preference model trained on these
+labels therefore cannot be much better than a human-label proxy, and the gap between it
+and the gold judge is what reward over-optimisation exploits.
+
+Example:
+    >>> import numpy as np
+    >>> from rlhf_gym.envs.summarize.world import generate_post
+    >>> pool = AnnotatorPool(num_annotators=4, seed=0)
+    >>> post = generate_post(0)
+    >>> prefers_a, who = pool.label(post.record, post.reference, "", np.random.default_rng(0))
+    >>> who in {a.annotator_id for a in pool.annotators}
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rlhf_gym.envs.summarize.gold_judge import gold_score
+from rlhf_gym.envs.summarize.world import PostRecord
+
+__all__ = ["Annotator", "AnnotatorPool", "gold_agreement"]
+
+# Pool-level defaults, calibrated for ~75% agreement with the gold judge (see the module
+# docstring and tests/envs/summarize/test_annotators.py). Each annotator's parameters are
+# drawn around these: temperature * lognormal(0, 0.3), length_bias * U(0, 2) (some care
+# about length, some not at all), noise * U(0.5, 1.5).
+DEFAULT_TEMPERATURE = 0.15
+DEFAULT_LENGTH_BIAS = 0.005  # gold points per extra word
+DEFAULT_NOISE = 0.15
+_GOLD_TIE = 1e-9
+
+
+@dataclass(frozen=True)
+class Annotator:
+    """One simulated labeller.
+
+    Attributes:
+        annotator_id: Index in its pool.
+        temperature: ``tau`` in ``sigmoid((gold(A) - gold(B) + bias) / tau)``; lower is
+            more decisive. Must be > 0.
+        length_bias: Gold points added per extra word of A over B (> 0 likes length).
+        noise: Probability of a lapse, a coin-flip answer, in [0, 1].
+    """
+
+    annotator_id: int
+    temperature: float
+    length_bias: float
+    noise: float
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not 0.0 <= self.noise <= 1.0:
+            raise ValueError(f"noise must be in [0, 1], got {self.noise}")
+
+
+def _prob_prefers_first(gold_a: float, gold_b: float, words_a: int, words_b: int,
+                        annotator: Annotator) -> float:
+    margin = gold_a - gold_b + annotator.length_bias * (words_a - words_b)
+    # tanh form of the sigmoid: no overflow as temperature -> 0.
+    decisive = 0.5 * (1.0 + math.tanh(margin / (2.0 * annotator.temperature)))
+    return annotator.noise * 0.5 + (1.0 - annotator.noise) * decisive
+
+
+class AnnotatorPool:
+    """A seeded pool of simulated annotators; each label comes from one drawn at random.
+
+    Args:
+        num_annotators: Pool size, >= 1.
+        seed: Seed of the annotators' parameters (not of the labels: ``label`` takes a
+            generator).
+        temperature: Pool mean of the annotators' temperatures, > 0.
+        length_bias: Pool mean of the per-word length bias.
+        noise: Pool mean of the lapse probability, in [0, 1].
+
+    Attributes:
+        annotators: The pool's annotators, ``annotator_id`` = index.
+
+    Example:
+        >>> pool = AnnotatorPool(num_annotators=3, seed=1)
+        >>> [a.annotator_id for a in pool.annotators]
+        [0, 1, 2]
+        >>> oracle = AnnotatorPool(temperature=1e-9, length_bias=0.0, noise=0.0)
+        >>> max(a.noise for a in oracle.annotators)
+        0.0
+    """
+
+    def __init__(
+        self,
+        num_annotators: int = 16,
+        seed: int = 0,
+        *,
+        temperature: float = DEFAULT_TEMPERATURE,
+        length_bias: float = DEFAULT_LENGTH_BIAS,
+        noise: float = DEFAULT_NOISE,
+    ) -> None:
+        if num_annotators < 1:
+            raise ValueError(f"num_annotators must be >= 1, got {num_annotators}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not 0.0 <= noise <= 1.0:
+            raise ValueError(f"noise must be in [0, 1], got {noise}")
+        rng = np.random.default_rng(seed)
+        self.annotators: tuple[Annotator, ...] = tuple(
+            Annotator(
+                annotator_id=i,
+                temperature=float(temperature * rng.lognormal(0.0, 0.3)),
+                length_bias=float(length_bias * rng.uniform(0.0, 2.0)),
+                noise=float(min(1.0, noise * rng.uniform(0.5, 1.5))),
+            )
+            for i in range(num_annotators)
+        )
+
+    def prob_prefers_first(self, record: PostRecord, summary_a: str, summary_b: str,
+                           annotator: Annotator) -> float:
+        """Probability that ``annotator`` prefers ``summary_a`` to ``summary_b``.
+
+        Args:
+            record: The post's latent record (for the gold judge).
+            summary_a: First summary.
+            summary_b: Second summary.
+            annotator: Who labels.
+
+        Returns:
+            ``P(A > B)`` in [0, 1].
+
+        Example:
+            >>> from rlhf_gym.envs.summarize.world import generate_post
+            >>> pool = AnnotatorPool(seed=0)
+            >>> post = generate_post(0)
+            >>> pool.prob_prefers_first(post.record, post.reference, "", pool.annotators[0]) > 0.5
+            True
+        """
+        return _prob_prefers_first(
+            gold_score(record, summary_a), gold_score(record, summary_b),
+            len(summary_a.split()), len(summary_b.split()), annotator,
+        )
+
+    def label(self, record: PostRecord, summary_a: str, summary_b: str,
+              rng: np.random.Generator) -> tuple[bool, int]:
+        """Draw an annotator from the pool and their label for (A, B).
+
+        Args:
+            record: The post's latent record.
+            summary_a: First summary.
+            summary_b: Second summary.
+            rng: Source of the annotator choice and of the label.
+
+        Returns:
+            ``(a_preferred, annotator_id)``.
+
+        Example:
+            >>> import numpy as np
+            >>> from rlhf_gym.envs.summarize.world import generate_post
+            >>> pool = AnnotatorPool(temperature=1e-9, length_bias=0.0, noise=0.0)
+            >>> post = generate_post(0)
+            >>> pool.label(post.record, "", post.reference, np.random.default_rng(0))[0]
+            False
+        """
+        return self._label_scored(gold_score(record, summary_a), gold_score(record, summary_b),
+                                  len(summary_a.split()), len(summary_b.split()), rng)
+
+    def _label_scored(self, gold_a: float, gold_b: float, words_a: int, words_b: int,
+                      rng: np.random.Generator) -> tuple[bool, int]:
+        annotator = self.annotators[int(rng.integers(len(self.annotators)))]
+        p = _prob_prefers_first(gold_a, gold_b, words_a, words_b, annotator)
+        return bool(rng.random() < p), annotator.annotator_id
+
+
+def gold_agreement(pool: AnnotatorPool, pairs: Sequence[tuple[PostRecord, str, str]],
+                   rng: np.random.Generator) -> float:
+    """Fraction of labelled pairs on which the pool's label matches the gold judge's choice.
+
+    Pairs the gold judge scores as a tie are skipped (there is no gold choice to match).
+
+    Args:
+        pool: The annotators.
+        pairs: ``(record, summary_a, summary_b)`` triples.
+        rng: Source of the labels.
+
+    Returns:
+        Agreement in [0, 1].
+
+    Raises:
+        ValueError: If every pair is a gold tie (or there are none).
+
+    Example:
+        >>> import numpy as np
+        >>> from rlhf_gym.envs.summarize.world import generate_post
+        >>> posts = [generate_post(i) for i in range(5)]
+        >>> pairs = [(p.record, p.reference, p.reference[:20]) for p in posts]
+        >>> oracle = AnnotatorPool(temperature=1e-9, length_bias=0.0, noise=0.0)
+        >>> gold_agreement(oracle, pairs, np.random.default_rng(0))
+        1.0
+    """
+    agree = total = 0
+    for record, summary_a, summary_b in pairs:
+        gold_a, gold_b = gold_score(record, summary_a), gold_score(record, summary_b)
+        if abs(gold_a - gold_b) <= _GOLD_TIE:
+            continue
+        prefers_a, _ = pool._label_scored(gold_a, gold_b, len(summary_a.split()),
+                                          len(summary_b.split()), rng)
+        agree += prefers_a == (gold_a > gold_b)
+        total += 1
+    if total == 0:
+        raise ValueError("gold_agreement needs at least one pair the gold judge does not tie")
+    return agree / total

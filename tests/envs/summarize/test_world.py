@@ -1,0 +1,148 @@
+"""The generated TL;DR world: determinism, splits, body/reference shape, surface variety."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+from rlhf_gym.envs.summarize.gold_judge import checkable_tokens, normalize_tokens, record_tokens
+from rlhf_gym.envs.summarize.world import (
+    FACT_KINDS,
+    SITUATIONS,
+    SPLITS,
+    Post,
+    generate_post,
+    prompt_text,
+    reference_summary,
+    split_of,
+)
+
+POSTS = [generate_post(i) for i in range(500)]
+
+
+def test_same_id_same_post_and_ids_differ() -> None:
+    assert generate_post(42) == generate_post(42)
+    assert generate_post(10_150_000) == generate_post(10_150_000)
+    bodies = {p.body for p in POSTS[:200]}
+    assert len(bodies) == 200
+
+
+def test_generation_does_not_touch_the_global_rng() -> None:
+    import numpy as np
+
+    np.random.seed(0)
+    expected = np.random.random()
+    np.random.seed(0)
+    generate_post(9)
+    assert np.random.random() == expected
+
+
+@pytest.mark.parametrize("bad", [-1, 2.0, "3", True])
+def test_bad_post_id_is_rejected(bad: object) -> None:
+    with pytest.raises(ValueError, match="post_id"):
+        generate_post(bad)  # type: ignore[arg-type]
+
+
+def test_splits_are_disjoint_and_cover_the_documented_ranges() -> None:
+    assert SPLITS == {
+        "train": (0, 10_000_000),
+        "valid": (10_000_000, 10_100_000),
+        "test": (10_100_000, 10_200_000),
+    }
+    ranges = sorted(SPLITS.values())
+    for (_, stop), (start, _) in zip(ranges, ranges[1:]):
+        assert stop <= start
+    assert [split_of(i) for i in (0, 9_999_999, 10_000_000, 10_099_999, 10_100_000, 10_199_999)] \
+        == ["train", "train", "valid", "valid", "test", "test"]
+    for bad in (-1, 10_200_000):
+        with pytest.raises(ValueError, match=str(bad)):
+            split_of(bad)
+
+
+def test_record_shape() -> None:
+    for post in POSTS:
+        record = post.record
+        assert record.situation in SITUATIONS
+        assert re.fullmatch(r"I \(\d{2}[FM]\)", record.author)
+        assert 3 <= len(record.facts) <= 6
+        assert 2 <= len(record.distractors) <= 6
+        assert len({f.slot for f in record.facts}) == len(record.facts)
+        assert any(f.kind == "number" for f in record.facts)
+        for fact in record.facts:
+            assert fact.kind in FACT_KINDS
+            assert fact.value in fact.phrase
+        assert record.ask.startswith("should I ") and record.ask.endswith("?")
+    assert {p.record.situation for p in POSTS} == set(SITUATIONS)
+
+
+def test_facts_and_distractors_appear_in_the_body() -> None:
+    for post in POSTS:
+        for fact in post.record.facts:
+            # Numbers exactly, not as part of a longer number.
+            assert re.search(rf"(?<![\d,]){re.escape(fact.value)}(?![\d,]\d)", post.body), (
+                fact, post.body)
+        for sentence in post.record.distractors:
+            assert sentence in post.body
+        assert post.record.author.removeprefix("I (").removesuffix(")") in post.body
+
+
+def test_post_introduces_no_entity_or_number_beyond_its_record() -> None:
+    # Otherwise a summary copying the post could be judged a hallucination.
+    for post in POSTS:
+        text = f"{post.title} {post.body}"
+        assert checkable_tokens(normalize_tokens(text)) <= record_tokens(post.record), text
+
+
+def test_body_length_and_ascii() -> None:
+    words = [len(p.body.split()) for p in POSTS]
+    assert 45 <= min(words) and max(words) <= 150
+    assert 80 <= sum(words) / len(words) <= 120
+    for post in POSTS:
+        text = prompt_text(post)
+        assert text.isascii() and "\n\n" not in text
+
+
+def test_reference_summary() -> None:
+    for post in POSTS:
+        ref = post.reference
+        assert ref == reference_summary(post.record)
+        assert ref.startswith(" ") and not ref.startswith("  ") and "TL;DR" not in ref
+        assert 12 <= len(ref.split()) <= 36, ref
+        for fact in post.record.facts:
+            assert fact.phrase in ref
+        assert ref.endswith(post.record.ask)
+
+
+def test_prompt_format() -> None:
+    post = POSTS[0]
+    assert prompt_text(post) == (
+        f"SUBREDDIT: r/{post.record.subreddit}\nTITLE: {post.title}\nPOST: {post.body}\nTL;DR:"
+    )
+
+
+def _first_sentence(post: Post) -> str:
+    return re.split(r"(?<=[.?!])\s", post.body, maxsplit=1)[0]
+
+
+def test_surface_variety() -> None:
+    sample = POSTS[:200]
+    assert len({_first_sentence(p) for p in sample}) >= 100
+    # With the persona masked, still many opening templates and none dominates.
+    openings = Counter(re.sub(r"\d+[FM]", "<tag>", _first_sentence(p)) for p in sample)
+    assert len(openings) >= 8 and openings.most_common(1)[0][1] <= 0.25 * len(sample)
+    # The same fact slot is rendered several ways.
+    renderings: dict[str, set[str]] = {}
+    for post in sample:
+        for sentence in re.split(r"(?<=[.?!])\s", post.body):
+            for fact in post.record.facts:
+                if fact.value in sentence:
+                    renderings.setdefault(fact.slot, set()).add(sentence.replace(fact.value, "{v}"))
+    assert sum(len(r) >= 3 for r in renderings.values()) >= 20
+    assert len({p.title for p in sample}) >= 100
+    # Fact order varies: the first fact of the body is not always the same slot.
+    by_situation: dict[str, Counter[str]] = {}
+    for post in sample:
+        by_situation.setdefault(post.record.situation, Counter())[post.record.facts[0].slot] += 1
+    assert all(len(c) >= 3 for c in by_situation.values())

@@ -1,0 +1,150 @@
+"""Bradley–Terry training of the preference model, and the accuracy that measures it."""
+
+from __future__ import annotations
+
+import copy
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from rlhf_gym.preference_model import PreferenceModel, RewardNormalization
+from rlhf_gym.preference_training import (
+    PreferenceTrainingConfig,
+    preference_accuracy,
+    train_preference_model,
+)
+from rlhf_gym.tiny_models import TinyGPT2Size, tiny_sequence_classifier
+from rlhf_gym.tokenizer_training import train_bpe_tokenizer
+
+SIZE = TinyGPT2Size(n_layer=2, n_embd=32, n_head=2, n_positions=128)
+WORDS = ["the", "cat", "dog", "sat", "ran", "on", "a", "mat", "yard", "today", "fine", "okay"]
+GOOD = "great"  # the annotators' secret: chosen responses say it
+
+
+def comparisons(n: int, seed: int) -> tuple[list[str], list[str], list[str]]:
+    """Pairs of responses that differ in one word: GOOD (chosen) or another word (rejected)."""
+    rng = np.random.default_rng(seed)
+    prompts, chosen, rejected = [], [], []
+    for _ in range(n):
+        post = " ".join(rng.choice(WORDS, size=int(rng.integers(2, 8))))
+        prompts.append(f"POST: {post}\nTL;DR:")
+        words = list(rng.choice(WORDS, size=int(rng.integers(3, 8))))
+        slot = int(rng.integers(len(words) + 1))
+        chosen.append(" " + " ".join(words[:slot] + [GOOD] + words[slot:]))
+        rejected.append(" " + " ".join(words[:slot] + [str(rng.choice(WORDS))] + words[slot:]))
+    return prompts, chosen, rejected
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    prompts, chosen, rejected = comparisons(300, seed=0)
+    return train_bpe_tokenizer([p + c for p, c in zip(prompts, chosen)] + rejected, vocab_size=300)
+
+
+def test_training_lifts_accuracy_on_a_learnable_preference(tokenizer):
+    classifier = tiny_sequence_classifier(tokenizer, SIZE, seed=0)
+    # A random head may happen to like GOOD already; a zero head has no preference at all:
+    # every pair is a tie (accuracy 0, as ties count wrong) and the loss starts at log 2.
+    torch.nn.init.zeros_(classifier.score.weight)
+    preference_model = PreferenceModel(classifier, tokenizer, max_length=64)
+    held_out = comparisons(200, seed=2)
+    assert preference_accuracy(preference_model, *held_out) == 0.0
+    config = PreferenceTrainingConfig(epochs=3, batch_size=32, learning_rate=3e-3, log_every=4)
+    data = comparisons(384, seed=1)
+    result = train_preference_model(preference_model, *data, config, progress=False)
+    assert len(result.losses) == len(result.accuracies) == 3 * 12
+    assert result.pairs_seen == 3 * 384
+    assert result.losses[0] == pytest.approx(np.log(2.0))
+    assert result.final_loss < 0.3
+    assert result.final_accuracy > 0.9
+    assert preference_accuracy(preference_model, *held_out) > 0.9
+    assert not preference_model.model.training
+    assert preference_model.normalization == RewardNormalization()  # left to fit_normalization
+
+
+def test_first_step_loss_is_the_bradley_terry_loss(tokenizer):
+    preference_model = PreferenceModel(tiny_sequence_classifier(tokenizer, SIZE, seed=3), tokenizer)
+    prompts, chosen, rejected = comparisons(16, seed=4)
+    r_chosen = preference_model.raw_scores(prompts, chosen)
+    margin = r_chosen - preference_model.raw_scores(prompts, rejected)
+    expected = -torch.log(torch.sigmoid(margin.double())).mean().item()
+    config = PreferenceTrainingConfig(batch_size=16)
+    result = train_preference_model(
+        copy.deepcopy(preference_model), prompts, chosen, rejected, config, progress=False
+    )
+    assert result.losses[0] == pytest.approx(expected, rel=1e-4)  # before any update
+    assert result.accuracies[0] == pytest.approx((margin > 0).double().mean().item())
+
+
+def test_minibatch_order_is_seeded(tokenizer):
+    data = comparisons(24, seed=5)
+
+    def losses(seed: int) -> list[float]:
+        classifier = tiny_sequence_classifier(tokenizer, SIZE, seed=0)
+        preference_model = PreferenceModel(classifier, tokenizer)
+        config = PreferenceTrainingConfig(batch_size=4, seed=seed)
+        return train_preference_model(preference_model, *data, config, progress=False).losses
+
+    first = losses(0)
+    assert losses(0) == first
+    assert losses(1) != first
+
+
+class WordCounter(torch.nn.Module):
+    """A hand-made 'sequence classifier': the score is how often one token id occurs."""
+
+    def __init__(self, token_id: int, pad_token_id: int) -> None:
+        super().__init__()
+        self.token_id = token_id
+        self.config = SimpleNamespace(num_labels=1, pad_token_id=pad_token_id)
+
+    def forward(self, input_ids, attention_mask, position_ids):
+        count = ((input_ids == self.token_id) & (attention_mask == 1)).sum(dim=1)
+        return SimpleNamespace(logits=count.float().unsqueeze(1))  # (B, 1)
+
+
+def test_accuracy_on_a_hand_made_case(tokenizer):
+    (good,) = tokenizer(" " + GOOD)["input_ids"]
+    counter = WordCounter(good, tokenizer.pad_token_id)
+    preference_model = PreferenceModel(counter, tokenizer, batch_size=2)
+    prompts = ["POST: a\nTL;DR:"] * 5
+    chosen = [" great great", " great", " the cat", " great", " a"]
+    rejected = [" great", " the", " great", " great", " a"]
+    # Scores (chosen vs rejected): 2>1 right, 1>0 right, 0<1 wrong, 1=1 tie (wrong), 0=0 tie.
+    assert preference_accuracy(preference_model, prompts, chosen, rejected) == pytest.approx(2 / 5)
+    assert preference_accuracy(preference_model, prompts, rejected, chosen) == pytest.approx(1 / 5)
+
+
+@pytest.mark.parametrize(
+    ("prompts", "chosen", "rejected", "match"),
+    [
+        (["p"], [" a"], [" b", " c"], "1 prompts, 1 chosen and 2 rejected"),
+        ([], [], [], "no comparisons"),
+    ],
+)
+def test_bad_data_raises(tokenizer, prompts, chosen, rejected, match: str):
+    preference_model = PreferenceModel(tiny_sequence_classifier(tokenizer, SIZE, seed=0), tokenizer)
+    with pytest.raises(ValueError, match=match):
+        preference_accuracy(preference_model, prompts, chosen, rejected)
+    with pytest.raises(ValueError, match=match):
+        train_preference_model(
+            preference_model, prompts, chosen, rejected, PreferenceTrainingConfig(), progress=False
+        )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("epochs", 0),
+        ("batch_size", 0),
+        ("log_every", 0),
+        ("learning_rate", 0.0),
+        ("warmup_fraction", -0.1),
+        ("weight_decay", -1.0),
+    ],
+)
+def test_bad_config_raises(field: str, value):
+    with pytest.raises(ValueError, match=f"PreferenceTrainingConfig.{field} .*got {value}"):
+        PreferenceTrainingConfig(**{field: value})
