@@ -30,4 +30,8 @@ class AgentEntry:
 
 AGENTS: dict[str, AgentEntry] = {
     "ppo": AgentEntry("rlhf_gym.agents.ppo", "PPOConfig", "token-level PPO with KL penalty (N+ details)"),
+    "sb3-ppo": AgentEntry("rlhf_gym.agents.sb3.train", "SB3PPOConfig", "Stable-Baselines3 PPO, LM policy, KL via reward wrapper"),
+    "sb3-a2c": AgentEntry("rlhf_gym.agents.sb3.train", "SB3A2CConfig", "Stable-Baselines3 A2C, LM policy, KL via reward wrapper"),
+    "sb3-maskable-ppo": AgentEntry("rlhf_gym.agents.sb3.train", "SB3MaskablePPOConfig", "sb3-contrib MaskablePPO with NLPO top-p masks"),
+    "sb3-trpo": AgentEntry("rlhf_gym.agents.sb3.train", "SB3TRPOConfig", "sb3-contrib TRPO, LM policy, KL via reward wrapper"),
 }

@@ -120,8 +120,13 @@ class CausalLMPolicy(nn.Module):
         Column ``P + t`` of the buffer is predicted by the logits at column ``P + t - 1``.
         """
         position_ids = position_ids_from_attention_mask(attention_mask)
-        logits = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
-        return logits[:, prompt_width - 1 : -1].float() / self.temperature
+        horizon = input_ids.shape[1] - prompt_width
+        # Only the last T + 1 positions need the vocabulary projection.
+        logits = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+            logits_to_keep=horizon + 1,
+        ).logits
+        return logits[:, :-1].float() / self.temperature
 
     def token_logprobs(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int

@@ -39,7 +39,7 @@ class PreferenceTrainingConfig:
     """Hyper-parameters of Bradley–Terry training; defaults suit the tiny GPT-2s."""
 
     epochs: int = 1  # passes over the comparisons (RLHF reward models usually get one)
-    batch_size: int = 32  # comparisons per optimiser step (each forward scores 2x this)
+    batch_size: int = 32  # pairs (or prompt groups) per optimiser step
     learning_rate: float = 5e-4  # peak AdamW step size
     warmup_fraction: float = 0.05  # share of the steps with linearly rising learning rate
     weight_decay: float = 0.01  # AdamW decoupled weight decay (on weight matrices only)
@@ -81,6 +81,33 @@ class PreferenceTrainingResult:
     wall_time: float  # seconds
 
 
+@dataclass(frozen=True)
+class ComparisonGroup:
+    """All labelled comparisons of one prompt: its candidate responses and the pairs.
+
+    Training on a prompt's comparisons together scores each candidate once, however many
+    pairs it appears in (Ouyang et al. 2022, InstructGPT §3.5: "we train on all K-choose-2
+    comparisons from each prompt as a single batch element ... it only requires a single
+    forward pass of the RM for each completion").
+
+    Attributes:
+        prompt: the prompt text.
+        responses: the distinct candidate responses.
+        pairs: ``(chosen_index, rejected_index)`` into ``responses``, one per label.
+    """
+
+    prompt: str
+    responses: tuple[str, ...]
+    pairs: tuple[tuple[int, int], ...]
+
+    def __post_init__(self) -> None:
+        if not self.pairs:
+            raise ValueError(f"a comparison group needs at least one pair (prompt {self.prompt[:40]!r}...)")
+        for chosen, rejected in self.pairs:
+            if not (0 <= chosen < len(self.responses) and 0 <= rejected < len(self.responses)):
+                raise ValueError(f"pair {(chosen, rejected)} indexes outside {len(self.responses)} responses")
+
+
 def train_preference_model(
     preference_model: PreferenceModel,
     prompts: Sequence[str],
@@ -90,7 +117,10 @@ def train_preference_model(
     *,
     progress: bool = True,
 ) -> PreferenceTrainingResult:
-    """Train ``preference_model.model`` in place with the Bradley–Terry loss.
+    """Train ``preference_model.model`` in place with the Bradley–Terry loss on pairs.
+
+    Each pair is its own `ComparisonGroup` (one step scores ``2 * batch_size`` rows); see
+    `train_preference_model_on_groups`.
 
     Args:
         preference_model: the model to train, on its device; its model is left in eval
@@ -99,19 +129,40 @@ def train_preference_model(
         prompts: N prompt texts.
         chosen: N preferred responses.
         rejected: N dispreferred responses.
-        config: hyper-parameters.
+        config: hyper-parameters (``batch_size`` counts pairs).
         progress: show a tqdm bar with loss and accuracy.
-
-    Returns:
-        Per-step losses and accuracies, their final values, pairs seen and wall time.
 
     Raises:
         ValueError: the three sequences differ in length or are empty.
     """
     _check_comparisons(prompts, chosen, rejected)
+    groups = [
+        ComparisonGroup(p, (c, r), ((0, 1),)) for p, c, r in zip(prompts, chosen, rejected, strict=True)
+    ]
+    return train_preference_model_on_groups(preference_model, groups, config, progress=progress)
+
+
+def train_preference_model_on_groups(
+    preference_model: PreferenceModel,
+    groups: Sequence[ComparisonGroup],
+    config: PreferenceTrainingConfig,
+    *,
+    progress: bool = True,
+) -> PreferenceTrainingResult:
+    """Train with the Bradley–Terry loss, a minibatch being ``batch_size`` prompt groups.
+
+    Every candidate of the minibatch's groups is encoded with ``PreferenceModel.encode``
+    and scored in one forward pass; the loss is the mean of −log σ(r_chosen − r_rejected)
+    over all the minibatch's pairs.
+
+    Returns:
+        Per-step losses and accuracies (over pairs), final values, pairs seen, wall time.
+    """
+    if not groups:
+        raise ValueError("got no comparison groups; need at least one")
     started = time.perf_counter()
     model = preference_model.model
-    n = len(prompts)
+    n = len(groups)
     total_steps = config.epochs * math.ceil(n / config.batch_size)
 
     # Set-up
@@ -122,23 +173,25 @@ def train_preference_model(
 
     losses: list[float] = []
     accuracies: list[float] = []
+    pairs_seen = 0
     bar = tqdm(total=total_steps, desc="preference model", disable=not progress, dynamic_ncols=True)
     try:
         for _ in range(config.epochs):
             order = torch.randperm(n, generator=generator).tolist()
             for start in range(0, n, config.batch_size):
-                index = order[start : start + config.batch_size]
-                b = len(index)
-                batch_prompts = [prompts[i] for i in index]
-                # One forward over 2b rows: chosen first, then rejected (same prompts).
-                encoded = preference_model.encode(
-                    batch_prompts + batch_prompts,
-                    [chosen[i] for i in index] + [rejected[i] for i in index],
-                ).to(preference_model.device)
+                batch = [groups[i] for i in order[start : start + config.batch_size]]
+                prompts, responses, chosen_rows, rejected_rows = [], [], [], []
+                for group in batch:
+                    offset = len(responses)
+                    prompts += [group.prompt] * len(group.responses)
+                    responses += list(group.responses)
+                    chosen_rows += [offset + c for c, _ in group.pairs]
+                    rejected_rows += [offset + r for _, r in group.pairs]
+                encoded = preference_model.encode(prompts, responses).to(preference_model.device)
                 scores = preference_model.forward_encoded(
                     encoded["input_ids"], encoded["attention_mask"]
-                )  # (2b,)
-                margin = scores[:b] - scores[b:]  # (b,) r_chosen − r_rejected
+                )  # (rows,)
+                margin = scores[chosen_rows] - scores[rejected_rows]  # (pairs,) r_chosen − r_rejected
 
                 # Bradley–Terry loss; logsigmoid is the numerically stable −softplus(−x).
                 loss = -F.logsigmoid(margin).mean()
@@ -154,6 +207,7 @@ def train_preference_model(
                 # Logging
                 losses.append(loss.item())
                 accuracies.append((margin > 0).float().mean().item())
+                pairs_seen += len(chosen_rows)
                 bar.update(1)
                 if len(losses) % config.log_every == 0:
                     bar.set_postfix(
@@ -169,7 +223,7 @@ def train_preference_model(
         accuracies=accuracies,
         final_loss=_mean(losses[-config.log_every :]),
         final_accuracy=_mean(accuracies[-config.log_every :]),
-        pairs_seen=config.epochs * n,
+        pairs_seen=pairs_seen,
         wall_time=time.perf_counter() - started,
     )
 
@@ -217,6 +271,8 @@ def _mean(values: Sequence[float]) -> float:
 
 
 __all__ = [
+    "ComparisonGroup",
+    "train_preference_model_on_groups",
     "PreferenceTrainingConfig",
     "PreferenceTrainingResult",
     "preference_accuracy",

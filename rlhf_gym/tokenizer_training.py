@@ -39,7 +39,7 @@ MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)
 
 
 def train_bpe_tokenizer(
-    texts: Iterable[str], vocab_size: int = 2048, *, min_frequency: int = 2
+    texts: Iterable[str], vocab_size: int = 2048, *, min_frequency: int = 2, split_digits: bool = False
 ) -> PreTrainedTokenizerFast:
     """Train a GPT-2-style byte-level BPE tokenizer on ``texts``.
 
@@ -52,6 +52,9 @@ def train_bpe_tokenizer(
         vocab_size: the largest vocabulary, special tokens included; at least 258
             (the 256 byte symbols and the two special tokens).
         min_frequency: a pair is merged only if it occurs at least this often.
+        split_digits: make every digit its own token (as LLaMA's tokenizer does), so that
+            copying a number from the prompt is a digit-by-digit copy rather than a copy
+            of arbitrary BPE chunks; small models copy numbers far more reliably this way.
 
     Returns:
         A fast tokenizer with EOS = BOS = ``<|endoftext|>`` (id 0), pad = ``<pad>`` (id 1),
@@ -74,7 +77,12 @@ def train_bpe_tokenizer(
     # GPT-2's pipeline: no normaliser; ByteLevel pre-tokeniser with its regex split and
     # no added prefix space (so " cat" and "cat" stay distinct and decoding is exact).
     core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    core.pre_tokenizer = (
+        pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+        if split_digits
+        else byte_level
+    )
     core.decoder = decoders.ByteLevel()
     # Byte-level post-processing only fixes offsets; it inserts no BOS/EOS.
     core.post_processor = processors.ByteLevel(trim_offsets=False)

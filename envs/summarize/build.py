@@ -37,9 +37,10 @@ from rlhf_gym.generation import sample_completions
 from rlhf_gym.loading import load_tokenizer
 from rlhf_gym.preference_model import PreferenceModel
 from rlhf_gym.preference_training import (
+    ComparisonGroup,
     PreferenceTrainingConfig,
     preference_accuracy,
-    train_preference_model,
+    train_preference_model_on_groups,
 )
 from rlhf_gym.sft import SFTConfig, train_sft
 from rlhf_gym.tiny_models import TinyGPT2Size, tiny_causal_lm
@@ -58,13 +59,14 @@ class BuildConfig:
     max_new_tokens: int = 64  # response budget of the env
     sft_posts: int = 12000  # (post, reference) training pairs
     sft: SFTConfig = field(default_factory=lambda: SFTConfig(epochs=1, batch_size=32, learning_rate=2e-3))
-    comparison_posts: int = 7200  # posts whose candidates are paired for the preference data
-    pairs_per_post: int = 7  # labelled pairs drawn per post (>= 50k pairs in total)
+    comparison_posts: int = 4000  # posts whose candidates are paired for the preference data
+    pairs_per_post: int = 13  # labelled pairs per post, of ~9 candidates (>= 50k pairs in total)
     sample_temperatures: tuple[float, ...] = (0.7, 1.0)  # SFT samples per post, one each
     preference: PreferenceTrainingConfig = field(
-        default_factory=lambda: PreferenceTrainingConfig(epochs=1, batch_size=32, learning_rate=5e-4)
+        # batch_size counts prompt groups (~9 candidates, 13 pairs each; InstructGPT-style)
+        default_factory=lambda: PreferenceTrainingConfig(epochs=2, batch_size=8, learning_rate=1e-3)
     )
-    valid_posts: int = 600  # valid-split posts for RM accuracy (pairs as in training)
+    valid_posts: int = 300  # valid-split posts for RM accuracy (pairs as in training)
     normalization_posts: int = 512  # train posts whose references fix the reward scale
     eval_posts: int = 512  # test-split posts for SFT vs reference gold scores
     threads: int = 2  # torch threads
@@ -165,11 +167,8 @@ def build_assets(config: BuildConfig, out_dir: Path = ASSETS_DIR, *, progress: b
     log("training the preference model (Bradley-Terry)")
     backbone = GPT2ForSequenceClassification.from_pretrained(staging / "sft_policy", num_labels=1)
     preference_model = PreferenceModel(backbone, tokenizer, max_length=config.max_prompt_tokens + config.max_new_tokens + 1)
-    train_result = train_preference_model(
-        preference_model,
-        train_pairs["prompts"], train_pairs["chosen"], train_pairs["rejected"],
-        _with_seed(config.preference, config.seed),
-        progress=progress,
+    train_result = train_preference_model_on_groups(
+        preference_model, train_pairs["groups"], _with_seed(config.preference, config.seed), progress=progress
     )
     preference_model.model.eval()
     norm_posts = split_posts("train", config.normalization_posts, offset=train_offset + config.comparison_posts)
@@ -259,7 +258,9 @@ def _comparisons(
         for i, t in enumerate(config.sample_temperatures)
     ]
     kinds = sorted(PERTURBATIONS)
-    out: dict[str, Any] = {"prompts": [], "chosen": [], "rejected": [], "gold_chosen": [], "gold_rejected": []}
+    out: dict[str, Any] = {
+        "groups": [], "prompts": [], "chosen": [], "rejected": [], "gold_chosen": [], "gold_rejected": []
+    }
     agreement_pairs = []
     for i, post in enumerate(tqdm(posts, desc="pairs", disable=not progress, leave=False)):
         bases = [post.reference] + [samples[i] for samples in samples_by_temperature]
@@ -271,16 +272,23 @@ def _comparisons(
         if len(candidates) < 2:
             continue
         golds = gold_scores([post.record] * len(candidates), candidates)
-        for _ in range(config.pairs_per_post):
-            a, b = rng.choice(len(candidates), size=2, replace=False)
+        all_pairs = [(a, b) for a in range(len(candidates)) for b in range(a + 1, len(candidates))]
+        picked = rng.choice(len(all_pairs), size=min(config.pairs_per_post, len(all_pairs)), replace=False)
+        labelled = []
+        for index in picked:
+            a, b = all_pairs[int(index)]
+            if rng.random() < 0.5:  # present the two in random order to the annotator
+                a, b = b, a
             first_preferred, _annotator = pool.label(post.record, candidates[a], candidates[b], rng)
             chosen, rejected = (a, b) if first_preferred else (b, a)
+            labelled.append((chosen, rejected))
             out["prompts"].append(prompts[i])
             out["chosen"].append(candidates[chosen])
             out["rejected"].append(candidates[rejected])
             out["gold_chosen"].append(float(golds[chosen]))
             out["gold_rejected"].append(float(golds[rejected]))
             agreement_pairs.append((post.record, candidates[a], candidates[b]))
+        out["groups"].append(ComparisonGroup(prompts[i], tuple(candidates), tuple(labelled)))
     out["annotator_gold_agreement"] = gold_agreement(pool, agreement_pairs, np.random.default_rng(seed + 100))
     return out
 

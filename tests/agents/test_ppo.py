@@ -112,7 +112,7 @@ def test_ppo_learns_a_trivial_preference(toy_tokenizer, toy_preference_model, to
     config = PPOConfig(
         env=env_id, policy=str(toy_dir / "policy"), out=str(tmp_path / "run"), total_steps=16 * 6 * 10,
         num_envs=16, num_minibatches=2, eval_episodes=32, eval_every=100, checkpoint_every=100,
-        learning_rate=1e-2, kl_coef=0.0, temperature=1.0, missing_eos_penalty=None, seed=0,
+        learning_rate=1e-2, kl_coef=0.0, temperature=1.0, missing_eos_penalty=None, seed=0, threads=1,
     )
     summary = train(config)
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["env_steps"] == summary["env_steps"]
@@ -127,7 +127,7 @@ def test_resume_reproduces_an_uninterrupted_run(toy_tokenizer, toy_preference_mo
     env_id = _register_toy(toy_tokenizer, toy_preference_model, toy_prompt_source, "Toy-Resume-v0")
     common = dict(
         env=env_id, policy=str(toy_dir / "policy"), num_envs=8, num_minibatches=2, eval_episodes=8,
-        eval_every=100, checkpoint_every=1, seed=3,
+        eval_every=100, checkpoint_every=1, seed=3, threads=1,
     )
     straight = train(PPOConfig(out=str(tmp_path / "a"), total_steps=8 * 6 * 3, **common))
     train(PPOConfig(out=str(tmp_path / "b"), total_steps=8 * 6 * 2, **common))

@@ -1,0 +1,94 @@
+"""Rollout speed: our PPO's KV-cached rollout through the env vs ``model.generate()``.
+
+Both sides sample (temperature 0.7, no top-k/top-p) from the same model for the same batch
+of prompts, up to the same number of new tokens, with a KV cache; each stops when every
+row has ended. Throughput is new (non-padding) tokens per second. Runs are interleaved
+and the median of pairwise ratios is reported (STACK.md: the machines are noisy). The
+goal (issue 4) is a ratio >= 0.9: the env's bookkeeping and batched scoring cost little
+next to the policy forward.
+
+    python benchmarks/rollout_vs_generate.py --num-envs 64 --repeats 5
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass
+
+import gymnasium as gym
+import torch
+import tyro
+
+import rlhf_gym  # noqa: F401
+from rlhf_gym.agents.lm_policy import CausalLMPolicy
+from rlhf_gym.agents.rollout import collect_episodes
+from rlhf_gym.envs.summarize.assets import default_policy_path
+
+
+@dataclass
+class Config:
+    num_envs: int = 64  # batch size on both sides
+    repeats: int = 5  # interleaved timed runs per side
+    temperature: float = 0.7  # sampling temperature on both sides
+    threads: int = 2  # torch threads
+    device: str = "cpu"
+    seed: int = 0
+    json_out: str | None = None  # optional path for the results
+
+
+def main(config: Config) -> None:
+    torch.set_num_threads(config.threads)
+    env = gym.make_vec("RLHF-Summarize-v0", num_envs=config.num_envs, autoreset_mode="disabled", device=config.device)
+    policy = CausalLMPolicy.from_pretrained(default_policy_path(), temperature=config.temperature).to(config.device)
+    model = policy.model
+    width = env.max_prompt_tokens
+
+    def run_env(seed: int) -> tuple[int, float]:
+        start = time.perf_counter()
+        batch = collect_episodes(env, policy, seed=seed, generator=torch.Generator(config.device).manual_seed(seed))
+        return int(batch.response_mask.sum()), time.perf_counter() - start
+
+    def run_generate(seed: int) -> tuple[int, float]:
+        obs, _ = env.reset(seed=seed)  # the same prompts, already tokenised and left-padded
+        ids, mask = obs["input_ids"][:, :width], obs["attention_mask"][:, :width]
+        torch.manual_seed(seed)
+        start = time.perf_counter()
+        with torch.no_grad():
+            out = model.generate(
+                input_ids=ids, attention_mask=mask, do_sample=True, temperature=config.temperature,
+                top_k=0, top_p=1.0, max_new_tokens=env.max_new_tokens,
+                pad_token_id=env.pad_token_id, eos_token_id=env.eos_token_id,
+            )
+        elapsed = time.perf_counter() - start
+        new = out[:, width:]
+        # tokens up to and including each row's first EOS
+        is_eos = (new == env.eos_token_id).int()
+        after_eos = (is_eos.cumsum(-1) - is_eos) > 0
+        return int((~after_eos).sum()), elapsed
+
+    run_env(config.seed), run_generate(config.seed)  # warm-up
+    ratios, env_rates, gen_rates = [], [], []
+    for repeat in range(config.repeats):
+        seed = config.seed + 1 + repeat
+        n_env, t_env = run_env(seed)
+        n_gen, t_gen = run_generate(seed)
+        env_rates.append(n_env / t_env)
+        gen_rates.append(n_gen / t_gen)
+        ratios.append(env_rates[-1] / gen_rates[-1])
+        print(f"run {repeat}: env rollout {env_rates[-1]:8.0f} tok/s  generate() {gen_rates[-1]:8.0f} tok/s  ratio {ratios[-1]:.2f}", flush=True)
+    result = {
+        "num_envs": config.num_envs,
+        "env_rollout_tokens_per_s": statistics.median(env_rates),
+        "generate_tokens_per_s": statistics.median(gen_rates),
+        "ratio_median": statistics.median(ratios),
+    }
+    print(json.dumps(result, indent=2))
+    if config.json_out:
+        with open(config.json_out, "w") as handle:
+            json.dump(result, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Config))

@@ -1,0 +1,146 @@
+"""The next-token distribution a causal LM gives at a `TokenVectorEnv` observation.
+
+A policy, a reference policy or a mask model that reads the env's ``(N, L)`` buffer
+without a KV cache needs the model's output at one column per row: the last real token,
+column ``P + t - 1`` with ``t = attention_mask[:, P:].sum(-1)`` (see the layout table in
+`rlhf_gym.vector_env.TokenVectorEnv`). This module is the one home of that read, shared
+by the KL-to-reference reward wrapper (`rlhf_gym.kl_reward_wrapper`) and the SB3
+adapters (``rlhf_gym.agents.sb3``).
+
+Each row's real tokens are one contiguous block (left-padded prompt, then the response),
+so the block can be moved to the right edge of a narrower buffer without changing what the
+model computes: with position ids counted over real tokens
+(`rlhf_gym.token_layout.position_ids_from_attention_mask`), a causal model's output at the
+last real token depends only on the real tokens before it, not on where padding sits.
+Every row then ends at the last column, ``logits_to_keep=1`` projects one position per row
+onto the vocabulary, and the buffer is only as wide as the longest real block in the
+batch (padding to the right of the current token and columns that are padding in every
+row are never computed).
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import PreTrainedModel
+
+from rlhf_gym.token_layout import position_ids_from_attention_mask
+
+
+def current_positions(attention_mask: torch.Tensor, prompt_width: int) -> torch.Tensor:
+    """Column of each row's last real token, ``P + t - 1``: (N,) int64.
+
+    Example:
+        >>> import torch
+        >>> mask = torch.tensor([[0, 1, 1, 0, 0], [1, 1, 1, 1, 0]])  # P = 3; t = 0 and t = 1
+        >>> current_positions(mask, prompt_width=3).tolist()
+        [2, 3]
+    """
+    if not 1 <= prompt_width <= attention_mask.shape[-1]:
+        raise ValueError(
+            f"prompt_width must be in [1, {attention_mask.shape[-1]}] (the observation width), "
+            f"got {prompt_width}"
+        )
+    generated = attention_mask[:, prompt_width:].long().sum(-1)  # (N,) t
+    return prompt_width + generated - 1
+
+
+def right_align(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move each row's real tokens to the right edge of a ``(N, W)`` buffer.
+
+    ``W`` is the longest real block in the batch; shorter rows are left-padded (mask 0,
+    token id 0). Accepts float ids (SB3's rollout buffer stores observations as float32;
+    ids below 2**24 are exact in float32, so ``.long()`` recovers them).
+
+    Args:
+        input_ids: (N, L) token ids, int64 or exactly-integral floats.
+        attention_mask: (N, L) 0/1.
+        prompt_width: P, the width of the prompt block.
+
+    Returns:
+        input_ids (N, W) int64 and attention_mask (N, W) int64.
+
+    Raises:
+        ValueError: a row with no real token, or whose real tokens are not one block
+            ending at ``P + t - 1`` (not a `TokenVectorEnv` observation).
+
+    Example:
+        >>> import torch
+        >>> ids = torch.tensor([[9, 5, 6, 7, 9], [9, 9, 5, 9, 9]])
+        >>> mask = torch.tensor([[0, 1, 1, 1, 0], [0, 0, 1, 0, 0]])
+        >>> aligned_ids, aligned_mask = right_align(ids, mask, prompt_width=3)
+        >>> aligned_ids.tolist(), aligned_mask.tolist()
+        ([[5, 6, 7], [0, 0, 5]], [[1, 1, 1], [0, 0, 1]])
+    """
+    mask = attention_mask.long()
+    current = current_positions(mask, prompt_width)  # (N,)
+    num_real = mask.sum(-1)  # (N,)
+    first_real = mask.argmax(-1)  # (N,) first column with mask 1
+    if bool((num_real == 0).any()):
+        rows = torch.nonzero(num_real == 0).flatten().tolist()
+        raise ValueError(f"observation rows {rows[:8]} have no real token (attention_mask all 0)")
+    broken = first_real + num_real - 1 != current
+    if bool(broken.any()):
+        rows = torch.nonzero(broken).flatten().tolist()
+        raise ValueError(
+            f"observation rows {rows[:8]} do not hold one block of real tokens ending at column "
+            f"P + t - 1 (P = {prompt_width}); is prompt_width the env's max_prompt_tokens?"
+        )
+    width = int(num_real.max())
+    columns = torch.arange(width, device=mask.device)
+    source = current[:, None] - (width - 1) + columns[None, :]  # (N, W) column read from
+    valid = columns[None, :] >= (width - num_real)[:, None]  # (N, W) real-token slots
+    ids = input_ids.long().gather(1, source.clamp(min=0)) * valid
+    return ids, valid.long()
+
+
+def next_token_outputs(
+    model: PreTrainedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    prompt_width: int,
+    *,
+    vocab_size: int | None = None,
+    output_hidden: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The model's next-token logits at each row's current position, and its last hidden state.
+
+    One forward over the right-aligned buffer (see the module docstring); the logits come
+    from the model's own head (so logit scaling or soft-capping of any architecture
+    applies), un-tempered.
+
+    Args:
+        model: an ``AutoModelForCausalLM`` that accepts ``position_ids`` and ``logits_to_keep``.
+        input_ids: (N, L) observation token ids (int64, or float32 from an SB3 buffer).
+        attention_mask: (N, L) observation mask.
+        prompt_width: P, the env's ``max_prompt_tokens``.
+        vocab_size: keep the first ``vocab_size`` logits, the env's ``len(tokenizer)``:
+            models may pad their embedding matrix beyond the tokenizer (Pythia has 50304
+            rows for 50277 tokens), and ids past the tokenizer are not valid actions.
+        output_hidden: also return the last hidden state at that position.
+
+    Returns:
+        logits (N, V) float32 (V = ``vocab_size`` or the model's), and hidden (N, d)
+        (``hidden_states[-1]``, after the final layer norm for GPT-2 and Llama-style
+        models) or None.
+    """
+    ids, mask = right_align(input_ids, attention_mask, prompt_width)
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=position_ids_from_attention_mask(mask),
+        logits_to_keep=1,
+        output_hidden_states=output_hidden,
+        use_cache=False,
+    )
+    logits = out.logits[:, -1].float()  # (N, V_model)
+    if vocab_size is not None:
+        if vocab_size > logits.shape[-1]:
+            raise ValueError(
+                f"vocab_size {vocab_size} exceeds the model's {logits.shape[-1]} output logits; "
+                "the policy and the env's tokenizer do not match"
+            )
+        logits = logits[:, :vocab_size]
+    hidden = out.hidden_states[-1][:, -1] if output_hidden else None  # (N, d)
+    return logits, hidden
