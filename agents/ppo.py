@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import copy
 import json
-import math
-import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,7 +35,7 @@ from tqdm.auto import tqdm
 import rlhf_gym  # noqa: F401  (registers the envs)
 from rlhf_gym.agents.lm_policy import CausalLMPolicy, disable_dropout
 from rlhf_gym.agents.rollout import EpisodeBatch, collect_episodes
-from rlhf_gym.agents.run_io import RunLogger, plot_training_curves
+from rlhf_gym.agents.run_io import RunLogger, finish_run
 from rlhf_gym.agents.value_model import ValueModel
 from rlhf_gym.vector_env import TokenVectorEnv
 
@@ -221,7 +219,8 @@ def train(config: PPOConfig) -> dict[str, Any]:
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
     value = ValueModel.create(config.value_model, env.preference_model, policy).to(device)
     disable_dropout(value)
-    params = list(policy.parameters()) + [p for p in value.parameters() if p.requires_grad and all(p is not q for q in policy.parameters())]
+    policy_params = {id(p) for p in policy.parameters()}  # the "head" critic shares the backbone
+    params = list(policy.parameters()) + [p for p in value.parameters() if id(p) not in policy_params]
     optimizer = torch.optim.Adam(params, lr=config.learning_rate, eps=1e-5)
 
     state: dict[str, Any] = {"iteration": 0, "env_steps": 0, "kl_coef": config.kl_coef, "history": [], "evals": [], "wall_time": 0.0}
@@ -334,27 +333,8 @@ def train(config: PPOConfig) -> dict[str, Any]:
     logger.close()
 
     # Results
-    first, last = state["evals"][0], state["evals"][-1]
-    summary = {
-        "agent": "ppo",
-        "env": config.env,
-        "seed": config.seed,
-        "env_steps": state["env_steps"],
-        "iterations": state["iteration"],
-        "wall_time_seconds": round(state["wall_time"], 1),
-        "initial": first,
-        "final": last,
-        "gold_improvement": last["gold"] - first["gold"],
-        "config": asdict(config),
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    policy.model.save_pretrained(run_dir / "final_policy")  # an ordinary HF checkpoint
-    env.tokenizer.save_pretrained(run_dir / "final_policy")
-    plot_training_curves(state["history"], state["evals"], run_dir / "training_curves.png", title=f"PPO on {config.env} (seed {config.seed})")
-    print(
-        f"done: {state['env_steps']} env steps in {summary['wall_time_seconds']:.0f} s | valid gold "
-        f"{first['gold']:.3f} -> {last['gold']:.3f} ({summary['gold_improvement']:+.3f}) | proxy "
-        f"{first['proxy_reward']:+.3f} -> {last['proxy_reward']:+.3f} | KL {last['kl']:.2f} | {run_dir}"
+    summary = finish_run(
+        run_dir, "ppo", config, state, policy.model, env.tokenizer, title=f"PPO on {config.env} (seed {config.seed})"
     )
     return summary
 

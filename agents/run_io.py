@@ -7,6 +7,8 @@ a table, and one PNG with proxy reward, gold score and KL against env steps.
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +53,36 @@ def plot_training_curves(history: list[dict[str, float]], evals: list[dict[str, 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def finish_run(
+    run_dir: Path, agent: str, config: Any, state: dict[str, Any], model: Any, tokenizer: Any, title: str
+) -> dict[str, Any]:
+    """Write what every finished run leaves: ``summary.json``, ``final_policy/`` (an ordinary
+    Hugging Face checkpoint of ``model`` and ``tokenizer``), the PNG, and a result line.
+
+    ``state`` holds ``env_steps``, ``iteration``, ``wall_time``, ``history`` and ``evals``.
+    """
+    first, last = state["evals"][0], state["evals"][-1]
+    summary = {
+        "agent": agent,
+        "env": config.env,
+        "seed": config.seed,
+        "env_steps": state["env_steps"],
+        "iterations": state["iteration"],
+        "wall_time_seconds": round(state["wall_time"], 1),
+        "initial": first,
+        "final": last,
+        "gold_improvement": last["gold"] - first["gold"],
+        "config": asdict(config),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    model.save_pretrained(run_dir / "final_policy")
+    tokenizer.save_pretrained(run_dir / "final_policy")
+    plot_training_curves(state["history"], state["evals"], run_dir / "training_curves.png", title=title)
+    print(
+        f"done: {state['env_steps']} env steps in {summary['wall_time_seconds']:.0f} s | valid gold "
+        f"{first['gold']:.3f} -> {last['gold']:.3f} ({summary['gold_improvement']:+.3f}) | proxy "
+        f"{first['proxy_reward']:+.3f} -> {last['proxy_reward']:+.3f} | KL {last['kl']:.2f} | {run_dir}"
+    )
+    return summary

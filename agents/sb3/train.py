@@ -69,7 +69,7 @@ from tqdm.auto import tqdm
 import rlhf_gym  # noqa: F401  (registers the envs)
 from rlhf_gym.agents.lm_policy import CausalLMPolicy
 from rlhf_gym.agents.ppo import default_policy_path, evaluate, latest_checkpoint
-from rlhf_gym.agents.run_io import RunLogger, plot_training_curves
+from rlhf_gym.agents.run_io import RunLogger, finish_run
 from rlhf_gym.agents.sb3.kl_reward import PolicyLogProbReward
 from rlhf_gym.agents.sb3.masks import MaskModelRefresh, TopPMaskProvider
 from rlhf_gym.agents.sb3.policy import CausalLMActorCriticPolicy, MaskableCausalLMActorCriticPolicy
@@ -423,30 +423,10 @@ def train(config: SB3Config) -> dict[str, Any]:
     logger.close()
     model.logger.close()
 
-    # Results
-    first, last = state["evals"][0], state["evals"][-1]
-    summary = {
-        "agent": f"sb3-{config.algo}",
-        "env": config.env,
-        "seed": config.seed,
-        "env_steps": state["env_steps"],
-        "iterations": state["iteration"],
-        "wall_time_seconds": round(state["wall_time"], 1),
-        "initial": first,
-        "final": last,
-        "gold_improvement": last["gold"] - first["gold"],
-        "config": asdict(config),
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    # An ordinary Hugging Face checkpoint (the value head stays in the run's checkpoint).
-    model.policy.lm.save_pretrained(run_dir / "final_policy")  # type: ignore[attr-defined]
-    core.tokenizer.save_pretrained(run_dir / "final_policy")
-    plot_training_curves(state["history"], state["evals"], run_dir / "training_curves.png",
-                         title=f"SB3 {config.algo} on {config.env} (seed {config.seed})")
-    print(
-        f"done: {state['env_steps']} env steps in {summary['wall_time_seconds']:.0f} s | valid gold "
-        f"{first['gold']:.3f} -> {last['gold']:.3f} ({summary['gold_improvement']:+.3f}) | proxy "
-        f"{first['proxy_reward']:+.3f} -> {last['proxy_reward']:+.3f} | KL {last['kl']:.2f} | {run_dir}"
+    # Results (the value head stays in the run's checkpoint, not in final_policy/)
+    summary = finish_run(
+        run_dir, f"sb3-{config.algo}", config, state, model.policy.lm, core.tokenizer,  # type: ignore[attr-defined]
+        title=f"SB3 {config.algo} on {config.env} (seed {config.seed})",
     )
     return summary
 
