@@ -74,6 +74,7 @@ def finish_run(
         "initial": first,
         "final": last,
         "gold_improvement": last["gold"] - first["gold"],
+        "evals": state["evals"],  # every valid-split evaluation: the learning curve
         "config": asdict(config),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

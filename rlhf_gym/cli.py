@@ -65,13 +65,20 @@ def train(argv: Sequence[str]) -> None:
     train_fn(config)
 
 
-def build_assets(task: tyro.conf.Positional[str], toy: bool = False, out: str | None = None) -> None:
+def build_assets(
+    task: tyro.conf.Positional[str],
+    toy: bool = False,
+    out: str | None = None,
+    reuse_policy: str | None = None,
+) -> None:
     """Rebuild a task's shipped assets from seeds (tokenizer, SFT policy, preference model, card).
 
     Args:
         task: the task name (``summarize``).
         toy: a seconds-scale build with tiny sizes (for tests and trying the pipeline).
         out: write the assets here instead of into the installed package.
+        reuse_policy: copy the tokenizer and SFT policy of this earlier build's folder
+            instead of retraining them (to iterate on the preference-model stage).
     """
     if task != "summarize":
         raise SystemExit(f"unknown task {task!r}; tasks with assets: summarize")
@@ -81,7 +88,11 @@ def build_assets(task: tyro.conf.Positional[str], toy: bool = False, out: str | 
     from rlhf_gym.envs.summarize.assets import ASSETS_DIR
 
     config = BuildConfig.toy() if toy else BuildConfig()
-    build(config, Path(out) if out else ASSETS_DIR)
+    build(
+        config,
+        Path(out) if out else ASSETS_DIR,
+        reuse_policy=Path(reuse_policy) if reuse_policy else None,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

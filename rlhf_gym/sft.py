@@ -182,15 +182,25 @@ def encode_sft_examples(
 def _completion_token_losses(
     model: PreTrainedModel, batch: dict[str, torch.Tensor]
 ) -> torch.Tensor:
-    """Cross-entropy of each next token, (B, T-1), zero where the label is ignored."""
+    """Cross-entropy of each next token, (B, K), zero where the label is ignored.
+
+    Rows are left-padded, so every label sits in the last columns; the LM head runs only
+    on the K positions that predict them (``logits_to_keep``) instead of all T, which
+    saves most of the vocabulary projection's cost when prompts are long.
+    """
+    labels = batch["labels"]  # (B, T)
+    # Every row has a label (EOS at least) and a prompt token before it, so first_label >= 1.
+    first_label = int((labels != IGNORE_INDEX).any(dim=0).nonzero()[0])
+    keep = labels.shape[1] - first_label + 1  # positions first_label-1 .. T-1
     logits = model(
         input_ids=batch["input_ids"],
         attention_mask=batch["attention_mask"],
         position_ids=batch["position_ids"],
-    ).logits  # (B, T, V)
-    targets = batch["labels"][:, 1:]  # (B, T-1): token t is predicted from positions < t
+        logits_to_keep=keep,
+    ).logits  # (B, K+1, V) for the last K+1 positions
+    targets = labels[:, first_label:]  # (B, K): token t is predicted from positions < t
     return F.cross_entropy(
-        logits[:, :-1].float().transpose(1, 2),  # (B, V, T-1), as cross_entropy expects
+        logits[:, :-1].float().transpose(1, 2),  # (B, V, K), as cross_entropy expects
         targets,
         ignore_index=IGNORE_INDEX,
         reduction="none",
@@ -251,7 +261,7 @@ def train_sft(
                 batch = {k: v.to(device) for k, v in batch.items()}
 
                 # Loss: mean over the batch's completion tokens (not a mean of row means)
-                token_losses = _completion_token_losses(model, batch)  # (B, T-1)
+                token_losses = _completion_token_losses(model, batch)  # (B, K)
                 n_targets = (batch["labels"][:, 1:] != IGNORE_INDEX).sum()
                 loss = token_losses.sum() / n_targets
 

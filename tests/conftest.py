@@ -7,7 +7,7 @@ without any hub access.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,14 @@ def toy_gold_judge(prompts: Sequence[Prompt], responses: Sequence[str]) -> np.nd
         words = response.split()
         scores.append(0.5 * (prompt.record["animal"] + "s" in words) + 0.5 * (str(prompt.record["count"]) in words))
     return np.asarray(scores, dtype=np.float64)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sb3_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """SB3 models without a logger write a dated folder under /tmp; keep those in pytest's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SB3_LOGDIR", str(tmp_path_factory.mktemp("sb3_logs")))
+        yield
 
 
 @pytest.fixture(scope="session")

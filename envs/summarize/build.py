@@ -47,24 +47,34 @@ from rlhf_gym.tiny_models import TinyGPT2Size, tiny_causal_lm
 from rlhf_gym.tokenizer_training import train_bpe_tokenizer
 
 
+SFT_FIGURES = "sft_training.json"  # written next to the SFT policy, so a reused policy keeps them
+
+
 @dataclass
 class BuildConfig:
     """Sizes of the build; the defaults make the shipped assets (~20 min on 2 CPU cores)."""
 
     seed: int = 0  # every random choice of the build derives from it
     vocab_size: int = 2048  # BPE vocabulary (small enough for SB3's per-token heads)
+    # One token per digit: copying a number from the post becomes copying digits one by one,
+    # which a 2-layer policy learns (its whole-number BPE twin barely copied numbers at all).
+    split_digits: bool = True
     tokenizer_posts: int = 5000  # posts (with references) the tokenizer is trained on
     model_size: TinyGPT2Size = field(default_factory=lambda: TinyGPT2Size(2, 128, 4, 512))
     max_prompt_tokens: int = 224  # prompt block of the env; SFT and sampling use the same
     max_new_tokens: int = 64  # response budget of the env
-    sft_posts: int = 12000  # (post, reference) training pairs
+    # (post, reference) training pairs: ~1,250 steps; copying (induction) emerged after ~800
+    sft_posts: int = 40000
     sft: SFTConfig = field(default_factory=lambda: SFTConfig(epochs=1, batch_size=32, learning_rate=2e-3))
     comparison_posts: int = 4000  # posts whose candidates are paired for the preference data
-    pairs_per_post: int = 13  # labelled pairs per post, of ~9 candidates (>= 50k pairs in total)
+    # Labelled pairs per post: all of the ~9 candidates' 36 pairs. Labels cost nothing here,
+    # and each candidate is scored once per step however many pairs it is in (InstructGPT).
+    pairs_per_post: int = 36
     sample_temperatures: tuple[float, ...] = (0.7, 1.0)  # SFT samples per post, one each
     preference: PreferenceTrainingConfig = field(
-        # batch_size counts prompt groups (~9 candidates, 13 pairs each; InstructGPT-style)
-        default_factory=lambda: PreferenceTrainingConfig(epochs=2, batch_size=8, learning_rate=1e-3)
+        # batch_size counts prompt groups (~9 candidates, ~36 pairs each; InstructGPT-style).
+        # Small batches: at this scale the reward model is limited by updates, not gradient noise.
+        default_factory=lambda: PreferenceTrainingConfig(epochs=2, batch_size=4, learning_rate=1e-3)
     )
     valid_posts: int = 300  # valid-split posts for RM accuracy (pairs as in training)
     normalization_posts: int = 512  # train posts whose references fix the reward scale
@@ -97,11 +107,25 @@ def split_posts(split: str, count: int, offset: int = 0) -> list[Post]:
     return [generate_post(start + offset + i) for i in range(count)]
 
 
-def build_assets(config: BuildConfig, out_dir: Path = ASSETS_DIR, *, progress: bool = True) -> dict[str, Any]:
+def build_assets(
+    config: BuildConfig,
+    out_dir: Path = ASSETS_DIR,
+    *,
+    reuse_policy: Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Run the whole recipe and write the assets to ``out_dir`` atomically.
 
     The new assets are written to a temporary sibling folder and swapped in at the end,
     so an interrupted build never leaves half-written assets behind.
+
+    Args:
+        config: sizes and seeds of the build.
+        out_dir: where the assets go (by default into the installed package).
+        reuse_policy: an earlier build's folder whose tokenizer and SFT policy are copied
+            instead of retrained (steps 1-2), to iterate on the preference stage; the
+            copied card figures are kept and the card records where they came from.
+        progress: print stage lines and progress bars.
 
     Returns:
         The model card (also written to ``card.json`` and ``card.md``).
@@ -115,11 +139,16 @@ def build_assets(config: BuildConfig, out_dir: Path = ASSETS_DIR, *, progress: b
     card: dict[str, Any] = {"task": "RLHF-Summarize-v0", "config": _jsonable(asdict(config))}
 
     # Tokenizer
-    log("training the tokenizer")
     corpus_posts = split_posts("train", config.tokenizer_posts)
-    corpus = [prompt_text(p) + p.reference for p in corpus_posts]
-    tokenizer = train_bpe_tokenizer(corpus, vocab_size=config.vocab_size)
-    tokenizer.save_pretrained(staging / "tokenizer")
+    if reuse_policy is None:
+        log("training the tokenizer")
+        corpus = [prompt_text(p) + p.reference for p in corpus_posts]
+        tokenizer = train_bpe_tokenizer(corpus, vocab_size=config.vocab_size, split_digits=config.split_digits)
+        tokenizer.save_pretrained(staging / "tokenizer")
+    else:
+        log(f"copying the tokenizer and SFT policy of {reuse_policy}")
+        for name in ("tokenizer", "sft_policy"):
+            shutil.copytree(Path(reuse_policy) / name, staging / name)
     tokenizer = load_tokenizer(str(staging / "tokenizer"))
     lengths = [len(ids) for ids in tokenizer([prompt_text(p) for p in corpus_posts[:500]])["input_ids"]]
     card["tokenizer"] = {
@@ -129,21 +158,33 @@ def build_assets(config: BuildConfig, out_dir: Path = ASSETS_DIR, *, progress: b
     }
 
     # SFT policy
-    log("supervised fine-tuning of the policy")
-    sft_posts = split_posts("train", config.sft_posts, offset=config.tokenizer_posts)
-    policy = tiny_causal_lm(tokenizer, config.model_size, seed=config.seed)
-    sft_result = train_sft(
-        policy,
-        tokenizer,
-        [prompt_text(p) for p in sft_posts],
-        [p.reference for p in sft_posts],
-        _with_seed(config.sft, config.seed),
-        progress=progress,
-    )
+    if reuse_policy is None:
+        log("supervised fine-tuning of the policy")
+        sft_posts = split_posts("train", config.sft_posts, offset=config.tokenizer_posts)
+        policy = tiny_causal_lm(tokenizer, config.model_size, seed=config.seed)
+        sft_result = train_sft(
+            policy,
+            tokenizer,
+            [prompt_text(p) for p in sft_posts],
+            [p.reference for p in sft_posts],
+            _with_seed(config.sft, config.seed),
+            progress=progress,
+        )
+        policy.save_pretrained(staging / "sft_policy")
+        tokenizer.save_pretrained(staging / "sft_policy")
+        sft_figures = {
+            "examples": config.sft_posts,
+            "final_loss": sft_result.final_loss,
+            "parameters": _num_parameters(policy),
+            "seconds": round(sft_result.wall_time, 1),
+        }
+        (staging / "sft_policy" / SFT_FIGURES).write_text(json.dumps(sft_figures, indent=2))
+    else:
+        policy = GPT2LMHeadModel.from_pretrained(staging / "sft_policy")
+        sft_figures = json.loads((staging / "sft_policy" / SFT_FIGURES).read_text())
+        sft_figures["reused_from"] = str(reuse_policy)
+    card["sft"] = sft_figures
     policy.eval()
-    policy.save_pretrained(staging / "sft_policy")
-    tokenizer.save_pretrained(staging / "sft_policy")
-    card["sft"] = {"final_loss": sft_result.final_loss, "parameters": _num_parameters(policy)}
 
     # Comparison data
     log("sampling candidates and labelling comparisons")
@@ -165,6 +206,7 @@ def build_assets(config: BuildConfig, out_dir: Path = ASSETS_DIR, *, progress: b
 
     # Preference model
     log("training the preference model (Bradley-Terry)")
+    torch.manual_seed(config.seed)  # the new score head's initialisation draws from it
     backbone = GPT2ForSequenceClassification.from_pretrained(staging / "sft_policy", num_labels=1)
     preference_model = PreferenceModel(backbone, tokenizer, max_length=config.max_prompt_tokens + config.max_new_tokens + 1)
     train_result = train_preference_model_on_groups(

@@ -16,7 +16,7 @@ from rlhf_gym.cli import main as cli_main
 from rlhf_gym.preference_model import PreferenceModel
 from rlhf_gym.vector_env import TokenVectorEnv
 
-SUMMARY_KEYS = {"agent", "env", "seed", "env_steps", "iterations", "wall_time_seconds", "initial", "final", "gold_improvement", "config"}
+SUMMARY_KEYS = {"agent", "env", "seed", "env_steps", "iterations", "wall_time_seconds", "initial", "final", "gold_improvement", "evals", "config"}
 EVAL_KEYS = {"env_steps", "proxy_reward", "gold", "kl", "response_length", "eos_fraction"}
 
 

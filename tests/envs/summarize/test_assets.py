@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import gymnasium as gym
+import pytest
 import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
@@ -12,18 +13,53 @@ from transformers import AutoModelForCausalLM
 
 import rlhf_gym  # noqa: F401
 from rlhf_gym.envs.summarize import assets
+from rlhf_gym.envs.summarize.gold_judge import gold_scores
 from rlhf_gym.envs.summarize.world import generate_post, prompt_text
+from rlhf_gym.generation import sample_completions
 
 
-def test_card_records_the_build():
-    """The shipped assets are an interim toy-scale build (issue 3 replaces them); the card
-    must still record how they were built and the figures the build measured."""
+def test_card_figures_meet_the_bars_of_issue_3():
     card = assets.model_card()
     assert card["task"] == "RLHF-Summarize-v0" and card["config"]["seed"] == 0
-    for key in ("annotator_gold_agreement", "train_pairs"):
-        assert key in card["comparisons"]
-    assert 0.0 <= card["preference_model"]["valid_accuracy_vs_annotators"] <= 1.0
-    assert card["tokenizer"]["vocab_size"] == len(assets.default_tokenizer())
+    comparisons, reward_model, evaluation = (
+        card["comparisons"], card["preference_model"], card["evaluation"]
+    )
+    assert card["tokenizer"]["vocab_size"] == len(assets.default_tokenizer()) <= 2100
+    assert 0.70 <= comparisons["annotator_gold_agreement"] <= 0.80
+    assert comparisons["train_pairs"] >= 50_000
+    assert reward_model["valid_accuracy_vs_annotators"] >= 0.60  # well above chance (0.5)
+    assert reward_model["valid_accuracy_vs_gold"] >= 0.60
+    # The SFT policy leaves >= 0.2 of gold headroom below the references on the test split.
+    assert evaluation["reference_gold"] - evaluation["sft_t0.7_gold"] >= 0.2
+    assert evaluation["reference_gold"] - evaluation["sft_greedy_gold"] >= 0.2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 3 bar not met yet: the 2-layer d=128 preference model reaches 0.62 vs "
+    "annotators (it learns length, truncation and invented facts, but barely checks numbers)",
+)
+def test_preference_model_meets_the_accuracy_bar_of_issue_3():
+    assert assets.model_card()["preference_model"]["valid_accuracy_vs_annotators"] >= 0.70
+
+
+def test_card_figures_are_reproduced_by_the_shipped_models():
+    """Recompute two card figures on a slice of the test split: the card tells the truth."""
+    card = assets.model_card()
+    model = assets.default_preference_model(torch.device("cpu"))
+    tokenizer = assets.default_tokenizer()
+    policy = AutoModelForCausalLM.from_pretrained(assets.default_policy_path()).eval()
+    posts = [generate_post(10_100_000 + i) for i in range(96)]  # the first test-split posts
+    prompts = [prompt_text(p) for p in posts]
+    reference_proxy = model.score(prompts, [p.reference for p in posts])
+    # References are the normalisation's anchor: mean ~0, std ~1 (fit on train references).
+    assert abs(float(reference_proxy.mean())) < 0.35
+    assert 0.6 < float(reference_proxy.std()) < 1.5
+    greedy = sample_completions(
+        policy, tokenizer, prompts, max_new_tokens=64, temperature=0.0, seed=0, max_prompt_tokens=224
+    )
+    greedy_gold = float(gold_scores([p.record for p in posts], greedy).mean())
+    assert abs(greedy_gold - card["evaluation"]["sft_greedy_gold"]) < 0.1
 
 
 def test_shipped_models_load_and_are_safetensors():

@@ -33,6 +33,20 @@ def test_build_is_deterministic_in_its_seed(tmp_path):
     config.sft_posts, config.comparison_posts, config.valid_posts, config.eval_posts = 16, 8, 8, 8
     first = build_assets(config, tmp_path / "a", progress=False)
     second = build_assets(config, tmp_path / "b", progress=False)
-    drop = lambda card: {k: v for k, v in card.items() if k != "build_seconds"}  # noqa: E731
-    assert drop(first) == drop(second)
+    assert without_timings(first) == without_timings(second)
     assert (tmp_path / "a/sft_policy/model.safetensors").read_bytes() == (tmp_path / "b/sft_policy/model.safetensors").read_bytes()
+
+    # Reusing the first build's tokenizer and policy reproduces its preference model exactly.
+    reused = build_assets(config, tmp_path / "c", reuse_policy=tmp_path / "a", progress=False)
+    assert reused["sft"]["reused_from"] == str(tmp_path / "a")
+    assert without_timings(reused)["preference_model"] == without_timings(first)["preference_model"]
+    assert (tmp_path / "a/preference_model/model.safetensors").read_bytes() == (
+        tmp_path / "c/preference_model/model.safetensors"
+    ).read_bytes()
+
+
+def without_timings(card: dict) -> dict:
+    """The card minus wall-clock figures, which differ between identical builds."""
+    card = {k: v for k, v in card.items() if k != "build_seconds"}
+    card["sft"] = {k: v for k, v in card["sft"].items() if k not in ("seconds", "reused_from")}
+    return card

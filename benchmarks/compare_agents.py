@@ -1,0 +1,112 @@
+"""Every agent of the package on the same env, env-step budget and seeds: a table and a plot.
+
+Each (agent, seed) pair is one ordinary ``rlhf-gym train`` run (same code path, same run
+folder contract) with nothing but ``--env``, ``--total-steps``, ``--seed`` and ``--out``
+set, so every agent uses its documented defaults. Finished runs are skipped when their
+``summary.json`` exists, so an interrupted comparison continues where it stopped.
+
+    python benchmarks/compare_agents.py                               # all agents, seeds 0 1 2
+    python benchmarks/compare_agents.py --agents ppo sb3-ppo --total-steps 8192 --seeds 0 1 2
+
+Writes ``<out>/comparison.md`` (mean ± std over seeds of the final valid-split gold score,
+its change from the SFT start, proxy reward, KL, wall time) and ``<out>/comparison.png``
+(valid-split gold score and proxy reward vs env steps, mean over seeds, one line per agent).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import tyro  # noqa: E402
+
+from rlhf_gym.agents import AGENTS  # noqa: E402
+
+
+@dataclass
+class Config:
+    agents: list[str] = field(default_factory=lambda: list(AGENTS))  # agent names (rlhf-gym train --agent)
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # one run per agent and seed
+    env: str = "RLHF-Summarize-v0"
+    total_steps: int = 8192  # env steps per run, the same for every agent
+    out: str = "runs/compare"  # run folders, table and plot
+
+
+def run_one(agent: str, seed: int, config: Config) -> dict[str, Any]:
+    """Train ``agent`` with ``seed`` (or reuse a finished run) and return its summary."""
+    run_dir = Path(config.out) / agent / f"seed{seed}"
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        config_class, train = AGENTS[agent].load()
+        train(config_class(env=config.env, total_steps=config.total_steps, seed=seed, out=str(run_dir)))
+    return json.loads(summary_path.read_text())
+
+
+def mean_std(values: list[float]) -> str:
+    return f"{np.mean(values):+.3f} ± {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:+.3f}"
+
+
+def table(results: dict[str, list[dict[str, Any]]], config: Config) -> str:
+    """Markdown table: one row per agent, mean ± std over seeds."""
+    lines = [
+        f"Env `{config.env}`, {config.total_steps:,} env steps per run, seeds {config.seeds}; "
+        "valid-split evaluation (fixed prompts, T as configured), mean ± std over seeds.",
+        "",
+        "| agent | gold (final) | gold change | proxy reward (final) | KL (final) | wall time (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for agent, summaries in results.items():
+        finals = [s["final"] for s in summaries]
+        lines.append(
+            f"| {agent} | {mean_std([f['gold'] for f in finals])} "
+            f"| {mean_std([s['gold_improvement'] for s in summaries])} "
+            f"| {mean_std([f['proxy_reward'] for f in finals])} "
+            f"| {mean_std([f['kl'] for f in finals])} "
+            f"| {np.mean([s['wall_time_seconds'] for s in summaries]):.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    """Valid-split gold score and proxy reward vs env steps, mean over seeds per agent."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for agent, summaries in results.items():
+        length = min(len(s["evals"]) for s in summaries)  # seeds share the eval schedule
+        steps = [e["env_steps"] for e in summaries[0]["evals"][:length]]
+        for ax, key in zip(axes, ("gold", "proxy_reward")):
+            curves = np.array([[e[key] for e in s["evals"][:length]] for s in summaries])
+            ax.plot(steps, curves.mean(0), "o-", label=agent)
+            if len(summaries) > 1:
+                ax.fill_between(steps, curves.min(0), curves.max(0), alpha=0.15)
+    for ax, title in zip(axes, ("gold score (valid)", "proxy reward (valid, normalised)")):
+        ax.set_xlabel("env steps (generated tokens)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle("mean over seeds; band: min-max")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(config: Config) -> None:
+    unknown = [a for a in config.agents if a not in AGENTS]
+    if unknown:
+        raise SystemExit(f"unknown agents {unknown}; choose from {list(AGENTS)}")
+    results = {agent: [run_one(agent, seed, config) for seed in config.seeds] for agent in config.agents}
+    out = Path(config.out)
+    (out / "comparison.md").write_text(table(results, config))
+    plot(results, out / "comparison.png")
+    print(table(results, config))
+    print(f"wrote {out / 'comparison.md'} and {out / 'comparison.png'}")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Config))
