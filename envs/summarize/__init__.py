@@ -79,7 +79,8 @@ with the Bradley–Terry loss on ≥50k annotator-labelled comparisons; see
 repetition and well-formedness, combined into [0, 1].
 
 ## Tokenizer
-Byte-level BPE trained on the generated world; EOS ``<|endoftext|>``, pad ``<pad>``.
+Byte-level BPE (2,048 tokens) trained on the generated world, one token per digit; EOS
+``<|endoftext|>``, pad ``<pad>``.
 
 ## Version History
 - v0: initial release.
