@@ -6,7 +6,9 @@ path, are all built here so that their configuration has one home.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
@@ -62,3 +64,34 @@ def tiny_sequence_classifier(
     """A randomly initialised tiny GPT-2 with a scalar head (deterministic in ``seed``)."""
     torch.manual_seed(seed)
     return GPT2ForSequenceClassification(tiny_gpt2_config(tokenizer, size, num_labels=1)).eval()
+
+
+def deepened_sequence_classifier(
+    causal_lm_path: str | Path, extra_layers: int, seed: int = 0
+) -> GPT2ForSequenceClassification:
+    """A scalar-head GPT-2 initialised from a causal LM, with ``extra_layers`` new blocks on top.
+
+    Embeddings, the LM's blocks and its final layer norm are copied; the new blocks (stacked
+    after the copied ones) and the score head are freshly initialised from ``seed``.
+
+    Why deeper than the policy: judging a summary means checking each of its tokens against
+    the post (an induction-style lookup that takes the policy's two layers) and then
+    gathering those checks at the final token, where the score is read: one more layer.
+    """
+    if extra_layers < 0:
+        raise ValueError(f"extra_layers must be >= 0, got {extra_layers}")
+    torch.manual_seed(seed)  # the new score head's initialisation draws from it
+    base = GPT2ForSequenceClassification.from_pretrained(causal_lm_path, num_labels=1)
+    if extra_layers == 0:
+        return base.eval()
+    config = copy.deepcopy(base.config)
+    config.n_layer = base.config.n_layer + extra_layers
+    torch.manual_seed(seed)
+    model = GPT2ForSequenceClassification(config)
+    copied = {k: v for k, v in base.state_dict().items() if not k.startswith("score.")}
+    missing, unexpected = model.load_state_dict(copied, strict=False)
+    new_blocks = {f"transformer.h.{i}." for i in range(base.config.n_layer, config.n_layer)}
+    assert not unexpected and all(
+        k.startswith("score.") or any(k.startswith(b) for b in new_blocks) for k in missing
+    ), (missing, unexpected)
+    return model.eval()

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import GPT2ForSequenceClassification, GPT2LMHeadModel
+from transformers import GPT2LMHeadModel
 
 from rlhf_gym.envs.summarize.annotators import AnnotatorPool, gold_agreement
 from rlhf_gym.envs.summarize.assets import ASSETS_DIR
@@ -43,7 +43,7 @@ from rlhf_gym.preference_training import (
     train_preference_model_on_groups,
 )
 from rlhf_gym.sft import SFTConfig, train_sft
-from rlhf_gym.tiny_models import TinyGPT2Size, tiny_causal_lm
+from rlhf_gym.tiny_models import TinyGPT2Size, deepened_sequence_classifier, tiny_causal_lm
 from rlhf_gym.tokenizer_training import train_bpe_tokenizer
 
 
@@ -76,6 +76,11 @@ class BuildConfig:
         # Small batches: at this scale the reward model is limited by updates, not gradient noise.
         default_factory=lambda: PreferenceTrainingConfig(epochs=2, batch_size=4, learning_rate=1e-3)
     )
+    # Blocks the preference model adds on top of the SFT backbone it starts from (checking
+    # each summary token against the post, then gathering the checks at the scored final
+    # token, may need more depth than the policy has). Measured with the shipped SFT policy
+    # and data: 0 extra -> 0.619 valid accuracy vs annotators, 2 extra -> 0.605; so 0.
+    preference_extra_layers: int = 0
     valid_posts: int = 300  # valid-split posts for RM accuracy (pairs as in training)
     normalization_posts: int = 512  # train posts whose references fix the reward scale
     eval_posts: int = 512  # test-split posts for SFT vs reference gold scores
@@ -206,8 +211,9 @@ def build_assets(
 
     # Preference model
     log("training the preference model (Bradley-Terry)")
-    torch.manual_seed(config.seed)  # the new score head's initialisation draws from it
-    backbone = GPT2ForSequenceClassification.from_pretrained(staging / "sft_policy", num_labels=1)
+    backbone = deepened_sequence_classifier(
+        staging / "sft_policy", config.preference_extra_layers, seed=config.seed
+    )
     preference_model = PreferenceModel(backbone, tokenizer, max_length=config.max_prompt_tokens + config.max_new_tokens + 1)
     train_result = train_preference_model_on_groups(
         preference_model, train_pairs["groups"], _with_seed(config.preference, config.seed), progress=progress
