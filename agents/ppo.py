@@ -37,6 +37,7 @@ from rlhf_gym.agents.lm_policy import CausalLMPolicy, disable_dropout
 from rlhf_gym.agents.rollout import EpisodeBatch, collect_episodes
 from rlhf_gym.agents.run_io import RunLogger, finish_run
 from rlhf_gym.agents.value_model import ValueModel
+from rlhf_gym.atomic_dir import swap_in
 from rlhf_gym.vector_env import TokenVectorEnv
 
 
@@ -150,17 +151,13 @@ def per_token_rewards(
 # Checkpoints ----------------------------------------------------------------------
 def save_checkpoint(run_dir: Path, policy: CausalLMPolicy, value: ValueModel, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
     """Write a checkpoint atomically: a temp folder, then renames; never a torn one."""
-    final, temp, old = run_dir / "checkpoint", run_dir / "checkpoint.tmp", run_dir / "checkpoint.old"
+    temp = run_dir / "checkpoint.tmp"
     shutil.rmtree(temp, ignore_errors=True)
     policy.model.save_pretrained(temp / "policy")
     save_file(value.state_dict(), str(temp / "value_model.safetensors"))
     torch.save(optimizer.state_dict(), temp / "optimizer.pt")  # tensors only: loads with weights_only
     (temp / "state.json").write_text(json.dumps(state))
-    if final.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
-    temp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
+    swap_in(temp, run_dir / "checkpoint")
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

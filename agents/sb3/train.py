@@ -74,6 +74,7 @@ from rlhf_gym.agents.sb3.kl_reward import PolicyLogProbReward
 from rlhf_gym.agents.sb3.masks import MaskModelRefresh, TopPMaskProvider
 from rlhf_gym.agents.sb3.policy import CausalLMActorCriticPolicy, MaskableCausalLMActorCriticPolicy
 from rlhf_gym.agents.sb3.vec_env import SB3VecEnv
+from rlhf_gym.atomic_dir import swap_in
 from rlhf_gym.kl_reward_wrapper import KLRewardWrapper
 from rlhf_gym.vector_env import TokenVectorEnv
 
@@ -298,7 +299,7 @@ def save_checkpoint(
     run_dir: Path, model: BaseAlgorithm, mask_provider: TopPMaskProvider | None, state: dict[str, Any]
 ) -> None:
     """Write tensors and JSON to a temp folder, then rename: never a torn checkpoint."""
-    final, temp, old = run_dir / "checkpoint", run_dir / "checkpoint.tmp", run_dir / "checkpoint.old"
+    temp = run_dir / "checkpoint.tmp"
     shutil.rmtree(temp, ignore_errors=True)
     temp.mkdir(parents=True)
     save_model(model.policy, str(temp / "policy.safetensors"))  # LM(s) and value head
@@ -307,11 +308,7 @@ def save_checkpoint(
     if mask_provider is not None:
         save_model(mask_provider.model, str(temp / "mask_model.safetensors"))
     (temp / "state.json").write_text(json.dumps(state))
-    if final.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
-    temp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
+    swap_in(temp, run_dir / "checkpoint")
 
 
 def load_checkpoint(

@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import GPT2LMHeadModel
 
+from rlhf_gym.atomic_dir import swap_in
 from rlhf_gym.envs.summarize.annotators import AnnotatorPool, gold_agreement
 from rlhf_gym.envs.summarize.assets import ASSETS_DIR
 from rlhf_gym.envs.summarize.gold_judge import gold_scores
@@ -271,15 +272,7 @@ def build_assets(
     (staging / "card.json").write_text(json.dumps(card, indent=2))
     (staging / "card.md").write_text(render_card(card))
 
-    # Swap the new assets in.
-    if out_dir.exists():
-        backup = out_dir.with_name(out_dir.name + ".old")
-        shutil.rmtree(backup, ignore_errors=True)
-        out_dir.rename(backup)
-        staging.rename(out_dir)
-        shutil.rmtree(backup)
-    else:
-        staging.rename(out_dir)
+    swap_in(staging, out_dir)
     log(f"assets written to {out_dir} in {card['build_seconds']} s")
     return card
 
