@@ -74,6 +74,17 @@ def right_align(
         ([[5, 6, 7], [0, 0, 5]], [[1, 1, 1], [0, 0, 1]])
     """
     mask = attention_mask.long()
+    current, num_real = _check_one_block(mask, prompt_width)
+    width = int(num_real.max())
+    columns = torch.arange(width, device=mask.device)
+    source = current[:, None] - (width - 1) + columns[None, :]  # (N, W) column read from
+    valid = columns[None, :] >= (width - num_real)[:, None]  # (N, W) real-token slots
+    ids = input_ids.long().gather(1, source.clamp(min=0)) * valid
+    return ids, valid.long()
+
+
+def _check_one_block(mask: torch.Tensor, prompt_width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's current column and number of real tokens, (N,) each; raises on a bad layout."""
     current = current_positions(mask, prompt_width)  # (N,)
     num_real = mask.sum(-1)  # (N,)
     first_real = mask.argmax(-1)  # (N,) first column with mask 1
@@ -87,12 +98,61 @@ def right_align(
             f"observation rows {rows[:8]} do not hold one block of real tokens ending at column "
             f"P + t - 1 (P = {prompt_width}); is prompt_width the env's max_prompt_tokens?"
         )
-    width = int(num_real.max())
-    columns = torch.arange(width, device=mask.device)
-    source = current[:, None] - (width - 1) + columns[None, :]  # (N, W) column read from
-    valid = columns[None, :] >= (width - num_real)[:, None]  # (N, W) real-token slots
-    ids = input_ids.long().gather(1, source.clamp(min=0)) * valid
-    return ids, valid.long()
+    return current, num_real
+
+
+def shared_prefix_hosts(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each row, a row of the batch that contains it as a prefix, and how much longer it is.
+
+    Two observations of the same episode share the prompt block and the earlier one's
+    response is a prefix of the later one's. A causal model's output at the earlier row's
+    current token is then its output at the matching column of the later row, so one
+    forward over the later row serves both. SB3 update minibatches hold several steps of
+    the same episode (A2C's holds all of them), which is where this saves forwards.
+
+    Every row gets the longest row that contains it (ties: the lowest index), so hosts are
+    rows that no other row contains, and every host is its own host.
+
+    Args:
+        input_ids: (N, L) observation token ids (int64, or exactly-integral floats).
+        attention_mask: (N, L) observation mask; responses start at column ``prompt_width``.
+        prompt_width: P, the env's ``max_prompt_tokens``.
+
+    Returns:
+        host (N,) int64, the row to read, and offset (N,) int64 ``>= 0``, how many tokens
+        the host's current position lies beyond this row's.
+
+    Example:
+        >>> import torch
+        >>> ids = torch.tensor([[7, 1, 0, 0], [7, 1, 2, 0], [7, 3, 0, 0], [7, 1, 2, 0]])
+        >>> mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 0]])
+        >>> host, offset = shared_prefix_hosts(ids, mask, prompt_width=1)
+        >>> host.tolist(), offset.tolist()
+        ([1, 1, 2, 1], [1, 0, 0, 0])
+    """
+    mask = attention_mask.long()
+    ids = input_ids.long() * mask  # padding reads as 0 whatever the buffer holds there
+    generated = mask[:, prompt_width:].sum(-1)  # (N,) t
+    prompt_block = torch.cat([ids[:, :prompt_width], mask[:, :prompt_width]], dim=1)
+    _, prompt_group = torch.unique(prompt_block, dim=0, return_inverse=True)  # (N,)
+    responses = ids[:, prompt_width:]  # (N, T) response tokens left-aligned, then 0
+    n = ids.shape[0]
+    host = torch.arange(n, device=ids.device)
+    columns = torch.arange(responses.shape[1], device=ids.device)
+    groups, sizes = torch.unique(prompt_group, return_counts=True)
+    for group in groups[sizes > 1].tolist():  # a prompt seen once has only itself to share with
+        rows = torch.nonzero(prompt_group == group).flatten()
+        r, t = responses[rows], generated[rows]  # (n_g, T), (n_g,)
+        # contains[a, b]: row b's response starts with row a's whole response.
+        same_or_beyond = (r[:, None, :] == r[None, :, :]) | (columns >= t[:, None])[:, None, :]
+        contains = same_or_beyond.all(-1) & (t[None, :] >= t[:, None])
+        # Among containing rows prefer the longest, then the lowest index.
+        preference = t[None, :] * (n + 1) + (n - rows)[None, :]
+        best = torch.where(contains, preference, torch.full_like(preference, -1)).argmax(-1)
+        host[rows] = rows[best]
+    return host, generated[host] - generated
 
 
 def next_token_outputs(
@@ -103,12 +163,16 @@ def next_token_outputs(
     *,
     vocab_size: int | None = None,
     output_hidden: bool = False,
+    share_prefixes: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The model's next-token logits at each row's current position, and its last hidden state.
 
     One forward over the right-aligned buffer (see the module docstring); the logits come
     from the model's own head (so logit scaling or soft-capping of any architecture
-    applies), un-tempered.
+    applies), un-tempered. With ``share_prefixes``, rows that are a prefix of another row
+    (earlier steps of the same episode, `shared_prefix_hosts`) are read from that row's
+    forward instead of getting their own: the same outputs (up to float summation order)
+    from fewer rows.
 
     Args:
         model: an ``AutoModelForCausalLM`` that accepts ``position_ids`` and ``logits_to_keep``.
@@ -119,22 +183,32 @@ def next_token_outputs(
             models may pad their embedding matrix beyond the tokenizer (Pythia has 50304
             rows for 50277 tokens), and ids past the tokenizer are not valid actions.
         output_hidden: also return the last hidden state at that position.
+        share_prefixes: forward only the rows no other row contains.
 
     Returns:
         logits (N, V) float32 (V = ``vocab_size`` or the model's), and hidden (N, d)
         (``hidden_states[-1]``, after the final layer norm for GPT-2 and Llama-style
         models) or None.
     """
-    ids, mask = right_align(input_ids, attention_mask, prompt_width)
+    if share_prefixes:
+        _check_one_block(attention_mask.long(), prompt_width)
+        host, offset = shared_prefix_hosts(input_ids, attention_mask, prompt_width)
+        forwarded, row_of_host = torch.unique(host, return_inverse=True)  # hosts; each row's host
+        ids, mask = right_align(input_ids[forwarded], attention_mask[forwarded], prompt_width)
+    else:
+        ids, mask = right_align(input_ids, attention_mask, prompt_width)
+        row_of_host = torch.arange(ids.shape[0], device=ids.device)
+        offset = torch.zeros_like(row_of_host)
+    keep = int(offset.max()) + 1 if offset.numel() else 1  # columns from the right to project
     out = model(
         input_ids=ids,
         attention_mask=mask,
         position_ids=position_ids_from_attention_mask(mask),
-        logits_to_keep=1,
+        logits_to_keep=keep,
         output_hidden_states=output_hidden,
         use_cache=False,
     )
-    logits = out.logits[:, -1].float()  # (N, V_model)
+    logits = out.logits[row_of_host, keep - 1 - offset].float()  # (N, V_model)
     if vocab_size is not None:
         if vocab_size > logits.shape[-1]:
             raise ValueError(
@@ -142,5 +216,5 @@ def next_token_outputs(
                 "the policy and the env's tokenizer do not match"
             )
         logits = logits[:, :vocab_size]
-    hidden = out.hidden_states[-1][:, -1] if output_hidden else None  # (N, d)
+    hidden = out.hidden_states[-1][row_of_host, -1 - offset] if output_hidden else None  # (N, d)
     return logits, hidden

@@ -24,19 +24,25 @@ Cost: SB3 policies are stateless per step, so every env step re-encodes the whol
 (prompt and response so far) instead of feeding one token to a KV cache: a rollout step
 costs a forward over ``W`` tokens per row, where ``W`` is the longest real context in the
 batch (`rlhf_gym.next_token.right_align` drops padding), versus one token with a cache
-(`rlhf_gym.agents.lm_policy.CausalLMPolicy.decode`, as our PPO does). The update costs
-one full-context forward and backward per sampled token (per SB3 sample), where our PPO
-scores a whole response in one forward. Measured (November 2026, 1 CPU thread on a shared
-2-core machine, N = 64 sub-envs; medians of 3 interleaved runs; env steps per second):
+(`rlhf_gym.agents.lm_policy.CausalLMPolicy.decode`, as our PPO does). In the update, a
+minibatch holds several steps of the same episode; with ``share_prefixes`` (the default)
+only the latest step of each episode is forwarded and the earlier steps read their
+outputs from it (`rlhf_gym.next_token.shared_prefix_hosts`; exact, since a causal model's
+output at a token depends only on the tokens before it). Measured (November 2026, 1 CPU
+thread on a shared 2-core machine, N = 64 sub-envs; medians of 3 interleaved runs; env
+steps per second):
 
-| model, context | SB3 rollout | + KL wrapper | KV-cached rollout (our PPO) | SB3 PPO update, per epoch |
+| model, context | SB3 rollout | + KL wrapper | KV-cached rollout (our PPO) | SB3 PPO update, per epoch, unshared |
 |---|---|---|---|---|
 | toy 1L/32, P=40, T=5 (N=16) | 2,100 | 1,450 | 3,750 | 3,600 samples/s |
 | 2L/128, P=256, T=32 (prompts ~233 tokens) | 89 | 44 | 1,470 | 28 samples/s |
 
-So at the 2L/128 size an SB3 PPO iteration (rollout with the KL wrapper, then 4 epochs)
-should run at about (1/44 + 4/28)^-1 = 6 env steps/s (an estimate from the rows above).
-The update, not the rollout, dominates: a KV cache in the rollout would save little.
+Shared prefixes on the shipped 2L/128 models (`benchmarks/sb3_update.py`, the agents'
+default 32 sub-envs x 48 steps, one rollout buffer timed both ways, 2 threads while
+another 2-thread job ran): a PPO update epoch (minibatches of 256) went from 22 to 93
+samples/s (4.3x); A2C's update, one batch of the whole rollout, from 14 to 397 (28x).
+The rollout (25 env steps/s in that run, with the KL wrapper) is now the larger share of
+an SB3 PPO iteration; a KV cache in the rollout is the next saving.
 
 Usage::
 
@@ -79,14 +85,19 @@ class CausalLMExtractor(BaseFeaturesExtractor):
         observation_space: the env's ``Dict(input_ids, attention_mask)`` space.
         model: the causal LM (dropout is switched off: N+ detail, no dropout in RLHF).
         prompt_width: P, the env's ``max_prompt_tokens``.
+        share_prefixes: rows that are earlier steps of another row's episode are read from
+            that row's forward (`rlhf_gym.next_token.shared_prefix_hosts`).
     """
 
-    def __init__(self, observation_space: spaces.Dict, model: PreTrainedModel, prompt_width: int) -> None:
+    def __init__(
+        self, observation_space: spaces.Dict, model: PreTrainedModel, prompt_width: int, share_prefixes: bool = True
+    ) -> None:
         hidden_size = int(model.config.get_text_config().hidden_size)
         super().__init__(observation_space, features_dim=hidden_size)
         disable_dropout(model)
         self.lm = model
         self.prompt_width = int(prompt_width)
+        self.share_prefixes = bool(share_prefixes)
 
     def logits_and_hidden(
         self, obs: PyTorchObs, vocab_size: int, output_hidden: bool
@@ -99,6 +110,7 @@ class CausalLMExtractor(BaseFeaturesExtractor):
             self.prompt_width,
             vocab_size=vocab_size,
             output_hidden=output_hidden,
+            share_prefixes=self.share_prefixes,
         )
 
     def forward(self, observations: PyTorchObs) -> torch.Tensor:
@@ -137,6 +149,7 @@ class _CausalLMActorCritic:
         trust_remote_code: bool = False,
         attn_implementation: str | None = None,
         share_features_extractor: bool = True,
+        share_prefixes: bool = True,
         optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
@@ -150,7 +163,7 @@ class _CausalLMActorCritic:
             raise ValueError(
                 f"unsupported policy_kwargs {sorted(kwargs)}: the actor is the LM (no MLP); supported: "
                 "model_name_or_path, prompt_width, temperature, trust_remote_code, "
-                "attn_implementation, share_features_extractor, optimizer_class, optimizer_kwargs"
+                "attn_implementation, share_features_extractor, share_prefixes, optimizer_class, optimizer_kwargs"
             )
         # Plain attributes may be set before nn.Module.__init__; the base __init__ below
         # calls make_features_extractor, which reads them.
@@ -159,6 +172,7 @@ class _CausalLMActorCritic:
         self.temperature = float(temperature)
         self.trust_remote_code = bool(trust_remote_code)
         self.attn_implementation = attn_implementation
+        self.share_prefixes = bool(share_prefixes)
         super().__init__(  # type: ignore[call-arg]
             observation_space,
             action_space,
@@ -183,7 +197,7 @@ class _CausalLMActorCritic:
                 f"the LM at {self.model_name_or_path} has {vocab} output logits but the env's "
                 f"action space has {self.action_space.n} tokens: policy and tokenizer do not match"
             )
-        return CausalLMExtractor(self.observation_space, model, self.prompt_width)
+        return CausalLMExtractor(self.observation_space, model, self.prompt_width, self.share_prefixes)
 
     def _build(self, lr_schedule: Schedule) -> None:
         """The value head and the optimizer; the actor head is the LM's own."""
@@ -208,6 +222,7 @@ class _CausalLMActorCritic:
             trust_remote_code=self.trust_remote_code,
             attn_implementation=self.attn_implementation,
             share_features_extractor=self.share_features_extractor,
+            share_prefixes=self.share_prefixes,
         )
         return data
 
@@ -297,6 +312,10 @@ class CausalLMActorCriticPolicy(_CausalLMActorCritic, ActorCriticPolicy):
             PyTorch's fused SDPA attention kernels on CPU have no second derivative.
         share_features_extractor: the critic's head sits on the actor's backbone (True,
             one LM copy; value-loss gradients then reach the LM) or on its own copy.
+        share_prefixes: in a batch holding several steps of one episode (an update
+            minibatch), forward only the latest and read the earlier steps' outputs from
+            it (exact: a causal model's output at a token depends only on the tokens
+            before it). On by default.
         optimizer_class, optimizer_kwargs: as in SB3 (Adam, eps 1e-5).
     """
 

@@ -112,6 +112,7 @@ class SB3Config:
     max_grad_norm: float = 1.0  # global gradient-norm clip (PPO, A2C, MaskablePPO)
     target_kl: float = 0.01  # TRPO trust region (SB3's default)
     separate_critic: bool | None = None  # critic on its own LM copy; None = only for TRPO
+    share_prefixes: bool = True  # forward each episode once per batch, not once per step (exact)
     top_p: float = 0.9  # MaskablePPO: nucleus mass of the action masks (NLPO)
     mask_refresh_every: int = 10  # MaskablePPO: iterations between mask-model refreshes
     missing_eos_penalty: float | None = 1.0  # subtracted from responses without EOS (N+ #23)
@@ -255,6 +256,7 @@ def build_model(
         prompt_width=prompt_width,
         temperature=config.temperature,
         share_features_extractor=not separate_critic,
+        share_prefixes=config.share_prefixes,
     )
     common: dict[str, Any] = dict(
         learning_rate=config.learning_rate,
