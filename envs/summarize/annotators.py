@@ -38,7 +38,7 @@ import numpy as np
 from rlhf_gym.envs.summarize.gold_judge import gold_score
 from rlhf_gym.envs.summarize.world import PostRecord
 
-__all__ = ["Annotator", "AnnotatorPool", "gold_agreement"]
+__all__ = ["Annotator", "AnnotatorPool", "gold_agreement", "label_accuracy_ceiling"]
 
 # Pool-level defaults, calibrated for ~75% agreement with the gold judge (see the module
 # docstring and tests/envs/summarize/test_annotators.py). Each annotator's parameters are
@@ -225,3 +225,40 @@ def gold_agreement(pool: AnnotatorPool, pairs: Sequence[tuple[PostRecord, str, s
     if total == 0:
         raise ValueError("gold_agreement needs at least one pair the gold judge does not tie")
     return agree / total
+
+
+def label_accuracy_ceiling(pool: AnnotatorPool, gold_a: Sequence[float], gold_b: Sequence[float],
+                           words_a: Sequence[int], words_b: Sequence[int]) -> float:
+    """The best accuracy any scorer can expect against this pool's labels on these pairs.
+
+    A label comes from an annotator drawn uniformly from the pool, so A is preferred with
+    probability ``p``, the pool's mean of ``P(A > B)``; the best guess is the likelier
+    side, right with probability ``max(p, 1 - p)``. The mean over pairs bounds a
+    preference model's accuracy against annotator labels (the Bayes rate), whatever its
+    size: it is what the accuracy bar should be read against.
+
+    Args:
+        pool: The annotators.
+        gold_a, gold_b: Gold scores of the two summaries of each pair.
+        words_a, words_b: Their lengths in words (the pool's length bias reads them).
+
+    Returns:
+        Expected accuracy in [0.5, 1].
+
+    Example:
+        >>> oracle = AnnotatorPool(temperature=1e-9, length_bias=0.0, noise=0.0)
+        >>> label_accuracy_ceiling(oracle, [0.9, 0.2], [0.1, 0.8], [5, 5], [5, 5])
+        1.0
+        >>> label_accuracy_ceiling(AnnotatorPool(), [0.5], [0.5], [5], [5])  # a tie: a coin flip
+        0.5
+    """
+    if not len(gold_a) == len(gold_b) == len(words_a) == len(words_b) > 0:
+        raise ValueError(
+            f"need one gold score and length per summary of each pair, got {len(gold_a)}, "
+            f"{len(gold_b)}, {len(words_a)} and {len(words_b)} (and at least one pair)"
+        )
+    best = []
+    for ga, gb, wa, wb in zip(gold_a, gold_b, words_a, words_b, strict=True):
+        p = float(np.mean([_prob_prefers_first(ga, gb, wa, wb, a) for a in pool.annotators]))
+        best.append(max(p, 1.0 - p))
+    return float(np.mean(best))

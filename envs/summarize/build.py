@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from transformers import GPT2LMHeadModel
 
 from rlhf_gym.atomic_dir import swap_in
-from rlhf_gym.envs.summarize.annotators import AnnotatorPool, gold_agreement
+from rlhf_gym.envs.summarize.annotators import AnnotatorPool, gold_agreement, label_accuracy_ceiling
 from rlhf_gym.envs.summarize.assets import ASSETS_DIR
 from rlhf_gym.envs.summarize.gold_judge import gold_scores
 from rlhf_gym.envs.summarize.perturbations import PERTURBATIONS, perturb
@@ -208,6 +208,12 @@ def build_assets(
         "train_pairs": len(train_pairs["chosen"]),
         "valid_pairs": len(valid_pairs["chosen"]),
         "annotator_gold_agreement": train_pairs["annotator_gold_agreement"],
+        # What the preference model's accuracy vs annotators (below) is bounded by.
+        "valid_label_accuracy_ceiling": label_accuracy_ceiling(
+            pool, valid_pairs["gold_chosen"], valid_pairs["gold_rejected"],
+            [len(s.split()) for s in valid_pairs["chosen"]], [len(s.split()) for s in valid_pairs["rejected"]],
+        ),
+        "valid_gold_judge_accuracy_vs_annotators": _gold_judge_accuracy(valid_pairs),
     }
 
     # Preference model
@@ -334,6 +340,12 @@ def _comparisons(
     return out
 
 
+def _gold_judge_accuracy(pairs: dict[str, Any]) -> float:
+    """The gold judge used as a reward model against the annotator labels (gold ties count half)."""
+    chosen, rejected = np.asarray(pairs["gold_chosen"]), np.asarray(pairs["gold_rejected"])
+    return float(np.mean(chosen > rejected) + 0.5 * np.mean(chosen == rejected))
+
+
 def _gold_ordered(pairs: dict[str, Any]) -> dict[str, list[str]]:
     """The same pairs ordered by the gold judge (ties dropped)."""
     out: dict[str, list[str]] = {"prompts": [], "chosen": [], "rejected": []}
@@ -366,6 +378,14 @@ def render_card(card: dict[str, Any]) -> str:
             f"| SFT final loss | {card['sft']['final_loss']:.3f} |",
             f"| comparison pairs (train / valid) | {cmp_['train_pairs']:,} / {cmp_['valid_pairs']:,} |",
             f"| annotator agreement with gold judge | {cmp_['annotator_gold_agreement']:.3f} |",
+            *(  # cards built before these figures existed lack them
+                [
+                    f"| best possible accuracy vs annotators (valid; Bayes rate of their labels) | {cmp_['valid_label_accuracy_ceiling']:.3f} |",
+                    f"| gold judge as a reward model, accuracy vs annotators (valid; ties half) | {cmp_['valid_gold_judge_accuracy_vs_annotators']:.3f} |",
+                ]
+                if "valid_label_accuracy_ceiling" in cmp_
+                else []
+            ),
             f"| preference model accuracy vs annotators (valid) | {pm['valid_accuracy_vs_annotators']:.3f} |",
             f"| preference model accuracy vs gold (valid, no ties) | {pm['valid_accuracy_vs_gold']:.3f} |",
             f"| reward normalisation (mean, std of raw reference scores) | {pm['normalization']['mean']:.3f}, {pm['normalization']['std']:.3f} |",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlhf_gym.envs.summarize.annotators import Annotator, AnnotatorPool, gold_agreement
+from rlhf_gym.envs.summarize.annotators import Annotator, AnnotatorPool, gold_agreement, label_accuracy_ceiling
 from rlhf_gym.envs.summarize.perturbations import sample_candidate
 from rlhf_gym.envs.summarize.world import PostRecord, generate_post
 
@@ -32,6 +32,30 @@ def test_default_pool_agrees_with_gold_about_as_often_as_human_labellers() -> No
 def test_noiseless_zero_temperature_pool_agrees_with_gold() -> None:
     oracle = AnnotatorPool(temperature=1e-9, length_bias=0.0, noise=0.0)
     assert gold_agreement(oracle, PAIRS, np.random.default_rng(0)) >= 0.999
+
+
+def test_label_ceiling_bounds_the_observed_accuracy_of_the_best_scorer() -> None:
+    """The Bayes rate is what the pool's own expected choice scores against fresh labels."""
+    from rlhf_gym.envs.summarize.gold_judge import gold_score
+
+    pool, rng = AnnotatorPool(), np.random.default_rng(1)
+    gold_a = [gold_score(r, a) for r, a, _ in PAIRS]
+    gold_b = [gold_score(r, b) for r, _, b in PAIRS]
+    words_a = [len(a.split()) for _, a, _ in PAIRS]
+    words_b = [len(b.split()) for _, _, b in PAIRS]
+    ceiling = label_accuracy_ceiling(pool, gold_a, gold_b, words_a, words_b)
+    p = [np.mean([pool.prob_prefers_first(r, a, b, x) for x in pool.annotators]) for r, a, b in PAIRS]
+    labels = [pool._label_scored(ga, gb, wa, wb, rng)[0] for ga, gb, wa, wb in zip(gold_a, gold_b, words_a, words_b)]
+    best_guess_accuracy = np.mean([(pi > 0.5) == label for pi, label in zip(p, labels) if pi != 0.5])
+    assert 0.6 < ceiling < 0.95
+    assert abs(best_guess_accuracy - ceiling) < 0.03  # 2,500 labels: ~0.009 standard error
+    always_a = np.mean(labels)
+    assert ceiling > max(always_a, 1 - always_a) + 0.1  # far better than a constant guess
+
+
+def test_label_ceiling_rejects_mismatched_pairs() -> None:
+    with pytest.raises(ValueError, match="one gold score and length"):
+        label_accuracy_ceiling(AnnotatorPool(), [0.5, 0.2], [0.1], [3, 3], [3, 3])
 
 
 def test_pool_parameters_are_seeded_and_varied() -> None:
