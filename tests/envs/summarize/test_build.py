@@ -20,6 +20,8 @@ def test_toy_build_end_to_end(tmp_path):
     assert json.loads((out / "card.json").read_text()) == card
     assert card["comparisons"]["train_pairs"] == 24 * 3
     assert 0.0 <= card["preference_model"]["valid_accuracy_vs_annotators"] <= 1.0
+    assert 0.5 <= card["comparisons"]["valid_label_accuracy_ceiling"] <= 1.0
+    assert 0.0 <= card["comparisons"]["valid_gold_judge_accuracy_vs_annotators"] <= 1.0
     env = gym.make_vec(
         "RLHF-Summarize-v0", num_envs=2, tokenizer=str(out / "tokenizer"),
         reward_model=str(out / "preference_model"), local_files_only=True,
