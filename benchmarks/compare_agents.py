@@ -56,16 +56,18 @@ def mean_std(values: list[float]) -> str:
 def table(results: dict[str, list[dict[str, Any]]], config: Config) -> str:
     """Markdown table: one row per agent, mean ± std over seeds."""
     lines = [
-        f"Env `{config.env}`, {config.total_steps:,} env steps per run, seeds {config.seeds}; "
-        "valid-split evaluation (fixed prompts, T as configured), mean ± std over seeds.",
+        f"Env `{config.env}`, a budget of {config.total_steps:,} env steps per run (an agent stops "
+        "after the iteration that reaches it: env steps is what it used), seeds "
+        f"{config.seeds}; valid-split evaluation (fixed prompts, T as configured), mean ± std over seeds.",
         "",
-        "| agent | gold (final) | gold change | proxy reward (final) | KL (final) | wall time (s) |",
-        "|---|---|---|---|---|---|",
+        "| agent | env steps | gold (final) | gold change | proxy reward (final) | KL (final) | wall time (s) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for agent, summaries in results.items():
         finals = [s["final"] for s in summaries]
         lines.append(
-            f"| {agent} | {mean_std([f['gold'] for f in finals])} "
+            f"| {agent} | {np.mean([s['env_steps'] for s in summaries]):,.0f} "
+            f"| {mean_std([f['gold'] for f in finals])} "
             f"| {mean_std([s['gold_improvement'] for s in summaries])} "
             f"| {mean_std([f['proxy_reward'] for f in finals])} "
             f"| {mean_std([f['kl'] for f in finals])} "

@@ -25,7 +25,7 @@ def summary(gold_start: float, gold_end: float, wall: float) -> dict:
         {"env_steps": 0, "gold": gold_start, "proxy_reward": -1.0, "kl": 0.0},
         {"env_steps": 100, "gold": gold_end, "proxy_reward": 0.5, "kl": 2.0},
     ]
-    return {"initial": evals[0], "final": evals[-1], "evals": evals,
+    return {"initial": evals[0], "final": evals[-1], "evals": evals, "env_steps": 100,
             "gold_improvement": gold_end - gold_start, "wall_time_seconds": wall}
 
 
