@@ -29,6 +29,10 @@ def test_card_figures_meet_the_bars_of_issue_3():
     assert comparisons["train_pairs"] >= 50_000
     assert reward_model["valid_accuracy_vs_annotators"] >= 0.60  # well above chance (0.5)
     assert reward_model["valid_accuracy_vs_gold"] >= 0.60
+    # No scorer can beat the Bayes rate of the labels; the gold judge comes close to it.
+    ceiling = comparisons["valid_label_accuracy_ceiling"]
+    assert reward_model["valid_accuracy_vs_annotators"] < ceiling
+    assert comparisons["valid_gold_judge_accuracy_vs_annotators"] <= ceiling + 0.01
     # The SFT policy leaves >= 0.2 of gold headroom below the references on the test split.
     assert evaluation["reference_gold"] - evaluation["sft_t0.7_gold"] >= 0.2
     assert evaluation["reference_gold"] - evaluation["sft_greedy_gold"] >= 0.2
@@ -36,8 +40,9 @@ def test_card_figures_meet_the_bars_of_issue_3():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 3 bar not met yet: the 2-layer d=128 preference model reaches 0.62 vs "
-    "annotators (it learns length, truncation and invented facts, but barely checks numbers)",
+    reason="issue 3 bar not met yet: the 2-layer d=128 preference model reaches 0.649 vs "
+    "annotators (0.696 vs gold); the labels' Bayes rate is 0.775 and the gold judge itself "
+    "scores 0.761, so 0.70 asks for a model within 0.06 of the gold judge",
 )
 def test_preference_model_meets_the_accuracy_bar_of_issue_3():
     assert assets.model_card()["preference_model"]["valid_accuracy_vs_annotators"] >= 0.70
