@@ -37,13 +37,19 @@ class Config:
     env: str = "RLHF-Summarize-v0"
     total_steps: int = 8192  # env steps per run, the same for every agent
     out: str = "runs/compare"  # run folders, table and plot
+    train: bool = True  # False: only tabulate the finished runs (the table lists the missing ones)
 
 
-def run_one(agent: str, seed: int, config: Config) -> dict[str, Any]:
-    """Train ``agent`` with ``seed`` (or reuse a finished run) and return its summary."""
+def run_one(agent: str, seed: int, config: Config) -> dict[str, Any] | None:
+    """Train ``agent`` with ``seed`` (or reuse a finished run) and return its summary.
+
+    Returns None for a run that has not finished when ``config.train`` is False.
+    """
     run_dir = Path(config.out) / agent / f"seed{seed}"
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
+        if not config.train:
+            return None
         config_class, train = AGENTS[agent].load()
         train(config_class(env=config.env, total_steps=config.total_steps, seed=seed, out=str(run_dir)))
     return json.loads(summary_path.read_text())
@@ -102,11 +108,21 @@ def main(config: Config) -> None:
     unknown = [a for a in config.agents if a not in AGENTS]
     if unknown:
         raise SystemExit(f"unknown agents {unknown}; choose from {list(AGENTS)}")
-    results = {agent: [run_one(agent, seed, config) for seed in config.seeds] for agent in config.agents}
+    runs = {agent: {seed: run_one(agent, seed, config) for seed in config.seeds} for agent in config.agents}
+    results = {
+        agent: [summary for summary in by_seed.values() if summary is not None]
+        for agent, by_seed in runs.items()
+        if any(summary is not None for summary in by_seed.values())
+    }
+    missing = [f"{agent} seed {seed}" for agent, by_seed in runs.items() for seed, s in by_seed.items() if s is None]
+    text = table(results, config)
+    if missing:
+        text += f"\nNot run (not included above): {', '.join(missing)}.\n"
     out = Path(config.out)
-    (out / "comparison.md").write_text(table(results, config))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "comparison.md").write_text(text)
     plot(results, out / "comparison.png")
-    print(table(results, config))
+    print(text)
     print(f"wrote {out / 'comparison.md'} and {out / 'comparison.png'}")
 
 

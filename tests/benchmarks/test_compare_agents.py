@@ -46,3 +46,16 @@ def test_table_reports_mean_and_std_over_seeds(compare, tmp_path):
 def test_unknown_agent_is_rejected(compare, tmp_path):
     with pytest.raises(SystemExit, match="no-such-agent"):
         compare.main(compare.Config(agents=["no-such-agent"], out=str(tmp_path)))
+
+
+def test_without_training_only_finished_runs_are_tabulated(compare, tmp_path):
+    import json
+
+    finished = tmp_path / "ppo" / "seed0"
+    finished.mkdir(parents=True)
+    (finished / "summary.json").write_text(json.dumps(summary(0.2, 0.3, 10)))
+    compare.main(compare.Config(agents=["ppo", "sb3-a2c"], seeds=[0, 1], total_steps=100, out=str(tmp_path), train=False))
+    text = (tmp_path / "comparison.md").read_text()
+    assert "| ppo |" in text and "| sb3-a2c |" not in text
+    assert "Not run (not included above): ppo seed 1, sb3-a2c seed 0, sb3-a2c seed 1." in text
+    assert (tmp_path / "comparison.png").is_file()
