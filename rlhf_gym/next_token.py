@@ -75,8 +75,15 @@ def right_align(
     """
     mask = attention_mask.long()
     current, num_real = _check_one_block(mask, prompt_width)
+    return _right_align_checked(input_ids, current, num_real)
+
+
+def _right_align_checked(
+    input_ids: torch.Tensor, current: torch.Tensor, num_real: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`right_align` for rows already checked: their current columns and real-token counts."""
     width = int(num_real.max())
-    columns = torch.arange(width, device=mask.device)
+    columns = torch.arange(width, device=current.device)
     source = current[:, None] - (width - 1) + columns[None, :]  # (N, W) column read from
     valid = columns[None, :] >= (width - num_real)[:, None]  # (N, W) real-token slots
     ids = input_ids.long().gather(1, source.clamp(min=0)) * valid
@@ -191,10 +198,10 @@ def next_token_outputs(
         models) or None.
     """
     if share_prefixes:
-        _check_one_block(attention_mask.long(), prompt_width)
+        current, num_real = _check_one_block(attention_mask.long(), prompt_width)
         host, offset = shared_prefix_hosts(input_ids, attention_mask, prompt_width)
         forwarded, row_of_host = torch.unique(host, return_inverse=True)  # hosts; each row's host
-        ids, mask = right_align(input_ids[forwarded], attention_mask[forwarded], prompt_width)
+        ids, mask = _right_align_checked(input_ids[forwarded], current[forwarded], num_real[forwarded])
     else:
         ids, mask = right_align(input_ids, attention_mask, prompt_width)
         row_of_host = torch.arange(ids.shape[0], device=ids.device)

@@ -381,14 +381,8 @@ def render_card(card: dict[str, Any]) -> str:
             f"| SFT final loss | {card['sft']['final_loss']:.3f} |",
             f"| comparison pairs (train / valid) | {cmp_['train_pairs']:,} / {cmp_['valid_pairs']:,} |",
             f"| annotator agreement with gold judge | {cmp_['annotator_gold_agreement']:.3f} |",
-            *(  # cards built before these figures existed lack them
-                [
-                    f"| best possible accuracy vs annotators (valid; Bayes rate of their labels) | {cmp_['valid_label_accuracy_ceiling']:.3f} |",
-                    f"| gold judge as a reward model, accuracy vs annotators (valid; ties half) | {cmp_['valid_gold_judge_accuracy_vs_annotators']:.3f} |",
-                ]
-                if "valid_label_accuracy_ceiling" in cmp_
-                else []
-            ),
+            f"| best possible accuracy vs annotators (valid; Bayes rate of their labels) | {cmp_['valid_label_accuracy_ceiling']:.3f} |",
+            f"| gold judge as a reward model, accuracy vs annotators (valid; ties half) | {cmp_['valid_gold_judge_accuracy_vs_annotators']:.3f} |",
             f"| preference model accuracy vs annotators (valid) | {pm['valid_accuracy_vs_annotators']:.3f} |",
             f"| preference model accuracy vs gold (valid, no ties) | {pm['valid_accuracy_vs_gold']:.3f} |",
             f"| reward normalisation (mean, std of raw reference scores) | {pm['normalization']['mean']:.3f}, {pm['normalization']['std']:.3f} |",
