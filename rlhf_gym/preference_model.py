@@ -155,11 +155,13 @@ class PreferenceModel:
             raise ValueError(
                 f"got {len(prompts)} prompts but {len(responses)} responses; they must pair up"
             )
+        input_ids, attention_mask = left_pad(self._token_rows(prompts, responses), self.tokenizer.pad_token_id)
+        return BatchEncoding({"input_ids": input_ids, "attention_mask": attention_mask})
+
+    def _token_rows(self, prompts: Sequence[str], responses: Sequence[str]) -> list[list[int]]:
         texts = [p + r for p, r in zip(prompts, responses, strict=True)]
         rows = tokenize_left_truncated(self.tokenizer, texts, self.max_length - 1)
-        eos = self.tokenizer.eos_token_id
-        input_ids, attention_mask = left_pad([row + [eos] for row in rows], self.tokenizer.pad_token_id)
-        return BatchEncoding({"input_ids": input_ids, "attention_mask": attention_mask})
+        return [row + [self.tokenizer.eos_token_id] for row in rows]
 
     def forward_encoded(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Raw scalar scores, shape (B,), for already encoded inputs (gradients kept)."""
@@ -167,6 +169,54 @@ class PreferenceModel:
         logits = self.model(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
         ).logits
+        return logits[:, 0].float()
+
+    def forward_groups(self, prompts: Sequence[str], responses: Sequence[Sequence[str]]) -> torch.Tensor:
+        """Raw scores (gradients kept) of several responses per prompt, each prompt encoded once.
+
+        The tokens every response of a prompt starts with (the prompt, at least) are
+        forwarded once; each response then attends to that prefix's cached keys and values.
+        The scores equal `forward_encoded` on `encode` of the flattened pairs, to float
+        precision, at a fraction of the cost when responses are short next to the prompt
+        (TL;DR: ~9 candidates of ~40 tokens after a ~150-token post, ~3x fewer tokens).
+
+        Args:
+            prompts: G prompt texts.
+            responses: G sequences of responses, one sequence per prompt.
+
+        Returns:
+            (R,) scores, R = total responses, in order (prompt 0's responses first).
+        """
+        if len(prompts) != len(responses):
+            raise ValueError(
+                f"got {len(prompts)} prompts but {len(responses)} response groups; they must pair up"
+            )
+        groups = [self._token_rows([p] * len(rs), rs) for p, rs in zip(prompts, responses, strict=True)]
+        pad = self.tokenizer.pad_token_id
+        shared = [_shared_prefix_length(rows) for rows in groups]
+        if not all(shared):  # some prompt's responses share no token (left truncation): no cache
+            encoded = left_pad([row for rows in groups for row in rows], pad)
+            return self.forward_encoded(*(t.to(self.device) for t in encoded))
+        prefix_ids, prefix_mask = left_pad([rows[0][:k] for rows, k in zip(groups, shared)], pad)
+        suffix_ids, suffix_mask = left_pad([row[k:] for rows, k in zip(groups, shared) for row in rows], pad)
+        row_group = torch.tensor([g for g, rows in enumerate(groups) for _ in rows], device=self.device)
+        prefix_ids, prefix_mask = prefix_ids.to(self.device), prefix_mask.to(self.device)
+        suffix_ids, suffix_mask = suffix_ids.to(self.device), suffix_mask.to(self.device)
+
+        cache = self.model(
+            input_ids=prefix_ids, attention_mask=prefix_mask,
+            position_ids=position_ids_from_attention_mask(prefix_mask), use_cache=True,
+        ).cache
+        cache.batch_select_indices(row_group)  # one copy of its prompt's cache per response
+        # A response's positions continue its prefix's; the left padding of the response
+        # block sits between prefix and response, masked out like any padding.
+        position_ids = prefix_mask.sum(-1)[row_group, None] + position_ids_from_attention_mask(suffix_mask)
+        logits = self.model(
+            input_ids=suffix_ids,
+            attention_mask=torch.cat([prefix_mask[row_group], suffix_mask], dim=1),
+            position_ids=position_ids,
+            cache=cache,
+        ).logits  # the classifier reads the last non-pad token: the final column
         return logits[:, 0].float()
 
     @torch.no_grad()
@@ -198,6 +248,15 @@ class PreferenceModel:
             mean=raw.mean().item(), std=max(raw.std().item(), 1e-6)
         )
         return self.normalization
+
+
+def _shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:
+    """Tokens all rows start with, leaving every row at least one token of its own."""
+    length = min(len(row) for row in rows) - 1
+    for position in range(length):
+        if any(row[position] != rows[0][position] for row in rows[1:]):
+            return position
+    return max(length, 0)
 
 
 __all__ = ["MissingArtifactError", "PreferenceModel", "RewardNormalization", "NORMALIZATION_FILE"]

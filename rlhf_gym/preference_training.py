@@ -11,10 +11,10 @@ the loss
 averaged over the minibatch. Only score differences are learned; the offset is fixed
 afterwards by ``PreferenceModel.fit_normalization`` (reference responses score mean 0).
 
-Both responses of every pair are encoded with ``PreferenceModel.encode`` (the one
-definition of the model's input format) and scored in one forward pass per minibatch
-(chosen rows then rejected rows, concatenated): one pass instead of two, and both
-responses of a pair are scored by exactly the same weights.
+A minibatch is a set of prompts, each with its candidate responses and labelled pairs
+among them: every candidate is scored once (InstructGPT), by exactly the same weights,
+and each prompt is forwarded once, its candidates reading its cached keys and values
+(``PreferenceModel.forward_groups``; ``share_prompts=False`` encodes every row in full).
 Optimisation: AdamW and the linear warm-up/decay schedule of `rlhf_gym.sft`,
 gradient-norm clipping, minibatch order from a seeded ``torch.Generator``.
 """
@@ -46,6 +46,9 @@ class PreferenceTrainingConfig:
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
     seed: int = 0  # seeds the minibatch order
     log_every: int = 10  # steps between progress-bar updates; also the final-metric window
+    # Forward each prompt once and its candidates on its cached keys/values (exact, to float
+    # precision; ~3x fewer tokens on TL;DR). False: every (prompt, candidate) row in full.
+    share_prompts: bool = True
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "log_every"):
@@ -151,8 +154,8 @@ def train_preference_model_on_groups(
 ) -> PreferenceTrainingResult:
     """Train with the Bradley–Terry loss, a minibatch being ``batch_size`` prompt groups.
 
-    Every candidate of the minibatch's groups is encoded with ``PreferenceModel.encode``
-    and scored in one forward pass; the loss is the mean of −log σ(r_chosen − r_rejected)
+    Every candidate of the minibatch's groups is scored once, its prompt encoded once per
+    group (``config.share_prompts``); the loss is the mean of −log σ(r_chosen − r_rejected)
     over all the minibatch's pairs.
 
     Returns:
@@ -180,17 +183,12 @@ def train_preference_model_on_groups(
             order = torch.randperm(n, generator=generator).tolist()
             for start in range(0, n, config.batch_size):
                 batch = [groups[i] for i in order[start : start + config.batch_size]]
-                prompts, responses, chosen_rows, rejected_rows = [], [], [], []
+                chosen_rows, rejected_rows, offset = [], [], 0
                 for group in batch:
-                    offset = len(responses)
-                    prompts += [group.prompt] * len(group.responses)
-                    responses += list(group.responses)
                     chosen_rows += [offset + c for c, _ in group.pairs]
                     rejected_rows += [offset + r for _, r in group.pairs]
-                encoded = preference_model.encode(prompts, responses).to(preference_model.device)
-                scores = preference_model.forward_encoded(
-                    encoded["input_ids"], encoded["attention_mask"]
-                )  # (rows,)
+                    offset += len(group.responses)
+                scores = _score_candidates(preference_model, batch, config.share_prompts)  # (rows,)
                 margin = scores[chosen_rows] - scores[rejected_rows]  # (pairs,) r_chosen − r_rejected
 
                 # Bradley–Terry loss; logsigmoid is the numerically stable −softplus(−x).
@@ -226,6 +224,18 @@ def train_preference_model_on_groups(
         pairs_seen=pairs_seen,
         wall_time=time.perf_counter() - started,
     )
+
+
+def _score_candidates(
+    preference_model: PreferenceModel, groups: Sequence[ComparisonGroup], share_prompts: bool
+) -> torch.Tensor:
+    """Raw scores (gradients kept) of every group's responses, groups in order."""
+    if share_prompts:
+        return preference_model.forward_groups([g.prompt for g in groups], [g.responses for g in groups])
+    prompts = [g.prompt for g in groups for _ in g.responses]
+    encoded = preference_model.encode(prompts, [r for g in groups for r in g.responses])
+    encoded = encoded.to(preference_model.device)
+    return preference_model.forward_encoded(encoded["input_ids"], encoded["attention_mask"])
 
 
 @torch.no_grad()

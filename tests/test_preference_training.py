@@ -11,9 +11,11 @@ import torch
 
 from rlhf_gym.preference_model import PreferenceModel, RewardNormalization
 from rlhf_gym.preference_training import (
+    ComparisonGroup,
     PreferenceTrainingConfig,
     preference_accuracy,
     train_preference_model,
+    train_preference_model_on_groups,
 )
 from rlhf_gym.tiny_models import TinyGPT2Size, tiny_sequence_classifier
 from rlhf_gym.tokenizer_training import train_bpe_tokenizer
@@ -90,6 +92,48 @@ def test_minibatch_order_is_seeded(tokenizer):
     first = losses(0)
     assert losses(0) == first
     assert losses(1) != first
+
+
+def _flat_scores(preference_model, prompts, responses):
+    flat_prompts = [p for p, rs in zip(prompts, responses) for _ in rs]
+    encoded = preference_model.encode(flat_prompts, [r for rs in responses for r in rs])
+    return preference_model.forward_encoded(encoded["input_ids"], encoded["attention_mask"])
+
+
+@pytest.mark.parametrize("max_length", [64, 12])  # 12: left truncation, no shared prefix
+def test_forward_groups_matches_full_rows(tokenizer, max_length: int):
+    preference_model = PreferenceModel(
+        tiny_sequence_classifier(tokenizer, SIZE, seed=6), tokenizer, max_length=max_length
+    )
+    prompts = ["POST: the cat sat on a mat today\nTL;DR:", "POST: a dog\nTL;DR:", "POST: ran\nTL;DR:"]
+    responses = [
+        [" the cat sat", " the cat ran on a mat", " great"],
+        [" a dog", " a dog ran fine today okay"],  # share a token past the prompt
+        [" ran", " ran", " okay the yard"],  # duplicates are scored twice, identically
+    ]
+    shared = preference_model.forward_groups(prompts, responses)
+    full = _flat_scores(preference_model, prompts, responses)
+    assert shared.shape == (8,)
+    torch.testing.assert_close(shared, full, atol=1e-5, rtol=1e-5)
+
+    weights = torch.linspace(-1.0, 1.0, 8)
+    params = list(preference_model.model.parameters())
+    shared_grads = torch.autograd.grad((weights * shared).sum(), params, allow_unused=True)
+    full_grads = torch.autograd.grad((weights * full).sum(), params, allow_unused=True)
+    for a, b in zip(shared_grads, full_grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_prompt_sharing_does_not_change_training(tokenizer):
+    data = comparisons(32, seed=7)
+    groups = [ComparisonGroup(p, (c, r, " okay"), ((0, 1), (0, 2))) for p, c, r in zip(*data)]
+
+    def losses(share_prompts: bool) -> list[float]:
+        preference_model = PreferenceModel(tiny_sequence_classifier(tokenizer, SIZE, seed=0), tokenizer)
+        config = PreferenceTrainingConfig(batch_size=8, epochs=2, share_prompts=share_prompts)
+        return train_preference_model_on_groups(preference_model, groups, config, progress=False).losses
+
+    np.testing.assert_allclose(losses(True), losses(False), rtol=1e-4)
 
 
 class WordCounter(torch.nn.Module):

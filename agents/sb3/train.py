@@ -57,7 +57,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
-from sb3_contrib import TRPO, MaskablePPO
+from sb3_contrib import MaskablePPO
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
@@ -74,6 +74,7 @@ from rlhf_gym.agents.sb3.kl_reward import PolicyLogProbReward
 from rlhf_gym.agents.sb3.masks import MaskModelRefresh, TopPMaskProvider
 from rlhf_gym.agents.sb3.policy import CausalLMActorCriticPolicy, MaskableCausalLMActorCriticPolicy
 from rlhf_gym.agents.sb3.vec_env import SB3VecEnv
+from rlhf_gym.agents.sb3.trpo import FusedGradTRPO
 from rlhf_gym.atomic_dir import swap_in
 from rlhf_gym.kl_reward_wrapper import KLRewardWrapper
 from rlhf_gym.vector_env import TokenVectorEnv
@@ -292,7 +293,7 @@ def build_model(
     # TRPO differentiates the KL twice (Hessian-vector products): eager attention, since
     # PyTorch's fused SDPA kernels have no second derivative on CPU.
     policy_kwargs["attn_implementation"] = "eager"
-    return TRPO(
+    return FusedGradTRPO(
         CausalLMActorCriticPolicy, venv, batch_size=config.batch_size, target_kl=config.target_kl,
         n_critic_updates=config.n_epochs, **common,
     )
