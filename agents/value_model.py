@@ -4,7 +4,11 @@ Two initialisations (N+ implementation details, Huang et al. 2024, #9):
 
 - ``"preference-model"`` (default, as in N+ and Stiennon et al. 2020): a separate copy of
   the preference model's backbone and scalar head, so the critic starts out predicting
-  the score it will be trained toward;
+  the score it will be trained toward. The reward is the *normalised* score, so the copied
+  head is the normalised one, ``(w·h + b - mean) / std`` (N+ folds the normalisation into
+  the reward head's bias, and the critic inherits it). A raw copy predicted the raw scale
+  (mean 1.9, std 0.66 on TL;DR, where returns are ~-1): explained variance started at
+  -2.5 and the first third of a 60k-step run learned from noise-dominated advantages;
 - ``"head"``: a new zero-initialised head on the policy's own backbone (one model copy
   fewer; policy and value gradients then share the backbone).
 """
@@ -20,6 +24,23 @@ from transformers import PreTrainedModel
 from rlhf_gym.agents.lm_policy import CausalLMPolicy
 from rlhf_gym.preference_model import PreferenceModel
 from rlhf_gym.token_layout import position_ids_from_attention_mask
+
+
+def normalized_head(head: nn.Module, preference_model: PreferenceModel) -> nn.Linear:
+    """A linear copy of the preference model's scalar head that outputs normalised rewards.
+
+    ``head(h)`` is the raw score; the copy returns ``(head(h) - mean) / std`` with the
+    preference model's `RewardNormalization`, the scale of the rewards the critic learns.
+    """
+    if not isinstance(head, nn.Linear) or head.out_features != 1:
+        raise ValueError(f"expected the preference model's head to be nn.Linear(d, 1), got {head}")
+    norm = preference_model.normalization
+    folded = nn.Linear(head.in_features, 1, bias=True).to(device=head.weight.device, dtype=head.weight.dtype)
+    with torch.no_grad():
+        folded.weight.copy_(head.weight / norm.std)
+        bias = head.bias if head.bias is not None else torch.zeros(1, device=head.weight.device)
+        folded.bias.copy_((bias - norm.mean) / norm.std)
+    return folded
 
 
 class ValueModel(nn.Module):
@@ -38,7 +59,7 @@ class ValueModel(nn.Module):
             head = getattr(classifier, "score", None) or getattr(classifier, "classifier", None)
             if head is None:
                 raise ValueError(f"cannot find the scalar head of {type(classifier).__name__} (expected .score or .classifier)")
-            return cls(classifier.base_model, head)
+            return cls(classifier.base_model, normalized_head(head, preference_model))
         if kind == "head":
             backbone = policy.model.base_model
             head = nn.Linear(backbone.config.hidden_size, 1, bias=True)

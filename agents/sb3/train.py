@@ -14,6 +14,7 @@ How the pieces fit (DESIGN.md §4):
 
     TokenVectorEnv (SAME_STEP) -> KLRewardWrapper(reference, beta) -> SB3VecEnv -> VecMonitor
         -> PPO | A2C | MaskablePPO (masks: SB3VecEnv.action_masks -> TopPMaskProvider) | TRPO
+           (as `FusedGradTRPO`: the same algorithm, actor gradients in one autograd call)
 
 - The policy is `CausalLMActorCriticPolicy` (or its maskable variant): the env's SFT
   model as actor, a value head as critic, sampling at ``temperature``.
@@ -176,7 +177,7 @@ class SB3MaskablePPOConfig(SB3Config):
 
 @dataclass
 class SB3TRPOConfig(SB3Config):
-    """``--agent sb3-trpo``: sb3-contrib TRPO with the LM policy (critic on its own LM copy)."""
+    """``--agent sb3-trpo``: sb3-contrib TRPO (`FusedGradTRPO`) with the LM policy (critic on its own LM copy)."""
 
     algo: Algo = "trpo"  # which SB3 / sb3-contrib algorithm
     out: str = "runs/sb3-trpo"  # run folder: TensorBoard logs, checkpoints, plot, summary.json

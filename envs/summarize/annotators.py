@@ -38,7 +38,7 @@ import numpy as np
 from rlhf_gym.envs.summarize.gold_judge import gold_score
 from rlhf_gym.envs.summarize.world import PostRecord
 
-__all__ = ["Annotator", "AnnotatorPool", "gold_agreement", "label_accuracy_ceiling"]
+__all__ = ["Annotator", "AnnotatorPool", "gold_agreement", "label_accuracy_ceiling", "scored_gold_agreement"]
 
 # Pool-level defaults, calibrated for ~75% agreement with the gold judge (see the module
 # docstring and tests/envs/summarize/test_annotators.py). Each annotator's parameters are
@@ -177,11 +177,16 @@ class AnnotatorPool:
             >>> pool.label(post.record, "", post.reference, np.random.default_rng(0))[0]
             False
         """
-        return self._label_scored(gold_score(record, summary_a), gold_score(record, summary_b),
-                                  len(summary_a.split()), len(summary_b.split()), rng)
+        return self.label_scored(gold_score(record, summary_a), gold_score(record, summary_b),
+                                 len(summary_a.split()), len(summary_b.split()), rng)
 
-    def _label_scored(self, gold_a: float, gold_b: float, words_a: int, words_b: int,
-                      rng: np.random.Generator) -> tuple[bool, int]:
+    def label_scored(self, gold_a: float, gold_b: float, words_a: int, words_b: int,
+                     rng: np.random.Generator) -> tuple[bool, int]:
+        """`label` for summaries already scored: their gold scores and lengths in words.
+
+        The same draws from ``rng`` as `label`, without re-running the gold judge (the
+        comparison build scores each candidate once, though it sits in several pairs).
+        """
         annotator = self.annotators[int(rng.integers(len(self.annotators)))]
         p = _prob_prefers_first(gold_a, gold_b, words_a, words_b, annotator)
         return bool(rng.random() < p), annotator.annotator_id
@@ -213,14 +218,30 @@ def gold_agreement(pool: AnnotatorPool, pairs: Sequence[tuple[PostRecord, str, s
         >>> gold_agreement(oracle, pairs, np.random.default_rng(0))
         1.0
     """
+    return scored_gold_agreement(
+        pool,
+        [gold_score(record, a) for record, a, _ in pairs], [gold_score(record, b) for record, _, b in pairs],
+        [len(a.split()) for _, a, _ in pairs], [len(b.split()) for _, _, b in pairs],
+        rng,
+    )
+
+
+def scored_gold_agreement(pool: AnnotatorPool, gold_a: Sequence[float], gold_b: Sequence[float],
+                          words_a: Sequence[int], words_b: Sequence[int], rng: np.random.Generator) -> float:
+    """`gold_agreement` for pairs already scored: gold scores and lengths of both summaries.
+
+    Example:
+        >>> import numpy as np
+        >>> oracle = AnnotatorPool(temperature=1e-9, length_bias=0.0, noise=0.0)
+        >>> scored_gold_agreement(oracle, [0.9, 0.5], [0.1, 0.5], [5, 5], [5, 5], np.random.default_rng(0))
+        1.0
+    """
     agree = total = 0
-    for record, summary_a, summary_b in pairs:
-        gold_a, gold_b = gold_score(record, summary_a), gold_score(record, summary_b)
-        if abs(gold_a - gold_b) <= _GOLD_TIE:
+    for ga, gb, wa, wb in zip(gold_a, gold_b, words_a, words_b, strict=True):
+        if abs(ga - gb) <= _GOLD_TIE:
             continue
-        prefers_a, _ = pool._label_scored(gold_a, gold_b, len(summary_a.split()),
-                                          len(summary_b.split()), rng)
-        agree += prefers_a == (gold_a > gold_b)
+        prefers_a, _ = pool.label_scored(ga, gb, wa, wb, rng)
+        agree += prefers_a == (ga > gb)
         total += 1
     if total == 0:
         raise ValueError("gold_agreement needs at least one pair the gold judge does not tie")

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from transformers import GPT2LMHeadModel
 
 from rlhf_gym.atomic_dir import swap_in
-from rlhf_gym.envs.summarize.annotators import AnnotatorPool, gold_agreement, label_accuracy_ceiling
+from rlhf_gym.envs.summarize.annotators import AnnotatorPool, label_accuracy_ceiling, scored_gold_agreement
 from rlhf_gym.envs.summarize.assets import ASSETS_DIR
 from rlhf_gym.envs.summarize.gold_judge import gold_scores
 from rlhf_gym.envs.summarize.perturbations import PERTURBATIONS, perturb
@@ -322,6 +322,7 @@ def _comparisons(
         if len(candidates) < 2:
             continue
         golds = gold_scores([post.record] * len(candidates), candidates)
+        words = [len(c.split()) for c in candidates]
         all_pairs = [(a, b) for a in range(len(candidates)) for b in range(a + 1, len(candidates))]
         picked = rng.choice(len(all_pairs), size=min(config.pairs_per_post, len(all_pairs)), replace=False)
         labelled = []
@@ -329,7 +330,9 @@ def _comparisons(
             a, b = all_pairs[int(index)]
             if rng.random() < 0.5:  # present the two in random order to the annotator
                 a, b = b, a
-            first_preferred, _annotator = pool.label(post.record, candidates[a], candidates[b], rng)
+            first_preferred, _annotator = pool.label_scored(
+                float(golds[a]), float(golds[b]), words[a], words[b], rng
+            )
             chosen, rejected = (a, b) if first_preferred else (b, a)
             labelled.append((chosen, rejected))
             out["prompts"].append(prompts[i])
@@ -337,9 +340,11 @@ def _comparisons(
             out["rejected"].append(candidates[rejected])
             out["gold_chosen"].append(float(golds[chosen]))
             out["gold_rejected"].append(float(golds[rejected]))
-            agreement_pairs.append((post.record, candidates[a], candidates[b]))
+            agreement_pairs.append((float(golds[a]), float(golds[b]), words[a], words[b]))
         out["groups"].append(ComparisonGroup(prompts[i], tuple(candidates), tuple(labelled)))
-    out["annotator_gold_agreement"] = gold_agreement(pool, agreement_pairs, np.random.default_rng(seed + 100))
+    out["annotator_gold_agreement"] = scored_gold_agreement(
+        pool, *zip(*agreement_pairs, strict=True), rng=np.random.default_rng(seed + 100)
+    )
     return out
 
 

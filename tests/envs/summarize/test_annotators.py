@@ -45,7 +45,7 @@ def test_label_ceiling_bounds_the_observed_accuracy_of_the_best_scorer() -> None
     words_b = [len(b.split()) for _, _, b in PAIRS]
     ceiling = label_accuracy_ceiling(pool, gold_a, gold_b, words_a, words_b)
     p = [np.mean([pool.prob_prefers_first(r, a, b, x) for x in pool.annotators]) for r, a, b in PAIRS]
-    labels = [pool._label_scored(ga, gb, wa, wb, rng)[0] for ga, gb, wa, wb in zip(gold_a, gold_b, words_a, words_b)]
+    labels = [pool.label_scored(ga, gb, wa, wb, rng)[0] for ga, gb, wa, wb in zip(gold_a, gold_b, words_a, words_b)]
     best_guess_accuracy = np.mean([(pi > 0.5) == label for pi, label in zip(p, labels) if pi != 0.5])
     assert 0.6 < ceiling < 0.95
     assert abs(best_guess_accuracy - ceiling) < 0.03  # 2,500 labels: ~0.009 standard error
@@ -110,3 +110,13 @@ def test_all_ties_is_an_error() -> None:
     with pytest.raises(ValueError, match="tie"):
         gold_agreement(AnnotatorPool(), [(post.record, post.reference, post.reference)],
                        np.random.default_rng(0))
+
+
+def test_label_scored_draws_the_same_labels_as_label() -> None:
+    from rlhf_gym.envs.summarize.gold_judge import gold_score
+
+    pool = AnnotatorPool()
+    rng_text, rng_scored = np.random.default_rng(3), np.random.default_rng(3)
+    for record, a, b in PAIRS[:200]:
+        scored = pool.label_scored(gold_score(record, a), gold_score(record, b), len(a.split()), len(b.split()), rng_scored)
+        assert pool.label(record, a, b, rng_text) == scored

@@ -1,0 +1,35 @@
+"""The PPO critic initialised from the preference model predicts normalised rewards."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rlhf_gym.agents.lm_policy import CausalLMPolicy
+from rlhf_gym.agents.value_model import ValueModel
+from rlhf_gym.preference_model import PreferenceModel, RewardNormalization
+
+
+def test_critic_from_the_preference_model_starts_at_the_normalised_reward(toy_dir):
+    preference_model = PreferenceModel.from_pretrained(toy_dir / "preference_model")
+    preference_model.normalization = RewardNormalization(mean=1.5, std=0.25)  # far from identity
+    policy = CausalLMPolicy.from_pretrained(toy_dir / "policy")
+    critic = ValueModel.create("preference-model", preference_model, policy)
+    prompts, responses = ["POST: a cat\nTL;DR:", "POST: two dogs ran\nTL;DR:"], [" a cat", " dogs"]
+    encoded = preference_model.encode(prompts, responses)
+    ids, mask = encoded["input_ids"], encoded["attention_mask"]
+    # The critic read at the final (EOS) token is the preference model's normalised score.
+    with torch.no_grad():
+        width = ids.shape[1]
+        padded_ids = torch.cat([ids, torch.zeros_like(ids[:, :1])], dim=1)  # V(s) before one more token
+        padded_mask = torch.cat([mask, torch.zeros_like(mask[:, :1])], dim=1)
+        values = critic(padded_ids, padded_mask, prompt_width=width)  # (N, 1): state after EOS
+    torch.testing.assert_close(values[:, 0], preference_model.score(prompts, responses), atol=1e-5, rtol=1e-5)
+    assert critic.backbone is not preference_model.model.base_model  # a copy: training it leaves the reward alone
+
+
+def test_critic_rejects_a_non_linear_head(toy_dir):
+    preference_model = PreferenceModel.from_pretrained(toy_dir / "preference_model")
+    preference_model.model.score = torch.nn.Sequential(preference_model.model.score)
+    with pytest.raises(ValueError, match="nn.Linear"):
+        ValueModel.create("preference-model", preference_model, CausalLMPolicy.from_pretrained(toy_dir / "policy"))
