@@ -242,6 +242,9 @@ def build_assets(
             preference_model, gold_pairs["prompts"], gold_pairs["chosen"], gold_pairs["rejected"]
         ),
         "valid_pairs_without_gold_tie": len(gold_pairs["chosen"]),
+        "prefers_reference_over": perturbation_preferences(
+            preference_model, split_posts("valid", config.valid_posts), seed=config.seed + 3
+        ),
         "normalization": asdict(preference_model.normalization),
         "parameters": _num_parameters(preference_model.model),
     }
@@ -348,6 +351,41 @@ def _comparisons(
     return out
 
 
+def perturbation_preferences(
+    preference_model: PreferenceModel, posts: list[Post], *, seed: int
+) -> dict[str, dict[str, float]]:
+    """Where the preference model can be fooled: reference vs each perturbation of it.
+
+    For every perturbation kind, each post's reference is paired with one perturbation of
+    it. The gold judge prefers the reference (``gold_drop`` > 0) unless the change happens
+    to cost nothing; a preference model that scores the reference higher only about half
+    the time cannot tell that kind of damage apart, and a policy trained on it is free to
+    make that mistake.
+
+    Returns:
+        ``{kind: {"preference_model": share of posts whose reference it scores higher,
+        "gold_judge": the same for the gold judge (ties count as not preferring),
+        "gold_drop": mean gold score lost to the perturbation}}``.
+    """
+    rng = np.random.default_rng(seed)
+    prompts = [prompt_text(p) for p in posts]
+    records = [p.record for p in posts]
+    references = [p.reference for p in posts]
+    reference_scores = preference_model.raw_scores(prompts, references).cpu().numpy()
+    reference_gold = gold_scores(records, references)
+    figures = {}
+    for kind in sorted(PERTURBATIONS):
+        perturbed = [perturb(post, post.reference, kind, rng) for post in posts]
+        scores = preference_model.raw_scores(prompts, perturbed).cpu().numpy()
+        gold = gold_scores(records, perturbed)
+        figures[kind] = {
+            "preference_model": float(np.mean(reference_scores > scores)),
+            "gold_judge": float(np.mean(reference_gold > gold)),
+            "gold_drop": float(np.mean(reference_gold - gold)),
+        }
+    return figures
+
+
 def _gold_judge_accuracy(pairs: dict[str, Any]) -> float:
     """The gold judge used as a reward model against the annotator labels (gold ties count half)."""
     chosen, rejected = np.asarray(pairs["gold_chosen"]), np.asarray(pairs["gold_rejected"])
@@ -396,6 +434,18 @@ def render_card(card: dict[str, Any]) -> str:
             f"| proxy reward: references / SFT greedy / SFT T=0.7 | {ev['reference_proxy']:.3f} / {ev['sft_greedy_proxy']:.3f} / {ev['sft_t0.7_proxy']:.3f} |",
             f"| gold headroom (references − SFT T=0.7) | {ev['headroom_gold_t0.7']:.3f} |",
             f"| build time | {card['build_seconds']:.0f} s |",
+            "",
+            "## Reference vs its perturbations (valid)",
+            "",
+            "Share of posts whose reference each judge scores above one perturbation of it:",
+            "where the preference model is near 0.5, it cannot see that damage, and RL can exploit it.",
+            "",
+            "| perturbation | preference model | gold judge | gold lost |",
+            "|---|---|---|---|",
+            *[
+                f"| {kind} | {f['preference_model']:.2f} | {f['gold_judge']:.2f} | {f['gold_drop']:.2f} |"
+                for kind, f in pm["prefers_reference_over"].items()
+            ],
             "",
             "## Example (test split)",
             "",

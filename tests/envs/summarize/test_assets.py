@@ -13,6 +13,7 @@ from transformers import AutoModelForCausalLM
 
 import rlhf_gym  # noqa: F401
 from rlhf_gym.envs.summarize import assets
+from rlhf_gym.envs.summarize.build import perturbation_preferences, split_posts
 from rlhf_gym.envs.summarize.gold_judge import gold_scores
 from rlhf_gym.envs.summarize.world import generate_post, prompt_text
 from rlhf_gym.generation import sample_completions
@@ -65,6 +66,11 @@ def test_card_figures_are_reproduced_by_the_shipped_models():
     )
     greedy_gold = float(gold_scores([p.record for p in posts], greedy).mean())
     assert abs(greedy_gold - card["evaluation"]["sft_greedy_gold"]) < 0.1
+    # The reference-vs-perturbation figures, recomputed exactly (same posts and seed as the build).
+    posts = split_posts("valid", card["config"]["valid_posts"])
+    recomputed = perturbation_preferences(model, posts, seed=card["config"]["seed"] + 3)
+    for kind, figures in card["preference_model"]["prefers_reference_over"].items():
+        assert recomputed[kind] == pytest.approx(figures, abs=0.02), kind  # near-ties may flip (padding widths)
 
 
 def test_shipped_models_load_and_are_safetensors():

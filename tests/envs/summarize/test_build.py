@@ -9,6 +9,7 @@ import pytest
 
 import rlhf_gym  # noqa: F401
 from rlhf_gym.envs.summarize.build import BuildConfig, build_assets
+from rlhf_gym.envs.summarize.perturbations import PERTURBATIONS
 
 
 def test_toy_build_end_to_end(tmp_path):
@@ -22,6 +23,12 @@ def test_toy_build_end_to_end(tmp_path):
     assert 0.0 <= card["preference_model"]["valid_accuracy_vs_annotators"] <= 1.0
     assert 0.5 <= card["comparisons"]["valid_label_accuracy_ceiling"] <= 1.0
     assert 0.0 <= card["comparisons"]["valid_gold_judge_accuracy_vs_annotators"] <= 1.0
+    fooled = card["preference_model"]["prefers_reference_over"]
+    assert set(fooled) == set(PERTURBATIONS)
+    for kind, figures in fooled.items():
+        assert 0.0 <= figures["preference_model"] <= 1.0
+        assert figures["gold_judge"] > 0.5 and figures["gold_drop"] > 0.0, kind  # each kind does damage
+    assert "| change_number |" in (out / "card.md").read_text()
     env = gym.make_vec(
         "RLHF-Summarize-v0", num_envs=2, tokenizer=str(out / "tokenizer"),
         reward_model=str(out / "preference_model"), local_files_only=True,
