@@ -35,7 +35,7 @@ def _small(env_id: str, policy_path: str, out: Path, **overrides) -> dict:
         ("sb3-ppo", 256, {}),
         ("sb3-a2c", 256, {}),
         ("sb3-maskable-ppo", 256, {"mask_refresh_every": 2}),
-        ("sb3-trpo", 128, {"n_steps": 8}),  # TRPO's Hessian-vector products are slow
+        ("sb3-trpo", 256, {}),
     ],
 )
 def test_each_algorithm_trains_and_leaves_a_run_folder(agent, total_steps, overrides, toy_env_id, policy_path, tmp_path):
