@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "best_of_n.py"
-
-
 @pytest.fixture(scope="module")
-def bon():
-    spec = importlib.util.spec_from_file_location("best_of_n", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def bon(load_script):
+    return load_script("best_of_n")
 
 
 @pytest.mark.parametrize("n", [2, 4, 16])
