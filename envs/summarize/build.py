@@ -53,7 +53,7 @@ SFT_FIGURES = "sft_training.json"  # written next to the SFT policy, so a reused
 
 @dataclass
 class BuildConfig:
-    """Sizes of the build; the defaults make the shipped assets (~70 min on 2 CPU cores)."""
+    """Sizes of the build; the defaults make the shipped assets (~60 min on 2 CPU cores)."""
 
     seed: int = 0  # every random choice of the build derives from it
     vocab_size: int = 2048  # BPE vocabulary (small enough for SB3's per-token heads)
