@@ -32,6 +32,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rlhf_gym.loading import check_tokenizer
@@ -58,6 +59,7 @@ def sample_completions(
     seed: int,
     max_prompt_tokens: int,
     batch_size: int = 64,
+    progress: str | None = None,
 ) -> list[str]:
     """Complete each prompt by sampling (or greedy decoding) from ``model``.
 
@@ -71,6 +73,7 @@ def sample_completions(
             same completions. The global torch RNG is left as it was.
         max_prompt_tokens: prompts keep at most their last this many tokens.
         batch_size: prompts per ``generate`` call.
+        progress: a label to show a progress bar over prompts with; None shows none.
 
     Returns:
         One completion text per prompt: the generated tokens before the first EOS,
@@ -113,6 +116,7 @@ def sample_completions(
         # the seed applies here only and the caller's RNG state is untouched.
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
+            bar = tqdm(total=len(rows), desc=progress, unit="prompt", disable=progress is None, leave=False)
             for start in range(0, len(rows), batch_size):
                 batch_rows = rows[start : start + batch_size]
                 input_ids, attention_mask = left_pad(batch_rows, pad)  # (b, P) int64
@@ -126,6 +130,8 @@ def sample_completions(
                     **_NEUTRAL_SETTINGS,
                 )  # (b, P + n), n <= max_new_tokens; finished rows padded with pad
                 texts.extend(_decode_until_eos(tokenizer, output[:, input_ids.shape[1] :], eos))
+                bar.update(len(batch_rows))
+            bar.close()
     finally:
         model.train(was_training)
     return texts

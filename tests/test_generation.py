@@ -69,6 +69,15 @@ def test_sampling_is_reproducible_for_a_seed_and_varies_across_seeds(random_mode
     assert sample(random_model, tokenizer, prompts, seed=7) == first
 
 
+def test_progress_bar_counts_prompts_and_changes_nothing(random_model, tokenizer, capsys):
+    prompts = PROMPTS * 4
+    quiet = sample(random_model, tokenizer, prompts, seed=7, batch_size=3)
+    assert capsys.readouterr().err == ""
+    assert sample(random_model, tokenizer, prompts, seed=7, batch_size=3, progress="sampling") == quiet
+    bar = capsys.readouterr().err
+    assert "sampling:" in bar and f"0/{len(prompts)} " in bar  # a bar over prompts (it clears when done)
+
+
 def test_greedy_ignores_the_seed(random_model, tokenizer):
     greedy = sample(random_model, tokenizer, PROMPTS, temperature=0.0, seed=0)
     assert sample(random_model, tokenizer, PROMPTS, temperature=0.0, seed=1) == greedy

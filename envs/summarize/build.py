@@ -306,7 +306,7 @@ def _comparisons(
         sample_completions(
             policy, tokenizer, prompts,
             max_new_tokens=config.max_new_tokens, temperature=t, seed=seed + i,
-            max_prompt_tokens=config.max_prompt_tokens,
+            max_prompt_tokens=config.max_prompt_tokens, progress=f"SFT samples T={t}" if progress else None,
         )
         for i, t in enumerate(config.sample_temperatures)
     ]
