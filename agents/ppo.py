@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -91,6 +92,10 @@ class PPOConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        for name in ("learning_rate", "value_learning_rate"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value}")
 
 
 # GAE ------------------------------------------------------------------------------

@@ -6,9 +6,11 @@ Two initialisations (N+ implementation details, Huang et al. 2024, #9):
   the preference model's backbone and scalar head, so the critic starts out predicting
   the score it will be trained toward. The reward is the *normalised* score, so the copied
   head is the normalised one, ``(w·h + b - mean) / std`` (N+ folds the normalisation into
-  the reward head's bias, and the critic inherits it). A raw copy predicted the raw scale
-  (mean 1.9, std 0.66 on TL;DR, where returns are ~-1): explained variance started at
-  -2.5 and the first third of a 60k-step run learned from noise-dominated advantages;
+  the reward head's bias, and the critic inherits it; a raw copy predicts the raw scale,
+  mean 1.9 on TL;DR, where returns are about -1). At unfinished responses the head was
+  never trained and its output is noise (std 2.6 against 1.5 for the returns on TL;DR),
+  which is why the critic gets its own, higher learning rate
+  (``PPOConfig.value_learning_rate``);
 - ``"head"``: a new zero-initialised head on the policy's own backbone (one model copy
   fewer; policy and value gradients then share the backbone).
 """

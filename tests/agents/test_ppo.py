@@ -137,3 +137,18 @@ def test_resume_reproduces_an_uninterrupted_run(toy_tokenizer, toy_preference_mo
     b = CausalLMPolicy.from_pretrained(tmp_path / "b" / "final_policy").model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed["final"] == straight["final"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("num_envs", 10, "divisible by num_minibatches"),
+        ("temperature", 0.0, "temperature must be > 0"),
+        ("learning_rate", 0.0, "learning_rate must be a finite number > 0, got 0.0"),
+        ("value_learning_rate", float("nan"), "value_learning_rate must be a finite number > 0, got nan"),
+    ],
+)
+def test_config_rejects_bad_values(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        PPOConfig(**{field: value})
+    assert PPOConfig(value_learning_rate=None).value_learning_rate is None  # None: the policy's rate
