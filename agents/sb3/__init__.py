@@ -8,7 +8,7 @@
 - `kl_reward.PolicyLogProbReward`: the entropy half of the KL penalty for TRPO; the
   reference half is the env wrapper `rlhf_gym.kl_reward_wrapper.KLRewardWrapper`.
 - `trpo.FusedGradTRPO`: sb3-contrib's TRPO with its actor gradients in one autograd call
-  (sb3-contrib's one call per parameter tensor made an LM update take >15 min).
+  (sb3-contrib's one call per parameter tensor made an LM iteration take 13+ min).
 - `train.train`: ``rlhf-gym train --agent sb3-ppo|sb3-a2c|sb3-maskable-ppo|sb3-trpo``.
 
 Submodules are imported where used, so ``import rlhf_gym.agents.sb3`` stays cheap.

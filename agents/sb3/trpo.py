@@ -6,7 +6,7 @@ an MLP policy's handful of tensors that costs little. For a causal LM every call
 backward through the network, and the KL's double-backward graph is built and kept once
 per tensor, so each Hessian-vector product of the conjugate-gradient solve backpropagates
 through all those graphs again. On RLHF-Summarize-v0 (2-layer GPT-2, 1,536 samples) the
-gradients alone took 44 s and 14.5 GB, and one TRPO update over 15 minutes.
+gradients alone took 44 s and 14.5 GB, and one TRPO iteration 13 minutes or more.
 
 The gradients are the same however they are grouped, so `FusedGradTRPO` takes each in a
 single ``torch.autograd.grad`` over all actor parameters, as TRPO implementations usually
