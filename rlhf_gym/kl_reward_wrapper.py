@@ -45,7 +45,7 @@ import torch
 from gymnasium.vector import VectorEnv, VectorWrapper
 from transformers import PreTrainedModel
 
-from rlhf_gym.next_token import next_token_outputs
+from rlhf_gym.next_token import PromptCache, next_token_outputs
 from rlhf_gym.vector_env import TokenVectorEnv
 
 
@@ -78,13 +78,15 @@ class KLRewardWrapper(VectorWrapper):
         reference: the frozen reference policy (e.g. a deep copy of the initial
             ``CausalLMPolicy``); it is only run under ``torch.no_grad``.
         beta: the KL coefficient (>= 0; N+ uses 0.05 on TL;DR).
+        cache_prompts: forward each prompt block once per episode and only the response
+            at each step (`rlhf_gym.next_token.PromptCache`; the same log-probs).
 
     Example:
         >>> KLRewardWrapper.bonus(torch.tensor([-1.0, -2.0]), beta=0.5).tolist()
         [-0.5, -1.0]
     """
 
-    def __init__(self, env: VectorEnv, reference: ReferencePolicy, beta: float) -> None:
+    def __init__(self, env: VectorEnv, reference: ReferencePolicy, beta: float, *, cache_prompts: bool = True) -> None:
         super().__init__(env)
         core = env.unwrapped
         if not isinstance(core, TokenVectorEnv):
@@ -100,6 +102,9 @@ class KLRewardWrapper(VectorWrapper):
         self.beta = float(beta)
         self._core = core
         self._last_obs: dict[str, torch.Tensor] | None = None
+        # Each step needs the reference at every row's current token: forward each prompt
+        # once per episode and only the responses at each step (exact).
+        self._prompt_cache = PromptCache() if cache_prompts else None
 
     @staticmethod
     def bonus(ref_logprobs: torch.Tensor, beta: float) -> torch.Tensor:
@@ -109,7 +114,8 @@ class KLRewardWrapper(VectorWrapper):
     @torch.no_grad()
     def reference_logprobs(self, observation: dict[str, torch.Tensor]) -> torch.Tensor:
         """``log pi_ref(. | s)`` at each row's current position: (N, V) float32."""
-        logits, _ = next_token_outputs(
+        read = self._prompt_cache.outputs if self._prompt_cache is not None else next_token_outputs
+        logits, _ = read(
             self.reference.model,
             observation["input_ids"],
             observation["attention_mask"],

@@ -20,8 +20,11 @@ row are never computed).
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from dataclasses import dataclass
+
 import torch
-from transformers import PreTrainedModel
+from transformers import DynamicCache, PreTrainedModel
 
 from rlhf_gym.token_layout import position_ids_from_attention_mask
 
@@ -225,3 +228,127 @@ def next_token_outputs(
         logits = logits[:, :vocab_size]
     hidden = out.hidden_states[-1][row_of_host, -1 - offset] if output_hidden else None  # (N, d)
     return logits, hidden
+
+
+class PromptCache:
+    """The prompt block's keys and values, computed once per prompt and reused every step.
+
+    A stateless reader of the observation (an SB3 policy during a rollout) re-encodes the
+    whole context at every step, yet the prompt block, most of the context, is the same
+    at every step of an episode. This cache forwards each distinct prompt block once and
+    keeps its keys and values and its outputs at the last prompt column; a step then
+    forwards only the response columns on top of them. The outputs equal
+    `next_token_outputs`' to float precision.
+
+    Entries hold for one set of weights: the cache is keyed on the parameters' in-place
+    version counters and empties itself when any changes (an optimiser step,
+    ``load_state_dict``). Use it only without gradients: cached tensors are detached.
+
+    Args:
+        max_prompts: distinct prompts kept (least recently used ones are dropped).
+    """
+
+    def __init__(self, max_prompts: int = 512) -> None:
+        if max_prompts < 1:
+            raise ValueError(f"max_prompts must be >= 1, got {max_prompts}")
+        self.max_prompts = int(max_prompts)
+        self._entries: OrderedDict[bytes, _PromptEntry] = OrderedDict()
+        self._weights_version: tuple[int, ...] | None = None
+        self.prompt_forwards = 0  # prompt blocks forwarded so far (a cache miss each)
+
+    @torch.no_grad()
+    def outputs(
+        self,
+        model: PreTrainedModel,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        prompt_width: int,
+        *,
+        vocab_size: int | None = None,
+        output_hidden: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What `next_token_outputs` returns, from cached prompts plus the response columns."""
+        mask = attention_mask.long()
+        current, _ = _check_one_block(mask, prompt_width)
+        ids = input_ids.long() * mask
+        # An optimiser step bumps a parameter's version; assigning ``.data`` (TRPO's line
+        # search) replaces its storage.
+        version = tuple(v for p in model.parameters() for v in (p._version, p.data_ptr()))
+        if version != self._weights_version:
+            self._entries.clear()
+            self._weights_version = version
+        entries = self._lookup(model, ids[:, :prompt_width], mask[:, :prompt_width])
+        logits = torch.stack([e.logits for e in entries])  # (N, V) at the last prompt column
+        hidden = torch.stack([e.hidden for e in entries]) if output_hidden else None
+        generated = current - (prompt_width - 1)  # (N,) t
+        rows = torch.nonzero(generated > 0).flatten()
+        if rows.numel():
+            t = generated[rows]
+            width = int(t.max())
+            cache = DynamicCache()
+            for layer in range(len(entries[0].keys)):
+                cache.update(
+                    torch.stack([entries[i].keys[layer] for i in rows.tolist()]),
+                    torch.stack([entries[i].values[layer] for i in rows.tolist()]),
+                    layer,
+                )
+            response_mask = mask[rows, prompt_width : prompt_width + width]
+            prompt_mask = mask[rows, :prompt_width]
+            columns = torch.arange(width, device=ids.device)
+            out = model(
+                input_ids=ids[rows, prompt_width : prompt_width + width],
+                attention_mask=torch.cat([prompt_mask, response_mask], dim=1),
+                position_ids=prompt_mask.sum(-1, keepdim=True) + columns[None, :],
+                cache=cache,
+                output_hidden_states=output_hidden,
+                use_cache=False,
+            )
+            logits[rows] = out.logits[torch.arange(rows.numel()), t - 1].float()
+            if hidden is not None:
+                hidden[rows] = out.hidden_states[-1][torch.arange(rows.numel()), t - 1]
+        if vocab_size is not None:
+            if vocab_size > logits.shape[-1]:
+                raise ValueError(
+                    f"vocab_size {vocab_size} exceeds the model's {logits.shape[-1]} output logits; "
+                    "the policy and the env's tokenizer do not match"
+                )
+            logits = logits[:, :vocab_size]
+        return logits, hidden
+
+    def _lookup(self, model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> list[_PromptEntry]:
+        """Each row's entry, forwarding the prompt blocks not cached yet in one batch."""
+        keys = [row.cpu().numpy().tobytes() for row in torch.cat([prompt_ids, prompt_mask], dim=1)]
+        missing = list(dict.fromkeys(k for k in keys if k not in self._entries))
+        if missing:
+            first_row = {k: i for i, k in reversed(list(enumerate(keys)))}
+            rows = torch.tensor([first_row[k] for k in missing], device=prompt_ids.device)
+            out = model(
+                input_ids=prompt_ids[rows],
+                attention_mask=prompt_mask[rows],
+                position_ids=position_ids_from_attention_mask(prompt_mask[rows]),
+                output_hidden_states=True,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            self.prompt_forwards += len(missing)
+            for j, key in enumerate(missing):
+                self._entries[key] = _PromptEntry(
+                    keys=[layer.keys[j] for layer in out.cache.layers],
+                    values=[layer.values[j] for layer in out.cache.layers],
+                    logits=out.logits[j, -1].float(),
+                    hidden=out.hidden_states[-1][j, -1],
+                )
+        for key in keys:
+            self._entries.move_to_end(key)
+        entries = [self._entries[k] for k in keys]
+        while len(self._entries) > self.max_prompts:
+            self._entries.popitem(last=False)
+        return entries
+
+
+@dataclass
+class _PromptEntry:
+    keys: list[torch.Tensor]  # per layer (heads, P, head_dim)
+    values: list[torch.Tensor]
+    logits: torch.Tensor  # (V,) at the last prompt column
+    hidden: torch.Tensor  # (d,) last hidden state there

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rlhf_gym.loading import load_causal_lm
-from rlhf_gym.next_token import next_token_outputs, shared_prefix_hosts
+from rlhf_gym.next_token import PromptCache, next_token_outputs, shared_prefix_hosts
 
 
 def _rollout_observations(env, steps: int, seed: int) -> dict[str, torch.Tensor]:
@@ -72,3 +72,45 @@ def test_shared_prefixes_still_reject_a_broken_layout(make_toy_env, toy_dir):
     model = load_causal_lm(toy_dir / "policy")
     with pytest.raises(ValueError, match="one block of real tokens"):
         next_token_outputs(model, obs["input_ids"], mask, env.max_prompt_tokens)
+
+
+def test_prompt_cache_gives_the_same_outputs_and_forwards_each_prompt_once(make_toy_env, toy_dir):
+    env = make_toy_env(4)
+    model = load_causal_lm(toy_dir / "policy").eval()
+    cache = PromptCache()
+    obs, _ = env.reset(seed=0)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(8):  # steps of the same episodes (t = 0 included), and resets with new prompts
+        with torch.no_grad():
+            expected = next_token_outputs(model, obs["input_ids"], obs["attention_mask"], env.max_prompt_tokens,
+                                          vocab_size=env.vocab_size, output_hidden=True, share_prefixes=False)
+        cached = cache.outputs(model, obs["input_ids"].float(), obs["attention_mask"], env.max_prompt_tokens,
+                               vocab_size=env.vocab_size, output_hidden=True)
+        torch.testing.assert_close(cached[0], expected[0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(cached[1], expected[1], atol=1e-5, rtol=0)
+        obs, *_ = env.step(torch.randint(env.vocab_size, (env.num_envs,), generator=generator))
+    assert 4 <= cache.prompt_forwards < 4 * 8 / 2  # once per episode, not once per step
+
+
+def test_prompt_cache_empties_when_the_weights_change(make_toy_env, toy_dir):
+    env = make_toy_env(2)
+    model = load_causal_lm(toy_dir / "policy").eval()
+    cache = PromptCache()
+    obs, _ = env.reset(seed=0)
+    obs, *_ = env.step(torch.tensor([5, 6]))
+    cache.outputs(model, obs["input_ids"], obs["attention_mask"], env.max_prompt_tokens)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    for param in model.parameters():
+        param.grad = torch.randn_like(param)
+    optimizer.step()  # in place, as every optimiser
+    with torch.no_grad():
+        expected, _ = next_token_outputs(model, obs["input_ids"], obs["attention_mask"], env.max_prompt_tokens)
+    torch.testing.assert_close(cache.outputs(model, obs["input_ids"], obs["attention_mask"], env.max_prompt_tokens)[0],
+                               expected, atol=1e-5, rtol=0)
+    assert cache.prompt_forwards == 4
+    first = next(model.parameters())
+    first.data = first.data + 0.1  # TRPO's line search assigns .data
+    with torch.no_grad():
+        expected, _ = next_token_outputs(model, obs["input_ids"], obs["attention_mask"], env.max_prompt_tokens)
+    torch.testing.assert_close(cache.outputs(model, obs["input_ids"], obs["attention_mask"], env.max_prompt_tokens)[0],
+                               expected, atol=1e-5, rtol=0)

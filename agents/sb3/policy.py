@@ -69,7 +69,7 @@ from transformers import PreTrainedModel
 
 from rlhf_gym.agents.lm_policy import disable_dropout
 from rlhf_gym.loading import load_causal_lm
-from rlhf_gym.next_token import next_token_outputs
+from rlhf_gym.next_token import PromptCache, next_token_outputs
 
 FLOAT32_EXACT_INTEGERS = 2**24  # every integer below this is exact in float32
 
@@ -87,10 +87,14 @@ class CausalLMExtractor(BaseFeaturesExtractor):
         prompt_width: P, the env's ``max_prompt_tokens``.
         share_prefixes: rows that are earlier steps of another row's episode are read from
             that row's forward (`rlhf_gym.next_token.shared_prefix_hosts`).
+        cache_prompts: without gradients and in eval mode (an SB3 rollout), forward each
+            prompt block once and only the response columns at each step
+            (`rlhf_gym.next_token.PromptCache`; exact, emptied when the weights change).
     """
 
     def __init__(
-        self, observation_space: spaces.Dict, model: PreTrainedModel, prompt_width: int, share_prefixes: bool = True
+        self, observation_space: spaces.Dict, model: PreTrainedModel, prompt_width: int,
+        share_prefixes: bool = True, cache_prompts: bool = True,
     ) -> None:
         hidden_size = int(model.config.get_text_config().hidden_size)
         super().__init__(observation_space, features_dim=hidden_size)
@@ -98,11 +102,17 @@ class CausalLMExtractor(BaseFeaturesExtractor):
         self.lm = model
         self.prompt_width = int(prompt_width)
         self.share_prefixes = bool(share_prefixes)
+        self.prompt_cache = PromptCache() if cache_prompts else None
 
     def logits_and_hidden(
         self, obs: PyTorchObs, vocab_size: int, output_hidden: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Un-tempered logits (N, V) and, if asked, hidden states (N, d) at the current position."""
+        if self.prompt_cache is not None and not torch.is_grad_enabled() and not self.training:
+            return self.prompt_cache.outputs(
+                self.lm, obs["input_ids"], obs["attention_mask"],  # type: ignore[index]
+                self.prompt_width, vocab_size=vocab_size, output_hidden=output_hidden,
+            )
         return next_token_outputs(
             self.lm,
             obs["input_ids"],  # type: ignore[index]
@@ -150,6 +160,7 @@ class _CausalLMActorCritic:
         attn_implementation: str | None = None,
         share_features_extractor: bool = True,
         share_prefixes: bool = True,
+        cache_prompts: bool = True,
         optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
@@ -163,7 +174,8 @@ class _CausalLMActorCritic:
             raise ValueError(
                 f"unsupported policy_kwargs {sorted(kwargs)}: the actor is the LM (no MLP); supported: "
                 "model_name_or_path, prompt_width, temperature, trust_remote_code, "
-                "attn_implementation, share_features_extractor, share_prefixes, optimizer_class, optimizer_kwargs"
+                "attn_implementation, share_features_extractor, share_prefixes, cache_prompts, optimizer_class, "
+                "optimizer_kwargs"
             )
         # Plain attributes may be set before nn.Module.__init__; the base __init__ below
         # calls make_features_extractor, which reads them.
@@ -173,6 +185,7 @@ class _CausalLMActorCritic:
         self.trust_remote_code = bool(trust_remote_code)
         self.attn_implementation = attn_implementation
         self.share_prefixes = bool(share_prefixes)
+        self.cache_prompts = bool(cache_prompts)
         super().__init__(  # type: ignore[call-arg]
             observation_space,
             action_space,
@@ -197,7 +210,9 @@ class _CausalLMActorCritic:
                 f"the LM at {self.model_name_or_path} has {vocab} output logits but the env's "
                 f"action space has {self.action_space.n} tokens: policy and tokenizer do not match"
             )
-        return CausalLMExtractor(self.observation_space, model, self.prompt_width, self.share_prefixes)
+        return CausalLMExtractor(
+            self.observation_space, model, self.prompt_width, self.share_prefixes, self.cache_prompts
+        )
 
     def _build(self, lr_schedule: Schedule) -> None:
         """The value head and the optimizer; the actor head is the LM's own."""
@@ -223,6 +238,7 @@ class _CausalLMActorCritic:
             attn_implementation=self.attn_implementation,
             share_features_extractor=self.share_features_extractor,
             share_prefixes=self.share_prefixes,
+            cache_prompts=self.cache_prompts,
         )
         return data
 

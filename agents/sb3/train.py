@@ -117,6 +117,7 @@ class SB3Config:
     target_kl: float = 0.01  # TRPO trust region (SB3's default)
     separate_critic: bool | None = None  # critic on its own LM copy; None = only for TRPO
     share_prefixes: bool = True  # forward each episode once per batch, not once per step (exact)
+    cache_prompts: bool = True  # rollouts forward each prompt once, then only responses (exact)
     top_p: float = 0.9  # MaskablePPO: nucleus mass of the action masks (NLPO)
     mask_refresh_every: int = 10  # MaskablePPO: iterations between mask-model refreshes
     missing_eos_penalty: float | None = 1.0  # subtracted from responses without EOS (N+ #23)
@@ -261,6 +262,7 @@ def build_model(
         temperature=config.temperature,
         share_features_extractor=not separate_critic,
         share_prefixes=config.share_prefixes,
+        cache_prompts=config.cache_prompts,
     )
     common: dict[str, Any] = dict(
         learning_rate=config.learning_rate,
@@ -353,7 +355,7 @@ def train(config: SB3Config) -> dict[str, Any]:
             copy.deepcopy(reference.model), prompt_width=core.max_prompt_tokens,
             vocab_size=core.vocab_size, top_p=config.top_p, temperature=config.temperature,
         )
-    kl_env = KLRewardWrapper(core, reference, config.kl_coef)
+    kl_env = KLRewardWrapper(core, reference, config.kl_coef, cache_prompts=config.cache_prompts)
     venv = VecMonitor(SB3VecEnv(kl_env, mask_provider=mask_provider))
     model = build_model(config, venv, policy_path, core.max_prompt_tokens)
     model.set_logger(configure_sb3_logger(str(run_dir / "tensorboard"), ["tensorboard"]))

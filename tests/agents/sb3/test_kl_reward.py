@@ -63,12 +63,13 @@ def test_reward_minus_beta_kl_identity_by_enumeration(make_toy_env, toy_tokenize
     assert (pi * rewards.double()).sum() == pytest.approx((rhs - BETA * entropy).item(), abs=1e-5)
 
 
-def test_bonus_follows_the_trajectory_and_skips_waiting_rows(make_toy_env, toy_dir):
+@pytest.mark.parametrize("cache_prompts", [True, False])
+def test_bonus_follows_the_trajectory_and_skips_waiting_rows(make_toy_env, toy_dir, cache_prompts):
     """Per-step bonuses equal the reference's log-probs of the response tokens, scored in one
     full-sequence pass; rows that finished and wait (DISABLED autoreset) get nothing."""
     reference = CausalLMPolicy.from_pretrained(toy_dir / "policy", temperature=TEMPERATURE).eval()
     env = make_toy_env(6, autoreset_mode="disabled", max_new_tokens=6)
-    wrapped = KLRewardWrapper(env, reference, beta=BETA)
+    wrapped = KLRewardWrapper(env, reference, beta=BETA, cache_prompts=cache_prompts)
     raw = make_toy_env(6, autoreset_mode="disabled", max_new_tokens=6)
     wrapped.reset(seed=3)
     raw.reset(seed=3)

@@ -54,6 +54,27 @@ def test_distribution_mid_episode_with_rows_at_different_positions(make_toy_env,
     torch.testing.assert_close(probs, expected, atol=1e-5, rtol=0)
 
 
+def test_rollouts_read_cached_prompts_with_the_same_distribution(make_toy_env, policy_path):
+    env = make_toy_env(4)
+    obs, _ = env.reset(seed=1)
+    for actions in ([7, env.eos_token_id, 8, 9], [10, 11, env.eos_token_id, 12]):  # rows at t = 2, 1, 0, 2
+        obs, *_ = env.step(torch.tensor(actions))
+    cached, uncached = _policy(env, policy_path), _policy(env, policy_path, cache_prompts=False)
+    for policy in (cached, uncached):
+        policy.set_training_mode(False)  # what SB3's collect_rollouts does
+    with torch.no_grad():
+        actions_values = [p(obs, deterministic=True) for p in (cached, uncached)]
+        probs = [p.get_distribution(obs).distribution.probs for p in (cached, uncached)]
+    torch.testing.assert_close(probs[0], probs[1], atol=1e-5, rtol=0)
+    assert torch.equal(actions_values[0][0], actions_values[1][0])
+    torch.testing.assert_close(actions_values[0][1], actions_values[1][1], atol=1e-5, rtol=0)  # values
+    extractor = cached.pi_features_extractor
+    assert extractor.prompt_cache.prompt_forwards == 4  # each distinct prompt once, reused by the next calls
+    cached.set_training_mode(True)  # updates differentiate through the full forward, never the cache
+    cached.evaluate_actions(obs, torch.zeros(4, dtype=torch.long))
+    assert extractor.prompt_cache.prompt_forwards == 4
+
+
 def test_float_ids_from_the_rollout_buffer_give_the_same_outputs(make_toy_env, policy_path):
     """SB3 stores observations as float32; ids < 2**24 survive the round trip exactly."""
     env = make_toy_env(3)
