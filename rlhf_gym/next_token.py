@@ -218,16 +218,21 @@ def next_token_outputs(
         output_hidden_states=output_hidden,
         use_cache=False,
     )
-    logits = out.logits[row_of_host, keep - 1 - offset].float()  # (N, V_model)
-    if vocab_size is not None:
-        if vocab_size > logits.shape[-1]:
-            raise ValueError(
-                f"vocab_size {vocab_size} exceeds the model's {logits.shape[-1]} output logits; "
-                "the policy and the env's tokenizer do not match"
-            )
-        logits = logits[:, :vocab_size]
+    logits = _keep_vocab(out.logits[row_of_host, keep - 1 - offset].float(), vocab_size)  # (N, V)
     hidden = out.hidden_states[-1][row_of_host, -1 - offset] if output_hidden else None  # (N, d)
     return logits, hidden
+
+
+def _keep_vocab(logits: torch.Tensor, vocab_size: int | None) -> torch.Tensor:
+    """The first ``vocab_size`` logits (the tokenizer's ids; models may pad their head)."""
+    if vocab_size is None:
+        return logits
+    if vocab_size > logits.shape[-1]:
+        raise ValueError(
+            f"vocab_size {vocab_size} exceeds the model's {logits.shape[-1]} output logits; "
+            "the policy and the env's tokenizer do not match"
+        )
+    return logits[:, :vocab_size]
 
 
 class PromptCache:
@@ -306,14 +311,7 @@ class PromptCache:
             logits[rows] = out.logits[torch.arange(rows.numel()), t - 1].float()
             if hidden is not None:
                 hidden[rows] = out.hidden_states[-1][torch.arange(rows.numel()), t - 1]
-        if vocab_size is not None:
-            if vocab_size > logits.shape[-1]:
-                raise ValueError(
-                    f"vocab_size {vocab_size} exceeds the model's {logits.shape[-1]} output logits; "
-                    "the policy and the env's tokenizer do not match"
-                )
-            logits = logits[:, :vocab_size]
-        return logits, hidden
+        return _keep_vocab(logits, vocab_size), hidden
 
     def _lookup(self, model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> list[_PromptEntry]:
         """Each row's entry, forwarding the prompt blocks not cached yet in one batch."""
