@@ -114,3 +114,14 @@ def test_prompt_cache_empties_when_the_weights_change(make_toy_env, toy_dir):
         expected, _ = next_token_outputs(model, obs["input_ids"], obs["attention_mask"], env.max_prompt_tokens)
     torch.testing.assert_close(cache.outputs(model, obs["input_ids"], obs["attention_mask"], env.max_prompt_tokens)[0],
                                expected, atol=1e-5, rtol=0)
+
+
+def test_a_vocabulary_larger_than_the_models_head_is_rejected_by_both_reads(make_toy_env, toy_dir):
+    env = make_toy_env(2)
+    obs, _ = env.reset(seed=0)
+    model = load_causal_lm(toy_dir / "policy")
+    too_many = model.config.vocab_size + 1
+    with pytest.raises(ValueError, match=f"vocab_size {too_many} exceeds"):
+        next_token_outputs(model, obs["input_ids"], obs["attention_mask"], env.max_prompt_tokens, vocab_size=too_many)
+    with pytest.raises(ValueError, match=f"vocab_size {too_many} exceeds"):
+        PromptCache().outputs(model, obs["input_ids"], obs["attention_mask"], env.max_prompt_tokens, vocab_size=too_many)
