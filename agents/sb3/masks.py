@@ -28,7 +28,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from transformers import PreTrainedModel
 
-from rlhf_gym.next_token import next_token_outputs
+from rlhf_gym.next_token import PromptCache, next_token_outputs
 
 
 def top_p_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -72,6 +72,8 @@ class TopPMaskProvider:
         vocab_size: V, the env's vocabulary (``len(tokenizer)``).
         top_p: nucleus mass (RL4LMs' NLPO uses 0.9).
         temperature: logits are divided by it before the nucleus (see the module docstring).
+        cache_prompts: forward each prompt block once per episode and only the response at
+            each step (`rlhf_gym.next_token.PromptCache`; the same masks; emptied by a refresh).
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class TopPMaskProvider:
         vocab_size: int,
         top_p: float = 0.9,
         temperature: float = 1.0,
+        cache_prompts: bool = True,
     ) -> None:
         if not 0 < top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {top_p}")
@@ -93,11 +96,13 @@ class TopPMaskProvider:
         self.top_p = float(top_p)
         self.temperature = float(temperature)
         self.refreshes = 0
+        self._prompt_cache = PromptCache() if cache_prompts else None
 
     @torch.no_grad()
     def __call__(self, observation: dict[str, torch.Tensor]) -> torch.Tensor:
         """(N, V) bool masks for the observation's current positions."""
-        logits, _ = next_token_outputs(
+        read = self._prompt_cache.outputs if self._prompt_cache is not None else next_token_outputs
+        logits, _ = read(
             self.model, observation["input_ids"], observation["attention_mask"], self.prompt_width,
             vocab_size=self.vocab_size,
         )

@@ -354,6 +354,7 @@ def train(config: SB3Config) -> dict[str, Any]:
         mask_provider = TopPMaskProvider(
             copy.deepcopy(reference.model), prompt_width=core.max_prompt_tokens,
             vocab_size=core.vocab_size, top_p=config.top_p, temperature=config.temperature,
+            cache_prompts=config.cache_prompts,
         )
     kl_env = KLRewardWrapper(core, reference, config.kl_coef, cache_prompts=config.cache_prompts)
     venv = VecMonitor(SB3VecEnv(kl_env, mask_provider=mask_provider))

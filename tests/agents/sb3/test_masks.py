@@ -101,3 +101,25 @@ def test_maskable_ppo_acts_inside_the_masks(make_toy_env, reference, policy_path
     actions = buffer.actions.reshape(-1).astype(np.int64)
     assert masks[np.arange(actions.size), actions].all()
     assert masks.sum(-1).mean() < env.vocab_size / 2  # the masks do restrict
+
+
+def test_cached_masks_equal_uncached_ones_along_episodes_and_after_a_refresh(make_toy_env, reference):
+    ref = reference(0.7)
+    env = make_toy_env(4)
+    cached, uncached = (
+        TopPMaskProvider(copy.deepcopy(ref.model), prompt_width=env.max_prompt_tokens, vocab_size=env.vocab_size,
+                         top_p=TOP_P, cache_prompts=flag)
+        for flag in (True, False)
+    )
+    other = copy.deepcopy(ref.model)
+    with torch.no_grad():
+        for param in other.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    obs, _ = env.reset(seed=4)
+    generator = torch.Generator().manual_seed(4)
+    for step in range(6):
+        if step == 3:  # NLPO's refresh mid-rollout: the cache must not serve the old model's prompts
+            cached.refresh_from(other)
+            uncached.refresh_from(other)
+        assert torch.equal(cached(obs), uncached(obs))
+        obs, *_ = env.step(torch.randint(env.vocab_size, (env.num_envs,), generator=generator))
