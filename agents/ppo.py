@@ -228,12 +228,12 @@ def train(config: PPOConfig) -> dict[str, Any]:
     value = ValueModel.create(config.value_model, env.preference_model, policy).to(device)
     disable_dropout(value)
     policy_params = {id(p) for p in policy.parameters()}  # the "head" critic shares the backbone
+    actor_params = list(policy.parameters())
     value_params = [p for p in value.parameters() if id(p) not in policy_params]
-    params = list(policy.parameters()) + value_params
+    params = actor_params + value_params
     value_lr = config.learning_rate if config.value_learning_rate is None else config.value_learning_rate
     optimizer = torch.optim.Adam(
-        [{"params": list(policy.parameters())}, {"params": value_params, "lr": value_lr}],
-        lr=config.learning_rate, eps=1e-5,
+        [{"params": actor_params}, {"params": value_params, "lr": value_lr}], lr=config.learning_rate, eps=1e-5
     )
 
     state: dict[str, Any] = {"iteration": 0, "env_steps": 0, "kl_coef": config.kl_coef, "history": [], "evals": [], "wall_time": 0.0}

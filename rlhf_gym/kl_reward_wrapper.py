@@ -45,7 +45,7 @@ import torch
 from gymnasium.vector import VectorEnv, VectorWrapper
 from transformers import PreTrainedModel
 
-from rlhf_gym.next_token import PromptCache, next_token_outputs
+from rlhf_gym.next_token import next_token_reader
 from rlhf_gym.vector_env import TokenVectorEnv
 
 
@@ -104,7 +104,7 @@ class KLRewardWrapper(VectorWrapper):
         self._last_obs: dict[str, torch.Tensor] | None = None
         # Each step needs the reference at every row's current token: forward each prompt
         # once per episode and only the responses at each step (exact).
-        self._prompt_cache = PromptCache() if cache_prompts else None
+        self._read_next_token = next_token_reader(cache_prompts)
 
     @staticmethod
     def bonus(ref_logprobs: torch.Tensor, beta: float) -> torch.Tensor:
@@ -114,8 +114,7 @@ class KLRewardWrapper(VectorWrapper):
     @torch.no_grad()
     def reference_logprobs(self, observation: dict[str, torch.Tensor]) -> torch.Tensor:
         """``log pi_ref(. | s)`` at each row's current position: (N, V) float32."""
-        read = self._prompt_cache.outputs if self._prompt_cache is not None else next_token_outputs
-        logits, _ = read(
+        logits, _ = self._read_next_token(
             self.reference.model,
             observation["input_ids"],
             observation["attention_mask"],

@@ -21,6 +21,7 @@ row are never computed).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -342,6 +343,12 @@ class PromptCache:
         while len(self._entries) > self.max_prompts:
             self._entries.popitem(last=False)
         return entries
+
+
+def next_token_reader(cache_prompts: bool) -> Callable[..., tuple[torch.Tensor, torch.Tensor | None]]:
+    """`next_token_outputs`, or a new `PromptCache`'s ``outputs`` (for no-grad readers of
+    a frozen or rarely updated model: a reference, a mask model)."""
+    return PromptCache().outputs if cache_prompts else next_token_outputs
 
 
 @dataclass

@@ -28,7 +28,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from transformers import PreTrainedModel
 
-from rlhf_gym.next_token import PromptCache, next_token_outputs
+from rlhf_gym.next_token import next_token_reader
 
 
 def top_p_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -96,13 +96,12 @@ class TopPMaskProvider:
         self.top_p = float(top_p)
         self.temperature = float(temperature)
         self.refreshes = 0
-        self._prompt_cache = PromptCache() if cache_prompts else None
+        self._read_next_token = next_token_reader(cache_prompts)
 
     @torch.no_grad()
     def __call__(self, observation: dict[str, torch.Tensor]) -> torch.Tensor:
         """(N, V) bool masks for the observation's current positions."""
-        read = self._prompt_cache.outputs if self._prompt_cache is not None else next_token_outputs
-        logits, _ = read(
+        logits, _ = self._read_next_token(
             self.model, observation["input_ids"], observation["attention_mask"], self.prompt_width,
             vocab_size=self.vocab_size,
         )
