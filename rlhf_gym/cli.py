@@ -70,6 +70,7 @@ def build_assets(
     toy: bool = False,
     out: str | None = None,
     reuse_policy: str | None = None,
+    comparison_posts: int | None = None,
 ) -> None:
     """Rebuild a task's shipped assets from seeds (tokenizer, SFT policy, preference model, card).
 
@@ -79,6 +80,9 @@ def build_assets(
         out: write the assets here instead of into the installed package.
         reuse_policy: copy the tokenizer and SFT policy of this earlier build's folder
             instead of retraining them (to iterate on the preference-model stage).
+        comparison_posts: posts whose candidates are paired and labelled for the
+            preference model (default: the recipe's; more posts, a better model and a
+            longer build).
     """
     if task != "summarize":
         raise SystemExit(f"unknown task {task!r}; tasks with assets: summarize")
@@ -88,6 +92,10 @@ def build_assets(
     from rlhf_gym.envs.summarize.assets import ASSETS_DIR
 
     config = BuildConfig.toy() if toy else BuildConfig()
+    if comparison_posts is not None:
+        if comparison_posts < 1:
+            raise SystemExit(f"--comparison-posts must be >= 1, got {comparison_posts}")
+        config.comparison_posts = comparison_posts
     build(
         config,
         Path(out) if out else ASSETS_DIR,

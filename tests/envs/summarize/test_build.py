@@ -59,3 +59,15 @@ def without_timings(card: dict) -> dict:
     card = {k: v for k, v in card.items() if k != "build_seconds"}
     card["sft"] = {k: v for k, v in card["sft"].items() if k not in ("seconds", "reused_from")}
     return card
+
+
+def test_cli_sets_the_number_of_comparison_posts(tmp_path):
+    from rlhf_gym.cli import main
+
+    main(["build-assets", "summarize", "--toy", "--comparison-posts", "10", "--out", str(tmp_path / "assets")])
+    card = json.loads((tmp_path / "assets/card.json").read_text())
+    assert card["config"]["comparison_posts"] == 10
+    assert card["comparisons"]["train_pairs"] == 10 * BuildConfig.toy().pairs_per_post
+    with pytest.raises(SystemExit, match="comparison-posts must be >= 1, got 0"):
+        main(["build-assets", "summarize", "--toy", "--comparison-posts", "0", "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
