@@ -49,6 +49,7 @@ from rlhf_gym.tokenizer_training import train_bpe_tokenizer
 
 
 SFT_FIGURES = "sft_training.json"  # written next to the SFT policy, so a reused policy keeps them
+REFERENCE, SAMPLE = "reference", "sft_sample"  # candidate sources besides the perturbation kinds
 
 
 @dataclass
@@ -242,6 +243,7 @@ def build_assets(
             preference_model, gold_pairs["prompts"], gold_pairs["chosen"], gold_pairs["rejected"]
         ),
         "valid_pairs_without_gold_tie": len(gold_pairs["chosen"]),
+        "valid_accuracy_by_source": accuracy_by_source(preference_model, valid_pairs),
         "prefers_reference_over": perturbation_preferences(
             preference_model, split_posts("valid", config.valid_posts), seed=config.seed + 3
         ),
@@ -299,7 +301,11 @@ def _comparisons(
     seed: int,
     progress: bool,
 ) -> dict[str, Any]:
-    """Candidates per post (reference, SFT samples, perturbations), paired and labelled."""
+    """Candidates per post (reference, SFT samples, perturbations), paired and labelled.
+
+    Each pair also records its two candidates' sources (`REFERENCE`, `SAMPLE` or the
+    perturbation kind), which the card uses to say where the preference model errs.
+    """
     rng = np.random.default_rng(seed)
     prompts = [prompt_text(p) for p in posts]
     samples_by_temperature = [
@@ -312,16 +318,19 @@ def _comparisons(
     ]
     kinds = sorted(PERTURBATIONS)
     out: dict[str, Any] = {
-        "groups": [], "prompts": [], "chosen": [], "rejected": [], "gold_chosen": [], "gold_rejected": []
+        "groups": [], "prompts": [], "chosen": [], "rejected": [], "gold_chosen": [], "gold_rejected": [],
+        "kinds": [],  # (source of chosen, source of rejected) per pair
     }
     agreement_pairs = []
     for i, post in enumerate(tqdm(posts, desc="pairs", disable=not progress, leave=False)):
         bases = [post.reference] + [samples[i] for samples in samples_by_temperature]
-        candidates = list(bases)
+        sources = {post.reference: REFERENCE}  # candidate text -> where it came from
+        for sample in bases[1:]:
+            sources.setdefault(sample, SAMPLE)
         for base in bases:
             for kind in rng.choice(kinds, size=2, replace=False):
-                candidates.append(perturb(post, base, str(kind), rng))
-        candidates = list(dict.fromkeys(candidates))  # distinct texts, order kept
+                sources.setdefault(perturb(post, base, str(kind), rng), str(kind))
+        candidates = list(sources)  # distinct texts, first source kept, order kept
         if len(candidates) < 2:
             continue
         golds = gold_scores([post.record] * len(candidates), candidates)
@@ -343,12 +352,40 @@ def _comparisons(
             out["rejected"].append(candidates[rejected])
             out["gold_chosen"].append(float(golds[chosen]))
             out["gold_rejected"].append(float(golds[rejected]))
+            out["kinds"].append((sources[candidates[chosen]], sources[candidates[rejected]]))
             agreement_pairs.append((float(golds[a]), float(golds[b]), words[a], words[b]))
         out["groups"].append(ComparisonGroup(prompts[i], tuple(candidates), tuple(labelled)))
     out["annotator_gold_agreement"] = scored_gold_agreement(
         pool, *zip(*agreement_pairs, strict=True), rng=np.random.default_rng(seed + 100)
     )
     return out
+
+
+def accuracy_by_source(preference_model: PreferenceModel, pairs: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Accuracy vs the annotators' labels of the pairs that involve each candidate source.
+
+    A pair counts under both of its candidates' sources (once if they share one). Set
+    beside the gold judge's accuracy on the same pairs, it shows which kinds of candidate
+    the preference model cannot judge: the gap is what it loses there.
+
+    Returns:
+        ``{source: {"pairs": count, "preference_model": accuracy (ties count as errors),
+        "gold_judge": accuracy (gold ties count half)}}``, sources sorted by name.
+    """
+    chosen = preference_model.raw_scores(pairs["prompts"], pairs["chosen"]).cpu().numpy()
+    rejected = preference_model.raw_scores(pairs["prompts"], pairs["rejected"]).cpu().numpy()
+    model_right = chosen > rejected
+    gold_c, gold_r = np.asarray(pairs["gold_chosen"]), np.asarray(pairs["gold_rejected"])
+    gold_right = (gold_c > gold_r) + 0.5 * (gold_c == gold_r)
+    figures = {}
+    for source in sorted({s for kinds in pairs["kinds"] for s in kinds}):
+        involved = np.array([source in kinds for kinds in pairs["kinds"]])
+        figures[source] = {
+            "pairs": int(involved.sum()),
+            "preference_model": float(model_right[involved].mean()),
+            "gold_judge": float(gold_right[involved].mean()),
+        }
+    return figures
 
 
 def perturbation_preferences(
@@ -434,6 +471,19 @@ def render_card(card: dict[str, Any]) -> str:
             f"| proxy reward: references / SFT greedy / SFT T=0.7 | {ev['reference_proxy']:.3f} / {ev['sft_greedy_proxy']:.3f} / {ev['sft_t0.7_proxy']:.3f} |",
             f"| gold headroom (references − SFT T=0.7) | {ev['headroom_gold_t0.7']:.3f} |",
             f"| build time | {card['build_seconds']:.0f} s |",
+            "",
+            "## Where the preference model errs (valid pairs, by candidate source)",
+            "",
+            "Accuracy vs the annotators on the valid pairs that involve each kind of candidate,",
+            "beside the gold judge's on the same pairs; the gap is what the model cannot judge.",
+            "",
+            "| candidate source | pairs | preference model | gold judge | gap |",
+            "|---|---|---|---|---|",
+            *[
+                f"| {source} | {f['pairs']:,} | {f['preference_model']:.3f} | {f['gold_judge']:.3f} "
+                f"| {f['gold_judge'] - f['preference_model']:+.3f} |"
+                for source, f in pm["valid_accuracy_by_source"].items()
+            ],
             "",
             "## Reference vs its perturbations (valid)",
             "",

@@ -34,6 +34,10 @@ def test_card_figures_meet_the_bars_of_issue_3():
     ceiling = comparisons["valid_label_accuracy_ceiling"]
     assert reward_model["valid_accuracy_vs_annotators"] < ceiling
     assert comparisons["valid_gold_judge_accuracy_vs_annotators"] <= ceiling + 0.01
+    # Where the model errs, by candidate source: every valid pair counts under its one or two sources.
+    by_source = reward_model["valid_accuracy_by_source"]
+    assert comparisons["valid_pairs"] <= sum(f["pairs"] for f in by_source.values()) <= 2 * comparisons["valid_pairs"]
+    assert all(0.0 <= f["preference_model"] <= 1.0 and 0.0 <= f["gold_judge"] <= 1.0 for f in by_source.values())
     # The SFT policy leaves >= 0.2 of gold headroom below the references on the test split.
     assert evaluation["reference_gold"] - evaluation["sft_t0.7_gold"] >= 0.2
     assert evaluation["reference_gold"] - evaluation["sft_greedy_gold"] >= 0.2

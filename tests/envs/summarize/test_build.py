@@ -8,7 +8,7 @@ import gymnasium as gym
 import pytest
 
 import rlhf_gym  # noqa: F401
-from rlhf_gym.envs.summarize.build import BuildConfig, build_assets
+from rlhf_gym.envs.summarize.build import BuildConfig, accuracy_by_source, build_assets
 from rlhf_gym.envs.summarize.perturbations import PERTURBATIONS
 
 
@@ -29,6 +29,12 @@ def test_toy_build_end_to_end(tmp_path):
         assert 0.0 <= figures["preference_model"] <= 1.0
         assert figures["gold_judge"] > 0.5 and figures["gold_drop"] > 0.0, kind  # each kind does damage
     assert "| change_number |" in (out / "card.md").read_text()
+    by_source = card["preference_model"]["valid_accuracy_by_source"]
+    assert {"reference", "sft_sample"} <= set(by_source) <= {"reference", "sft_sample", *PERTURBATIONS}
+    valid_pairs = card["comparisons"]["valid_pairs"]
+    # every pair counts under one or two sources
+    assert valid_pairs <= sum(f["pairs"] for f in by_source.values()) <= 2 * valid_pairs
+    assert "| sft_sample |" in (out / "card.md").read_text()
     env = gym.make_vec(
         "RLHF-Summarize-v0", num_envs=2, tokenizer=str(out / "tokenizer"),
         reward_model=str(out / "preference_model"), local_files_only=True,
@@ -71,3 +77,25 @@ def test_cli_sets_the_number_of_comparison_posts(tmp_path):
     with pytest.raises(SystemExit, match="comparison-posts must be >= 1, got 0"):
         main(["build-assets", "summarize", "--toy", "--comparison-posts", "0", "--out", str(tmp_path / "x")])
     assert not (tmp_path / "x").exists()
+
+
+def test_accuracy_by_source_counts_each_pair_under_its_sources(toy_preference_model):
+    """Hand-made pairs: a tie is an error for the model and half right for the gold judge."""
+    prompt = "POST: I (25F) owe 40 dollars.\nTL;DR:"
+    same, other = " I owe 40 dollars.", " I owe 90 dollars, help."
+    scores = toy_preference_model.raw_scores([prompt, prompt], [same, other])
+    better, worse = (same, other) if scores[0] > scores[1] else (other, same)
+    pairs = {
+        "prompts": [prompt] * 3,
+        "chosen": [same, better, worse],  # a tie, a pair the model gets right, one it gets wrong
+        "rejected": [same, worse, better],
+        "gold_chosen": [0.5, 0.9, 0.9],
+        "gold_rejected": [0.5, 0.1, 0.1],
+        "kinds": [("reference", "reference"), ("reference", "change_number"), ("sft_sample", "change_number")],
+    }
+    figures = accuracy_by_source(toy_preference_model, pairs)
+    assert figures == {
+        "change_number": {"pairs": 2, "preference_model": 0.5, "gold_judge": 1.0},
+        "reference": {"pairs": 2, "preference_model": 0.5, "gold_judge": 0.75},
+        "sft_sample": {"pairs": 1, "preference_model": 0.0, "gold_judge": 1.0},
+    }
