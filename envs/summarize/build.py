@@ -68,9 +68,10 @@ class BuildConfig:
     # (post, reference) training pairs: ~1,250 steps; copying (induction) emerged after ~800
     sft_posts: int = 40000
     sft: SFTConfig = field(default_factory=lambda: SFTConfig(epochs=1, batch_size=32, learning_rate=2e-3))
-    # Posts whose candidates are paired for the preference data. The strongest lever
-    # measured on the reward model (valid accuracy vs annotators / vs gold, 2 epochs):
-    # 1,500 posts 0.56 / 0.55; 4,000 posts 0.62 / 0.64; 12,000 posts 0.65 / 0.70.
+    # Posts whose candidates are paired for the preference data (valid accuracy vs
+    # annotators / vs gold, 2 epochs): 12,000 posts 0.649 / 0.696 (shipped); on the same
+    # pipeline 4,000 posts gave 0.654 / 0.701, so more data no longer helps
+    # (docs/preference_model.md; an older pipeline's 1,500 / 4,000 posts gave 0.56 / 0.62).
     comparison_posts: int = 12000
     # Labelled pairs per post: all of the ~9 candidates' 36 pairs. Labels cost nothing here,
     # and each candidate is scored once per step however many pairs it is in (InstructGPT).
@@ -85,6 +86,7 @@ class BuildConfig:
     # each summary token against the post, then gathering the checks at the scored final
     # token, may need more depth than the policy has). Measured with the shipped SFT policy
     # and data: 0 extra -> 0.619 valid accuracy vs annotators, 2 extra -> 0.605; so 0.
+    # Copied blocks and a separate 4-layer SFT backbone did worse too (docs/preference_model.md).
     preference_extra_layers: int = 0
     valid_posts: int = 300  # valid-split posts for RM accuracy (pairs as in training)
     normalization_posts: int = 512  # train posts whose references fix the reward scale
