@@ -236,16 +236,15 @@ def build_assets(
     preference_model.fit_normalization([prompt_text(p) for p in norm_posts], [p.reference for p in norm_posts])
     preference_model.save_pretrained(staging / "preference_model")
     gold_pairs = _gold_ordered(valid_pairs)
+    valid_right = prefers_chosen(preference_model, valid_pairs)  # scored once, read twice
     card["preference_model"] = {
         "final_train_loss": train_result.final_loss,
-        "valid_accuracy_vs_annotators": preference_accuracy(
-            preference_model, valid_pairs["prompts"], valid_pairs["chosen"], valid_pairs["rejected"]
-        ),
+        "valid_accuracy_vs_annotators": valid_right.float().mean().item(),
         "valid_accuracy_vs_gold": preference_accuracy(
             preference_model, gold_pairs["prompts"], gold_pairs["chosen"], gold_pairs["rejected"]
         ),
         "valid_pairs_without_gold_tie": len(gold_pairs["chosen"]),
-        "valid_accuracy_by_source": accuracy_by_source(preference_model, valid_pairs),
+        "valid_accuracy_by_source": accuracy_by_source(valid_right, valid_pairs),
         "prefers_reference_over": perturbation_preferences(
             preference_model, split_posts("valid", config.valid_posts), seed=config.seed + 3
         ),
@@ -321,7 +320,7 @@ def _comparisons(
     kinds = sorted(PERTURBATIONS)
     out: dict[str, Any] = {
         "groups": [], "prompts": [], "chosen": [], "rejected": [], "gold_chosen": [], "gold_rejected": [],
-        "kinds": [],  # (source of chosen, source of rejected) per pair
+        "sources": [],  # (source of chosen, source of rejected) per pair
     }
     agreement_pairs = []
     for i, post in enumerate(tqdm(posts, desc="pairs", disable=not progress, leave=False)):
@@ -354,7 +353,7 @@ def _comparisons(
             out["rejected"].append(candidates[rejected])
             out["gold_chosen"].append(float(golds[chosen]))
             out["gold_rejected"].append(float(golds[rejected]))
-            out["kinds"].append((sources[candidates[chosen]], sources[candidates[rejected]]))
+            out["sources"].append((sources[candidates[chosen]], sources[candidates[rejected]]))
             agreement_pairs.append((float(golds[a]), float(golds[b]), words[a], words[b]))
         out["groups"].append(ComparisonGroup(prompts[i], tuple(candidates), tuple(labelled)))
     out["annotator_gold_agreement"] = scored_gold_agreement(
@@ -363,25 +362,33 @@ def _comparisons(
     return out
 
 
-def accuracy_by_source(preference_model: PreferenceModel, pairs: dict[str, Any]) -> dict[str, dict[str, float]]:
+def prefers_chosen(preference_model: PreferenceModel, pairs: dict[str, Any]) -> torch.Tensor:
+    """(pairs,) bool: the model scores the annotators' choice strictly higher (ties are errors)."""
+    chosen = preference_model.raw_scores(pairs["prompts"], pairs["chosen"])
+    return (chosen > preference_model.raw_scores(pairs["prompts"], pairs["rejected"])).cpu()
+
+
+def accuracy_by_source(model_right: torch.Tensor, pairs: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Accuracy vs the annotators' labels of the pairs that involve each candidate source.
 
     A pair counts under both of its candidates' sources (once if they share one). Set
     beside the gold judge's accuracy on the same pairs, it shows which kinds of candidate
     the preference model cannot judge: the gap is what it loses there.
 
+    Args:
+        model_right: (pairs,) bool, whether the preference model agrees with each label.
+        pairs: `_comparisons` output (its ``sources`` and gold scores are read).
+
     Returns:
         ``{source: {"pairs": count, "preference_model": accuracy (ties count as errors),
         "gold_judge": accuracy (gold ties count half)}}``, sources sorted by name.
     """
-    chosen = preference_model.raw_scores(pairs["prompts"], pairs["chosen"]).cpu().numpy()
-    rejected = preference_model.raw_scores(pairs["prompts"], pairs["rejected"]).cpu().numpy()
-    model_right = chosen > rejected
+    model_right = np.asarray(model_right)
     gold_c, gold_r = np.asarray(pairs["gold_chosen"]), np.asarray(pairs["gold_rejected"])
     gold_right = (gold_c > gold_r) + 0.5 * (gold_c == gold_r)
     figures = {}
-    for source in sorted({s for kinds in pairs["kinds"] for s in kinds}):
-        involved = np.array([source in kinds for kinds in pairs["kinds"]])
+    for source in sorted({s for both in pairs["sources"] for s in both}):
+        involved = np.array([source in both for both in pairs["sources"]])
         figures[source] = {
             "pairs": int(involved.sum()),
             "preference_model": float(model_right[involved].mean()),

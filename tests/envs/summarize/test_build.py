@@ -8,7 +8,7 @@ import gymnasium as gym
 import pytest
 
 import rlhf_gym  # noqa: F401
-from rlhf_gym.envs.summarize.build import BuildConfig, accuracy_by_source, build_assets
+from rlhf_gym.envs.summarize.build import BuildConfig, prefers_chosen, accuracy_by_source, build_assets
 from rlhf_gym.envs.summarize.perturbations import PERTURBATIONS
 
 
@@ -91,9 +91,9 @@ def test_accuracy_by_source_counts_each_pair_under_its_sources(toy_preference_mo
         "rejected": [same, worse, better],
         "gold_chosen": [0.5, 0.9, 0.9],
         "gold_rejected": [0.5, 0.1, 0.1],
-        "kinds": [("reference", "reference"), ("reference", "change_number"), ("sft_sample", "change_number")],
+        "sources": [("reference", "reference"), ("reference", "change_number"), ("sft_sample", "change_number")],
     }
-    figures = accuracy_by_source(toy_preference_model, pairs)
+    figures = accuracy_by_source(prefers_chosen(toy_preference_model, pairs), pairs)
     assert figures == {
         "change_number": {"pairs": 2, "preference_model": 0.5, "gold_judge": 1.0},
         "reference": {"pairs": 2, "preference_model": 0.5, "gold_judge": 0.75},
