@@ -71,6 +71,7 @@ def build_assets(
     out: str | None = None,
     reuse_policy: str | None = None,
     comparison_posts: int | None = None,
+    device: str = "cpu",
 ) -> None:
     """Rebuild a task's shipped assets from seeds (tokenizer, SFT policy, preference model, card).
 
@@ -83,6 +84,7 @@ def build_assets(
         comparison_posts: posts whose candidates are paired and labelled for the
             preference model (default: the recipe's; more posts, a better model and a
             longer build).
+        device: where the models train and sample (``cpu``, ``cuda``, ``cuda:1``, ...).
     """
     if task != "summarize":
         raise SystemExit(f"unknown task {task!r}; tasks with assets: summarize")
@@ -92,6 +94,7 @@ def build_assets(
     from rlhf_gym.envs.summarize.assets import ASSETS_DIR
 
     config = BuildConfig.toy() if toy else BuildConfig()
+    config.device = _checked_device(device)
     if comparison_posts is not None:
         if comparison_posts < 1:
             raise SystemExit(f"--comparison-posts must be >= 1, got {comparison_posts}")
@@ -101,6 +104,19 @@ def build_assets(
         Path(out) if out else ASSETS_DIR,
         reuse_policy=Path(reuse_policy) if reuse_policy else None,
     )
+
+
+def _checked_device(name: str) -> str:
+    """``name`` if torch can run on it here, else a SystemExit saying why."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise SystemExit(f"--device {name!r} is not a torch device ({error}); e.g. cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name!r}, but torch sees no CUDA GPU on this machine")
+    return name
 
 
 def main(argv: Sequence[str] | None = None) -> None:

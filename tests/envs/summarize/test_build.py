@@ -64,6 +64,7 @@ def without_timings(card: dict) -> dict:
     """The card minus wall-clock figures, which differ between identical builds."""
     card = {k: v for k, v in card.items() if k != "build_seconds"}
     card["sft"] = {k: v for k, v in card["sft"].items() if k not in ("seconds", "reused_from")}
+    card["preference_model"] = {k: v for k, v in card["preference_model"].items() if k != "train_seconds"}
     return card
 
 
@@ -76,6 +77,14 @@ def test_cli_sets_the_number_of_comparison_posts(tmp_path):
     assert card["comparisons"]["train_pairs"] == 10 * BuildConfig.toy().pairs_per_post
     with pytest.raises(SystemExit, match="comparison-posts must be >= 1, got 0"):
         main(["build-assets", "summarize", "--toy", "--comparison-posts", "0", "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_rejects_a_device_torch_cannot_use(tmp_path):
+    from rlhf_gym.cli import main
+
+    with pytest.raises(SystemExit, match="'gpu0' is not a torch device"):
+        main(["build-assets", "summarize", "--toy", "--device", "gpu0", "--out", str(tmp_path / "x")])
     assert not (tmp_path / "x").exists()
 
 
