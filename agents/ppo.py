@@ -179,6 +179,17 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 # Training -------------------------------------------------------------------------
+def rollout_seed(config: PPOConfig, iteration: int) -> int:
+    """The reset seed of an iteration's rollout batch.
+
+    ``reset(seed=s)`` keys sub-env ``i`` with ``s + i``, so each (seed, iteration) takes its
+    own block of ``num_envs`` keys: every batch gets fresh prompts. (Seeds one apart, as
+    before 26 Nov 2026, gave consecutive batches all but one prompt in common; PPO then
+    fitted ~90 training prompts and the valid split did not move.)
+    """
+    return (config.seed * 1_000_003 + iteration) * config.num_envs
+
+
 def make_env(config: PPOConfig, num_envs: int, split: str) -> TokenVectorEnv:
     return gym.make_vec(
         config.env,
@@ -253,7 +264,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
 
     while state["env_steps"] < config.total_steps:
         iteration = state["iteration"]
-        iteration_seed = config.seed * 1_000_003 + iteration  # resumable: derived, not carried
+        iteration_seed = rollout_seed(config, iteration)  # resumable: derived, not carried
         t0 = time.time()
 
         # Rollout

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rlhf_gym.agents.lm_policy import CausalLMPolicy
-from rlhf_gym.agents.ppo import PPOConfig, compute_gae, masked_whiten, per_token_rewards, train
+from rlhf_gym.agents.ppo import PPOConfig, compute_gae, masked_whiten, per_token_rewards, rollout_seed, train
 from rlhf_gym.preference_model import PreferenceModel
 from rlhf_gym.vector_env import TokenVectorEnv
 
@@ -77,6 +77,21 @@ class LowTokenPreference(PreferenceModel):
         rows = self.tokenizer(list(responses), add_special_tokens=False)["input_ids"]
         limit = len(self.tokenizer) // 4
         return torch.tensor([sum(t < limit for t in r) / max(len(r), 1) for r in rows], dtype=torch.float32)
+
+
+def test_rollout_batches_draw_fresh_prompts():
+    """Consecutive iterations (and seeds) share no prompt: PPO must not fit a fixed few."""
+    import rlhf_gym  # noqa: F401  (registers the env)
+
+    env = gym.make_vec("RLHF-Summarize-v0", num_envs=16, autoreset_mode="disabled", text_in_info=False)
+    config = PPOConfig(num_envs=16)
+    seen = []
+    for seed, iteration in ((0, 0), (0, 1), (0, 2), (1, 0)):
+        config.seed = seed
+        _, info = env.reset(seed=rollout_seed(config, iteration))
+        seen.append(set(info["prompt_index"].tolist()))
+    assert all(len(batch) == 16 for batch in seen)
+    assert len(set().union(*seen)) == 16 * len(seen)
 
 
 def _register_toy(toy_tokenizer, toy_preference_model, toy_prompt_source, env_id: str, preference=None) -> str:
