@@ -90,8 +90,9 @@ def build_assets(
         raise SystemExit(f"unknown task {task!r}; tasks with assets: summarize")
     from pathlib import Path
 
-    from rlhf_gym.envs.summarize.build import BuildConfig, build_assets as build
     from rlhf_gym.envs.summarize.assets import ASSETS_DIR
+    from rlhf_gym.envs.summarize.build import BuildConfig
+    from rlhf_gym.envs.summarize.build import build_assets as build
 
     config = BuildConfig.toy() if toy else BuildConfig()
     config.device = _checked_device(device)

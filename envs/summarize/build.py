@@ -25,15 +25,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
-from transformers import GPT2LMHeadModel
-
-from rlhf_gym.atomic_dir import swap_in
-from rlhf_gym.envs.summarize.annotators import AnnotatorPool, label_accuracy_ceiling, scored_gold_agreement
+from rlhf_gym.envs.summarize.annotators import (
+    AnnotatorPool,
+    label_accuracy_ceiling,
+    scored_gold_agreement,
+)
 from rlhf_gym.envs.summarize.assets import ASSETS_DIR
 from rlhf_gym.envs.summarize.gold_judge import gold_scores
 from rlhf_gym.envs.summarize.perturbations import PERTURBATIONS, perturb
 from rlhf_gym.envs.summarize.world import SPLITS, Post, generate_post, prompt_text
+from tqdm.auto import tqdm
+from transformers import GPT2LMHeadModel
+
+from rlhf_gym.atomic_dir import swap_in
 from rlhf_gym.generation import sample_completions
 from rlhf_gym.loading import load_tokenizer
 from rlhf_gym.preference_model import PreferenceModel
@@ -46,7 +50,6 @@ from rlhf_gym.preference_training import (
 from rlhf_gym.sft import SFTConfig, train_sft
 from rlhf_gym.tiny_models import TinyGPT2Size, deepened_sequence_classifier, tiny_causal_lm
 from rlhf_gym.tokenizer_training import train_bpe_tokenizer
-
 
 SFT_FIGURES = "sft_training.json"  # written next to the SFT policy, so a reused policy keeps them
 REFERENCE, SAMPLE = "reference", "sft_sample"  # candidate sources besides the perturbation kinds

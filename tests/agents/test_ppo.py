@@ -8,9 +8,16 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 import torch
-
 from rlhf_gym.agents.lm_policy import CausalLMPolicy
-from rlhf_gym.agents.ppo import PPOConfig, compute_gae, masked_whiten, per_token_rewards, rollout_seed, train
+from rlhf_gym.agents.ppo import (
+    PPOConfig,
+    compute_gae,
+    masked_whiten,
+    per_token_rewards,
+    rollout_seed,
+    train,
+)
+
 from rlhf_gym.preference_model import PreferenceModel
 from rlhf_gym.vector_env import TokenVectorEnv
 

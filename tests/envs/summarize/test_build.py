@@ -6,10 +6,15 @@ import json
 
 import gymnasium as gym
 import pytest
+from rlhf_gym.envs.summarize.build import (
+    BuildConfig,
+    accuracy_by_source,
+    build_assets,
+    prefers_chosen,
+)
+from rlhf_gym.envs.summarize.perturbations import PERTURBATIONS
 
 import rlhf_gym  # noqa: F401
-from rlhf_gym.envs.summarize.build import BuildConfig, prefers_chosen, accuracy_by_source, build_assets
-from rlhf_gym.envs.summarize.perturbations import PERTURBATIONS
 
 
 def test_toy_build_end_to_end(tmp_path):
