@@ -29,15 +29,15 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 import torch
-from rlhf_gym.agents.lm_policy import CausalLMPolicy, disable_dropout
-from rlhf_gym.agents.rollout import EpisodeBatch, collect_episodes
-from rlhf_gym.agents.run_io import RunLogger, finish_run
-from rlhf_gym.agents.value_model import ValueModel
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
 import rlhf_gym  # noqa: F401  (registers the envs)
+from rlhf_gym.agents.lm_policy import CausalLMPolicy, disable_dropout
+from rlhf_gym.agents.rollout import EpisodeBatch, collect_episodes
+from rlhf_gym.agents.run_io import RunLogger, finish_run
+from rlhf_gym.agents.value_model import ValueModel
 from rlhf_gym.atomic_dir import swap_in
 from rlhf_gym.vector_env import TokenVectorEnv
 

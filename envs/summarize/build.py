@@ -25,6 +25,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
+from transformers import GPT2LMHeadModel
+
+from rlhf_gym.atomic_dir import swap_in
 from rlhf_gym.envs.summarize.annotators import (
     AnnotatorPool,
     label_accuracy_ceiling,
@@ -34,10 +38,6 @@ from rlhf_gym.envs.summarize.assets import ASSETS_DIR
 from rlhf_gym.envs.summarize.gold_judge import gold_scores
 from rlhf_gym.envs.summarize.perturbations import PERTURBATIONS, perturb
 from rlhf_gym.envs.summarize.world import SPLITS, Post, generate_post, prompt_text
-from tqdm.auto import tqdm
-from transformers import GPT2LMHeadModel
-
-from rlhf_gym.atomic_dir import swap_in
 from rlhf_gym.generation import sample_completions
 from rlhf_gym.loading import load_tokenizer
 from rlhf_gym.preference_model import PreferenceModel

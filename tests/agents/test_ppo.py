@@ -8,6 +8,7 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 import torch
+
 from rlhf_gym.agents.lm_policy import CausalLMPolicy
 from rlhf_gym.agents.ppo import (
     PPOConfig,
@@ -17,7 +18,6 @@ from rlhf_gym.agents.ppo import (
     rollout_seed,
     train,
 )
-
 from rlhf_gym.preference_model import PreferenceModel
 from rlhf_gym.vector_env import TokenVectorEnv
 

@@ -6,6 +6,8 @@ import json
 
 import gymnasium as gym
 import pytest
+
+import rlhf_gym  # noqa: F401
 from rlhf_gym.envs.summarize.build import (
     BuildConfig,
     accuracy_by_source,
@@ -13,8 +15,6 @@ from rlhf_gym.envs.summarize.build import (
     prefers_chosen,
 )
 from rlhf_gym.envs.summarize.perturbations import PERTURBATIONS
-
-import rlhf_gym  # noqa: F401
 
 
 def test_toy_build_end_to_end(tmp_path):
