@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import BatchEncoding, DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from rlhf_gym.token_layout import (
     left_pad,
@@ -171,7 +171,12 @@ class PreferenceModel:
         ).logits
         return logits[:, 0].float()
 
-    def forward_groups(self, prompts: Sequence[str], responses: Sequence[Sequence[str]]) -> torch.Tensor:
+    def forward_groups(
+        self,
+        prompts: Sequence[str],
+        responses: Sequence[Sequence[str]],
+        rows_per_chunk: int = 16,
+    ) -> torch.Tensor:
         """Raw scores (gradients kept) of several responses per prompt, each prompt encoded once.
 
         The tokens every response of a prompt starts with (the prompt, at least) are
@@ -183,6 +188,8 @@ class PreferenceModel:
         Args:
             prompts: G prompt texts.
             responses: G sequences of responses, one sequence per prompt.
+            rows_per_chunk: responses per forward pass, shortest first (16 was the fastest
+                of 16-1000 for the shipped model's training steps on 2 CPU cores).
 
         Returns:
             (R,) scores, R = total responses, in order (prompt 0's responses first).
@@ -191,6 +198,8 @@ class PreferenceModel:
             raise ValueError(
                 f"got {len(prompts)} prompts but {len(responses)} response groups; they must pair up"
             )
+        if rows_per_chunk < 1:
+            raise ValueError(f"rows_per_chunk must be >= 1, got {rows_per_chunk}")
         groups = [self._token_rows([p] * len(rs), rs) for p, rs in zip(prompts, responses, strict=True)]
         pad = self.tokenizer.pad_token_id
         shared = [_shared_prefix_length(rows) for rows in groups]
@@ -198,26 +207,37 @@ class PreferenceModel:
             encoded = left_pad([row for rows in groups for row in rows], pad)
             return self.forward_encoded(*(t.to(self.device) for t in encoded))
         prefix_ids, prefix_mask = left_pad([rows[0][:k] for rows, k in zip(groups, shared)], pad)
-        suffix_ids, suffix_mask = left_pad([row[k:] for rows, k in zip(groups, shared) for row in rows], pad)
-        row_group = torch.tensor([g for g, rows in enumerate(groups) for _ in rows], device=self.device)
         prefix_ids, prefix_mask = prefix_ids.to(self.device), prefix_mask.to(self.device)
-        suffix_ids, suffix_mask = suffix_ids.to(self.device), suffix_mask.to(self.device)
-
-        cache = self.model(
+        prefix_cache = list(self.model(  # per layer: (keys, values, sliding window or None)
             input_ids=prefix_ids, attention_mask=prefix_mask,
             position_ids=position_ids_from_attention_mask(prefix_mask), use_cache=True,
-        ).cache
-        cache.batch_select_indices(row_group)  # one copy of its prompt's cache per response
-        # A response's positions continue its prefix's; the left padding of the response
-        # block sits between prefix and response, masked out like any padding.
-        position_ids = prefix_mask.sum(-1)[row_group, None] + position_ids_from_attention_mask(suffix_mask)
-        logits = self.model(
-            input_ids=suffix_ids,
-            attention_mask=torch.cat([prefix_mask[row_group], suffix_mask], dim=1),
-            position_ids=position_ids,
-            cache=cache,
-        ).logits  # the classifier reads the last non-pad token: the final column
-        return logits[:, 0].float()
+        ).cache)
+        prefix_length = prefix_mask.sum(-1)
+
+        # Responses go through in chunks of similar length, each chunk padded only to its own
+        # longest: TL;DR candidates run from a few tokens to a few hundred, and one block
+        # padded to the longest holds ~4x the real tokens.
+        suffixes = [row[k:] for rows, k in zip(groups, shared) for row in rows]
+        row_group = [g for g, rows in enumerate(groups) for _ in rows]
+        order = sorted(range(len(suffixes)), key=lambda i: len(suffixes[i]))
+        scores = []
+        for start in range(0, len(order), rows_per_chunk):
+            rows = order[start : start + rows_per_chunk]
+            owner = torch.tensor([row_group[i] for i in rows], device=self.device)
+            suffix_ids, suffix_mask = left_pad([suffixes[i] for i in rows], pad)
+            suffix_ids, suffix_mask = suffix_ids.to(self.device), suffix_mask.to(self.device)
+            # One copy of its prompt's keys and values per response; the model appends to it.
+            cache = DynamicCache([(keys[owner], values[owner], window) for keys, values, window in prefix_cache])
+            # A response's positions continue its prefix's; the left padding of the chunk
+            # sits between prefix and response, masked out like any padding.
+            logits = self.model(
+                input_ids=suffix_ids,
+                attention_mask=torch.cat([prefix_mask[owner], suffix_mask], dim=1),
+                position_ids=prefix_length[owner, None] + position_ids_from_attention_mask(suffix_mask),
+                cache=cache,
+            ).logits  # the classifier reads the last non-pad token: the final column
+            scores.append(logits[:, 0].float())
+        return torch.cat(scores)[torch.argsort(torch.tensor(order, device=self.device))]
 
     @torch.no_grad()
     def raw_scores(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:

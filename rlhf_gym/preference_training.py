@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -82,6 +82,7 @@ class PreferenceTrainingResult:
     final_accuracy: float  # mean of the last `log_every` step accuracies
     pairs_seen: int  # comparisons processed (epochs × pairs)
     wall_time: float  # seconds
+    epoch_metrics: list[dict[str, float]] = field(default_factory=list)  # `on_epoch_end`'s, per epoch
 
 
 @dataclass(frozen=True)
@@ -119,11 +120,12 @@ def train_preference_model(
     config: PreferenceTrainingConfig,
     *,
     progress: bool = True,
+    on_epoch_end: Callable[[PreferenceModel], dict[str, float]] | None = None,
 ) -> PreferenceTrainingResult:
     """Train ``preference_model.model`` in place with the Bradley–Terry loss on pairs.
 
     Each pair is its own `ComparisonGroup` (one step scores ``2 * batch_size`` rows); see
-    `train_preference_model_on_groups`.
+    `train_preference_model_on_groups` (and its ``on_epoch_end``).
 
     Args:
         preference_model: the model to train, on its device; its model is left in eval
@@ -142,7 +144,9 @@ def train_preference_model(
     groups = [
         ComparisonGroup(p, (c, r), ((0, 1),)) for p, c, r in zip(prompts, chosen, rejected, strict=True)
     ]
-    return train_preference_model_on_groups(preference_model, groups, config, progress=progress)
+    return train_preference_model_on_groups(
+        preference_model, groups, config, progress=progress, on_epoch_end=on_epoch_end
+    )
 
 
 def train_preference_model_on_groups(
@@ -151,12 +155,17 @@ def train_preference_model_on_groups(
     config: PreferenceTrainingConfig,
     *,
     progress: bool = True,
+    on_epoch_end: Callable[[PreferenceModel], dict[str, float]] | None = None,
 ) -> PreferenceTrainingResult:
     """Train with the Bradley–Terry loss, a minibatch being ``batch_size`` prompt groups.
 
     Every candidate of the minibatch's groups is scored once, its prompt encoded once per
     group (``config.share_prompts``); the loss is the mean of −log σ(r_chosen − r_rejected)
     over all the minibatch's pairs.
+
+    ``on_epoch_end``, if given, is called with the model (in eval mode) after every epoch;
+    the metrics it returns (say, validation accuracy) are printed and kept in
+    ``epoch_metrics``: a learning curve.
 
     Returns:
         Per-step losses and accuracies (over pairs), final values, pairs seen, wall time.
@@ -177,6 +186,7 @@ def train_preference_model_on_groups(
     losses: list[float] = []
     accuracies: list[float] = []
     pairs_seen = 0
+    epoch_metrics: list[dict[str, float]] = []
     bar = tqdm(total=total_steps, desc="preference model", disable=not progress, dynamic_ncols=True)
     try:
         for _ in range(config.epochs):
@@ -212,6 +222,12 @@ def train_preference_model_on_groups(
                         loss=f"{_mean(losses[-config.log_every :]):.4f}",
                         acc=f"{_mean(accuracies[-config.log_every :]):.3f}",
                     )
+            if on_epoch_end is not None:
+                model.eval()
+                metrics = on_epoch_end(preference_model)
+                model.train()
+                epoch_metrics.append(metrics)
+                bar.write(f"epoch {len(epoch_metrics)}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     finally:
         bar.close()
         model.eval()
@@ -223,6 +239,7 @@ def train_preference_model_on_groups(
         final_accuracy=_mean(accuracies[-config.log_every :]),
         pairs_seen=pairs_seen,
         wall_time=time.perf_counter() - started,
+        epoch_metrics=epoch_metrics,
     )
 
 

