@@ -30,6 +30,8 @@ class EpisodeBatch:
         response_mask: (N, T) True on the generated tokens (EOS included).
         logprobs: (N, T) log-probs of the tokens under the rollout policy (0 off-mask).
         scores: (N,) the env's end-of-episode rewards.
+        preference: (N,) the preference model's normalised scores (the reward unless the
+            env rewards with the gold judge; no missing-EOS penalty).
         gold: (N,) the gold judge's scores (NaN when the task has none).
         response_texts: the decoded responses.
         terminated: (N,) True where the response ended with EOS.
@@ -40,6 +42,7 @@ class EpisodeBatch:
     response_mask: torch.Tensor
     logprobs: torch.Tensor
     scores: torch.Tensor
+    preference: torch.Tensor
     gold: torch.Tensor
     response_texts: list[str] = field(default_factory=list)
     terminated: torch.Tensor | None = None
@@ -76,6 +79,7 @@ def collect_episodes(
     logits, state = policy.prefill(obs["input_ids"][:, :width], obs["attention_mask"][:, :width])
     logprobs = torch.zeros((n, horizon), device=device)
     scores = torch.zeros(n, device=device)
+    preference = torch.zeros(n, device=device)
     gold = torch.full((n,), float("nan"), device=device)
     terminated_rows = torch.zeros(n, dtype=torch.bool, device=device)
     finished = torch.zeros(n, dtype=torch.bool, device=device)
@@ -94,6 +98,7 @@ def collect_episodes(
         terminated_rows |= terminated
         if done.any():
             rows = np.flatnonzero(info["_preference"])
+            preference[torch.as_tensor(rows, device=device)] = torch.as_tensor(info["preference"][rows], dtype=torch.float32, device=device)
             if "gold" in info:
                 gold[torch.as_tensor(rows, device=device)] = torch.as_tensor(info["gold"][rows], dtype=torch.float32, device=device)
             if "response_text" in info:
@@ -110,6 +115,7 @@ def collect_episodes(
         response_mask=response_mask,
         logprobs=logprobs,
         scores=scores,
+        preference=preference,
         gold=gold,
         response_texts=[t if t is not None else "" for t in texts],
         terminated=terminated_rows,

@@ -69,6 +69,7 @@ def make_vector_env(
     max_new_tokens: int | None = None,
     autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
     group_size: int = 1,
+    reward: str = "preference",
     missing_eos_penalty: float | None = None,
     text_in_info: bool = True,
     trust_remote_code: bool = False,
@@ -86,6 +87,8 @@ def make_vector_env(
             (``template`` defaults to the task's format, e.g. ``"{}\\nTL;DR:"``).
         tokenizer: the policy tokenizer (hub id, path or object).
         reward_model: the preference model (hub id, path or `PreferenceModel`).
+        reward: ``"preference"`` (the learned reward) or ``"gold"`` (the task's gold judge
+            as the reward: an oracle run; needs the task's own prompts).
         device: where tensors and the preference model live.
         trust_remote_code: allow hub code to run when loading (off by default).
         local_files_only: never reach the hub (the error then names the missing artifact).
@@ -143,6 +146,7 @@ def make_vector_env(
         device=device,
         autoreset_mode=autoreset_mode,
         group_size=group_size,
+        reward=reward,
         missing_eos_penalty=missing_eos_penalty,
         text_in_info=text_in_info,
     )

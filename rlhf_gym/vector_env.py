@@ -28,6 +28,9 @@ GoldJudge = Callable[[Sequence[Prompt], Sequence[str]], np.ndarray]
 
 Observation = dict[str, torch.Tensor]
 
+REWARD_SOURCES = ("preference", "gold")
+"""What the final step's reward scores with: the learned preference model, or the gold judge."""
+
 
 class TokenVectorEnv(VectorEnv):
     """N token-level text-generation episodes, batched as one ``(N, L)`` tensor.
@@ -61,7 +64,9 @@ class TokenVectorEnv(VectorEnv):
     0 on every step but the last. On the last step, the preference model's normalised
     score of ``(prompt text, response text)`` (references score mean 0, std 1), plus
     ``-missing_eos_penalty`` if the episode was truncated without EOS (TRL's convention;
-    off by default). All rows finishing in a step are decoded and scored in one batched
+    off by default). With ``reward="gold"`` the gold judge's score in [0, 1] replaces the
+    preference model's (an oracle run: what an agent reaches when the reward is the true
+    preference; Gao et al. 2023 compare against such runs). All rows finishing in a step are decoded and scored in one batched
     call. A non-finite score raises ``RuntimeError`` and leaves the env unchanged.
     Rewards are a ``(N,)`` float32 tensor on ``device``.
 
@@ -104,6 +109,7 @@ class TokenVectorEnv(VectorEnv):
     | ``tokenizer`` | tokenizer | — | the policy's tokenizer (EOS and a distinct pad token) |
     | ``preference_model`` | `PreferenceModel` | — | the learned reward |
     | ``gold_judge`` | `GoldJudge` or None | None | true score of a response, for info |
+    | ``reward`` | str | "preference" | ``"preference"`` (the learned reward) or ``"gold"`` (the gold judge, an oracle) |
     | ``max_prompt_tokens`` | int | 256 | prompt block width P |
     | ``max_new_tokens`` | int | 48 | response budget T (truncation) |
     | ``device`` | str or device | "cpu" | where tensors live |
@@ -124,6 +130,7 @@ class TokenVectorEnv(VectorEnv):
         tokenizer: PreTrainedTokenizerBase,
         preference_model: PreferenceModel,
         gold_judge: GoldJudge | None = None,
+        reward: str = "preference",
         max_prompt_tokens: int = 256,
         max_new_tokens: int = 48,
         device: str | torch.device = "cpu",
@@ -151,6 +158,13 @@ class TokenVectorEnv(VectorEnv):
                 f"missing_eos_penalty must be a finite number >= 0 (it is subtracted), "
                 f"got {missing_eos_penalty!r}"
             )
+        if reward not in REWARD_SOURCES:
+            raise ValueError(f"reward must be one of {REWARD_SOURCES}, got {reward!r}")
+        if reward == "gold" and gold_judge is None:
+            raise ValueError(
+                "reward='gold' needs a gold judge, and this env has none (prompts from an "
+                "external dataset have no latent record to judge); use reward='preference'"
+            )
         check_tokenizer(tokenizer)
         self.autoreset_mode = _parse_autoreset_mode(autoreset_mode)
         self.metadata = {"render_modes": [], "autoreset_mode": self.autoreset_mode}
@@ -161,6 +175,7 @@ class TokenVectorEnv(VectorEnv):
         self.tokenizer = tokenizer
         self.preference_model = preference_model
         self.gold_judge = gold_judge
+        self.reward = reward
         self.max_prompt_tokens = int(max_prompt_tokens)
         self.max_new_tokens = int(max_new_tokens)
         self.context_length = self.max_prompt_tokens + self.max_new_tokens
@@ -409,6 +424,7 @@ class TokenVectorEnv(VectorEnv):
         n = self.num_envs
         _put(info, "preference", rows_np, preference.double().cpu().numpy(), n)
         _put(info, "penalty", rows_np, penalty.double().cpu().numpy(), n)
+        score = preference
         if self.gold_judge is not None:
             gold = np.asarray(self.gold_judge(prompts, responses), dtype=np.float64)
             if gold.shape != (len(row_list),) or not np.isfinite(gold).all():
@@ -417,12 +433,14 @@ class TokenVectorEnv(VectorEnv):
                     "the env state is unchanged"
                 )
             _put(info, "gold", rows_np, gold, n)
+            if self.reward == "gold":
+                score = torch.as_tensor(gold, dtype=preference.dtype, device=self.device)
         _put(info, "response_length", rows_np, num_generated.cpu().numpy().astype(np.int64), n)
         _put(info, "prompt_index", rows_np, np.array([p.index for p in prompts], dtype=np.int64), n)
         if self.text_in_info:
             _put(info, "prompt_text", rows_np, np.array(prompt_texts, dtype=object), n)
             _put(info, "response_text", rows_np, np.array(responses, dtype=object), n)
-        return (preference + penalty).float(), info
+        return (score + penalty).float(), info
 
     # Views --------------------------------------------------------------------------
     def _observation(self) -> Observation:

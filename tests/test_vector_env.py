@@ -102,6 +102,30 @@ def test_gold_judge_scores_reported_in_info(make_toy_env):
     assert info["gold"][0] == 1.0
 
 
+def test_gold_reward_replaces_the_preference_score(make_toy_env):
+    env = make_toy_env(2, max_new_tokens=2, missing_eos_penalty=0.5, autoreset_mode="disabled", reward="gold")
+    env.reset(seed=5)
+    tok = _non_eos(env, 2)
+    env.step(tok)
+    _, reward, terminated, truncated, info = env.step(torch.tensor([env.eos_token_id, int(tok[1])]))
+    assert terminated.tolist() == [True, False] and truncated.tolist() == [False, True]
+    expected = torch.tensor(info["gold"] + info["penalty"], dtype=torch.float32)
+    assert torch.equal(reward, expected)
+    assert not torch.allclose(reward, torch.tensor(info["preference"] + info["penalty"], dtype=torch.float32))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"reward": "human"}, r"reward must be one of \('preference', 'gold'\), got 'human'"),
+        ({"reward": "gold", "gold_judge": None}, "reward='gold' needs a gold judge"),
+    ],
+)
+def test_bad_reward_source_is_rejected(make_toy_env, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        make_toy_env(2, **overrides)
+
+
 def test_same_step_autoreset_returns_final_obs_and_new_prompt(make_toy_env):
     env = make_toy_env(2, autoreset_mode=AutoresetMode.SAME_STEP)
     assert env.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP

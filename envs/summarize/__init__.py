@@ -28,7 +28,11 @@ The prompt text is ``"SUBREDDIT: r/...\\nTITLE: ...\\nPOST: ...\\nTL;DR:"``.
 ## Rewards
 0 until the last step; then the preference model's score of (post, summary), normalised
 so that reference summaries score mean 0 and std 1, minus ``missing_eos_penalty`` when the
-summary was cut at ``max_new_tokens`` without EOS (off by default). The info of the last
+summary was cut at ``max_new_tokens`` without EOS (off by default). With ``reward="gold"``
+the gold judge's score in [0, 1] replaces the preference model's: an oracle run, the
+ceiling an agent's learning reaches when the reward is the true preference. Over the
+SFT policy's samples gold spreads 0.28 (0.14 within a prompt), about a fifth of the
+normalised proxy's 1.6 (0.78): scale a KL coefficient to match. The info of the last
 step reports ``preference``, ``penalty``, ``gold`` (the gold judge's score in [0, 1]),
 ``response_length``, ``prompt_index``, ``prompt_text`` and ``response_text``.
 
@@ -51,6 +55,7 @@ A post drawn from the split's id range by the env's seeded stream (train: ids
 | ``device`` | str | ``"cpu"`` | where tensors and the preference model live |
 | ``max_prompt_tokens`` | int | 224 | prompt block width (the longest generated prompts are ~220 tokens) |
 | ``max_new_tokens`` | int | 64 | summary budget (references: mean 35, max ~55 tokens) |
+| ``reward`` | str | ``"preference"`` | ``"gold"``: the gold judge's score in [0, 1] is the reward (an oracle run) |
 | ``missing_eos_penalty`` | float or None | None | subtracted from truncated summaries |
 | ``text_in_info`` | bool | True | decoded texts in ``info`` |
 | ``trust_remote_code`` | bool | False | allow hub code when loading by name |

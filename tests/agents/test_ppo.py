@@ -101,7 +101,7 @@ def test_rollout_batches_draw_fresh_prompts():
     assert len(set().union(*seen)) == 16 * len(seen)
 
 
-def _register_toy(toy_tokenizer, toy_preference_model, toy_prompt_source, env_id: str, preference=None) -> str:
+def _register_toy(toy_tokenizer, toy_preference_model, toy_prompt_source, env_id: str, preference=None, gold_judge=None) -> str:
     from rlhf_gym.prompts import Prompt  # noqa: F401
 
     def toy_gold_judge(prompts, responses):
@@ -116,7 +116,7 @@ def _register_toy(toy_tokenizer, toy_preference_model, toy_prompt_source, env_id
             prompt_source=toy_prompt_source,
             tokenizer=toy_tokenizer,
             preference_model=preference or toy_preference_model,
-            gold_judge=toy_gold_judge,
+            gold_judge=gold_judge or toy_gold_judge,
             max_prompt_tokens=32,
             max_new_tokens=kwargs.pop("max_new_tokens", 6),
             **kwargs,
@@ -145,6 +145,27 @@ def test_ppo_learns_a_trivial_preference(toy_tokenizer, toy_preference_model, to
     assert (run / "final_policy" / "model.safetensors").is_file()
 
 
+def test_oracle_run_trains_on_the_gold_judge(toy_tokenizer, toy_preference_model, toy_prompt_source, toy_dir, tmp_path):
+    """``reward="gold"``: PPO climbs the gold judge, while evaluations still report the proxy."""
+    low_tokens = LowTokenPreference(toy_preference_model.model, toy_tokenizer)
+
+    def low_token_gold(prompts, responses):
+        return low_tokens.score([p.text for p in prompts], responses).double().numpy()
+
+    env_id = _register_toy(toy_tokenizer, toy_preference_model, toy_prompt_source, "Toy-Oracle-v0", gold_judge=low_token_gold)
+    config = PPOConfig(
+        env=env_id, policy=str(toy_dir / "policy"), out=str(tmp_path / "run"), total_steps=16 * 6 * 10,
+        num_envs=16, num_minibatches=2, eval_episodes=32, eval_every=100, checkpoint_every=100,
+        learning_rate=1e-2, kl_coef=0.0, temperature=1.0, missing_eos_penalty=None, seed=0, threads=1,
+        reward="gold",
+    )
+    summary = train(config)
+    assert summary["final"]["gold"] > summary["initial"]["gold"] + 0.25
+    # Evaluations score with the preference model (were they rewarded by the gold judge,
+    # the two figures would coincide: this toy has no missing-EOS penalty).
+    assert summary["final"]["proxy_reward"] != pytest.approx(summary["final"]["gold"], abs=1e-3)
+
+
 def test_resume_reproduces_an_uninterrupted_run(toy_tokenizer, toy_preference_model, toy_prompt_source, toy_dir, tmp_path):
     env_id = _register_toy(toy_tokenizer, toy_preference_model, toy_prompt_source, "Toy-Resume-v0")
     common = dict(
@@ -168,6 +189,7 @@ def test_resume_reproduces_an_uninterrupted_run(toy_tokenizer, toy_preference_mo
         ("temperature", 0.0, "temperature must be > 0"),
         ("learning_rate", 0.0, "learning_rate must be a finite number > 0, got 0.0"),
         ("value_learning_rate", float("nan"), "value_learning_rate must be a finite number > 0, got nan"),
+        ("adam_eps", -1e-5, "adam_eps must be a finite number > 0, got -1e-05"),
     ],
 )
 def test_config_rejects_bad_values(field, value, match):

@@ -31,4 +31,5 @@ def test_rollout_is_reproducible_and_scores_match_env(make_toy_env, toy_dir, toy
     prompts = [p.text for p in env.prompts]
     expected = toy_preference_model.score(prompts, a.response_texts)
     assert torch.allclose(a.scores, expected, atol=1e-5)
+    assert torch.allclose(a.preference, expected, atol=1e-5)  # no missing-EOS penalty here
     assert torch.isfinite(a.gold).all()
