@@ -16,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import EngFormatter  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
 
@@ -46,6 +47,7 @@ def plot_training_curves(history: list[dict[str, float]], evals: list[dict[str, 
         if evals:
             ax.plot([e["env_steps"] for e in evals], [e[key] for e in evals], "o-", color="tab:red", label="valid split")
         ax.set_xlabel("env steps (generated tokens)")
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 200k, not 200000 run into its neighbours
         ax.set_title(label)
         ax.grid(alpha=0.3)
     axes[0].legend()
