@@ -98,9 +98,10 @@ def collect_episodes(
         terminated_rows |= terminated
         if done.any():
             rows = np.flatnonzero(info["_preference"])
-            preference[torch.as_tensor(rows, device=device)] = torch.as_tensor(info["preference"][rows], dtype=torch.float32, device=device)
+            row_index = torch.as_tensor(rows, device=device)
+            preference[row_index] = torch.as_tensor(info["preference"][rows], dtype=torch.float32, device=device)
             if "gold" in info:
-                gold[torch.as_tensor(rows, device=device)] = torch.as_tensor(info["gold"][rows], dtype=torch.float32, device=device)
+                gold[row_index] = torch.as_tensor(info["gold"][rows], dtype=torch.float32, device=device)
             if "response_text" in info:
                 for r in rows:  # finished rows only
                     texts[r] = info["response_text"][r]
