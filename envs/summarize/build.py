@@ -85,8 +85,9 @@ class BuildConfig:
         # batch_size counts prompt groups (~9 candidates, ~36 pairs each; InstructGPT-style).
         # Same data, valid accuracy vs annotators / vs gold: 16 groups x 5 epochs 0.692 / 0.760
         # (shipped, 2 CPU cores, 67 min); on one H100, 16 x 3 0.682 / 0.749, 16 x 2 0.643 /
-        # 0.680, 4 groups x 2 epochs (the old recipe) 0.660 / 0.712. The model is limited by
-        # updates at a useful batch size, not by data (docs/preference_model.md).
+        # 0.680, 4 groups x 2 epochs (the old recipe) 0.660 / 0.712, 16 x 7 0.685 (it peaks
+        # after epoch 5), and on 24k posts 16 x 2 0.674 and 0.686 (two minibatch orders: one
+        # run's noise exceeds the bar's last 0.008; docs/preference_model.md).
         default_factory=lambda: PreferenceTrainingConfig(epochs=5, batch_size=16, learning_rate=1e-3)
     )
     # Blocks the preference model adds on top of the SFT backbone it starts from (checking
