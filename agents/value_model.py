@@ -57,6 +57,8 @@ class ValueModel(nn.Module):
     def create(cls, kind: str, preference_model: PreferenceModel, policy: CausalLMPolicy) -> ValueModel:
         """Build the critic: ``"preference-model"`` (a copy) or ``"head"`` (on the policy)."""
         if kind == "preference-model":
+            # An ensemble's critic starts from its first member (model and reward scale).
+            preference_model = getattr(preference_model, "members", [preference_model])[0]
             classifier = copy.deepcopy(preference_model.model)
             head = getattr(classifier, "score", None) or getattr(classifier, "classifier", None)
             if head is None:

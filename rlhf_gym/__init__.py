@@ -17,6 +17,7 @@ _LAZY = {
     "TokenVectorEnv": "rlhf_gym.vector_env",
     "TokenEnv": "rlhf_gym.token_env",
     "PreferenceModel": "rlhf_gym.preference_model",
+    "PreferenceEnsemble": "rlhf_gym.preference_ensemble",
     "Prompt": "rlhf_gym.prompts",
     "GeneratedPromptSource": "rlhf_gym.prompts",
     "DatasetPromptSource": "rlhf_gym.prompts",

@@ -71,6 +71,7 @@ def build_assets(
     out: str | None = None,
     reuse_policy: str | None = None,
     comparison_posts: int | None = None,
+    preference_members: int | None = None,
     device: str = "cpu",
 ) -> None:
     """Rebuild a task's shipped assets from seeds (tokenizer, SFT policy, preference model, card).
@@ -84,6 +85,9 @@ def build_assets(
         comparison_posts: posts whose candidates are paired and labelled for the
             preference model (default: the recipe's; more posts, a better model and a
             longer build).
+        preference_members: train this many preference models, differing in minibatch
+            order, and ship them as one ensemble (default: the recipe's; each member costs
+            a full training run).
         device: where the models train and sample (``cpu``, ``cuda``, ``cuda:1``, ...).
     """
     if task != "summarize":
@@ -100,6 +104,10 @@ def build_assets(
         if comparison_posts < 1:
             raise SystemExit(f"--comparison-posts must be >= 1, got {comparison_posts}")
         config.comparison_posts = comparison_posts
+    if preference_members is not None:
+        if preference_members < 1:
+            raise SystemExit(f"--preference-members must be >= 1, got {preference_members}")
+        config.preference_members = preference_members
     build(
         config,
         Path(out) if out else ASSETS_DIR,

@@ -113,10 +113,20 @@ class PreferenceModel:
     ) -> PreferenceModel:
         """Load a preference model (and its normalisation, if saved beside it).
 
+        A folder holding a saved `rlhf_gym.preference_ensemble.PreferenceEnsemble` loads as
+        that ensemble, each member with these arguments.
+
         Raises:
             MissingArtifactError: the model or its tokenizer cannot be found.
         """
         name = str(name_or_path)
+        from rlhf_gym.preference_ensemble import PreferenceEnsemble, is_ensemble_folder  # imports this module
+
+        if is_ensemble_folder(name):
+            return PreferenceEnsemble.from_pretrained(
+                name, device=device, trust_remote_code=trust_remote_code, local_files_only=local_files_only,
+                max_length=max_length, batch_size=batch_size,
+            )
         model = load_sequence_classifier(
             name, trust_remote_code=trust_remote_code, local_files_only=local_files_only
         )

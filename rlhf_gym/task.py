@@ -86,7 +86,8 @@ def make_vector_env(
         prompt_column / reference_column / template: how dataset rows become prompts
             (``template`` defaults to the task's format, e.g. ``"{}\\nTL;DR:"``).
         tokenizer: the policy tokenizer (hub id, path or object).
-        reward_model: the preference model (hub id, path or `PreferenceModel`).
+        reward_model: the preference model (hub id, path or `PreferenceModel`; a folder saved
+            by `PreferenceEnsemble` loads as that ensemble).
         reward: ``"preference"`` (the learned reward) or ``"gold"`` (the task's gold judge
             as the reward: an oracle run; needs the task's own prompts).
         device: where tensors and the preference model live.

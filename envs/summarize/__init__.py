@@ -51,7 +51,7 @@ A post drawn from the split's id range by the env's seeded stream (train: ids
 | ``dataset`` | str, path or PromptSource | None | a Hugging Face dataset instead of the generated posts (no gold judge then) |
 | ``prompt_column``, ``reference_column``, ``template`` | str | ``"prompt"``, None, ``"{}\\nTL;DR:"`` | how dataset rows become prompts |
 | ``tokenizer`` | str, path or tokenizer | shipped BPE | the policy's tokenizer |
-| ``reward_model`` | str, path or PreferenceModel | shipped model | the learned reward |
+| ``reward_model`` | str, path or PreferenceModel | shipped model | the learned reward (a saved ``PreferenceEnsemble`` folder loads as the ensemble) |
 | ``device`` | str | ``"cpu"`` | where tensors and the preference model live |
 | ``max_prompt_tokens`` | int | 224 | prompt block width (the longest generated prompts are ~220 tokens) |
 | ``max_new_tokens`` | int | 64 | summary budget (references: mean 35, max ~55 tokens) |

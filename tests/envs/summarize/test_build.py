@@ -82,6 +82,8 @@ def test_cli_sets_the_number_of_comparison_posts(tmp_path):
     assert card["comparisons"]["train_pairs"] == 10 * BuildConfig.toy().pairs_per_post
     with pytest.raises(SystemExit, match="comparison-posts must be >= 1, got 0"):
         main(["build-assets", "summarize", "--toy", "--comparison-posts", "0", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="preference-members must be >= 1, got 0"):
+        main(["build-assets", "summarize", "--toy", "--preference-members", "0", "--out", str(tmp_path / "x")])
     assert not (tmp_path / "x").exists()
 
 
@@ -113,3 +115,25 @@ def test_accuracy_by_source_counts_each_pair_under_its_sources(toy_preference_mo
         "reference": {"pairs": 2, "preference_model": 0.5, "gold_judge": 0.75},
         "sft_sample": {"pairs": 1, "preference_model": 0.0, "gold_judge": 1.0},
     }
+
+
+def test_build_trains_an_ensemble_of_preference_models(tmp_path):
+    config = BuildConfig.toy()
+    config.sft_posts, config.comparison_posts, config.valid_posts, config.eval_posts = 16, 8, 8, 8
+    single = build_assets(config, tmp_path / "one", progress=False)
+    config.preference_members = 2
+    card = build_assets(config, tmp_path / "two", reuse_policy=tmp_path / "one", progress=False)
+
+    assert card["preference_model"]["members"] == 2
+    assert card["preference_model"]["parameters"] == 2 * single["preference_model"]["parameters"]
+    assert "(2 ensemble members" in (tmp_path / "two" / "card.md").read_text()
+    folder = tmp_path / "two" / "preference_model"
+    # Member 0 is the single model (same recipe and seed); member 1 saw another minibatch order.
+    first, second = ((folder / f"member_{i}" / "model.safetensors").read_bytes() for i in (0, 1))
+    assert first == (tmp_path / "one" / "preference_model" / "model.safetensors").read_bytes()
+    assert second != first
+    env = gym.make_vec(
+        "RLHF-Summarize-v0", num_envs=2, tokenizer=str(tmp_path / "one" / "tokenizer"),
+        reward_model=str(folder), local_files_only=True,
+    )
+    assert type(env.unwrapped.preference_model).__name__ == "PreferenceEnsemble"
