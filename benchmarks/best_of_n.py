@@ -45,6 +45,7 @@ from rlhf_gym.agents.ppo import default_policy_path  # noqa: E402
 class Config:
     env: str = "RLHF-Summarize-v0"  # registered env id
     policy: str | None = None  # causal LM to sample from; default: the env's SFT policy
+    reward_model: str | None = None  # the proxy that picks (path, hub id or ensemble folder); default: the env's
     split: str = "valid"  # prompt split
     prompts: int = 128  # distinct prompts
     n_max: int = 16  # samples per prompt (a power of two)
@@ -106,6 +107,7 @@ def sample(config: Config) -> tuple[np.ndarray, np.ndarray]:
     env = gym.make_vec(
         config.env, num_envs=config.batch_prompts * config.n_max, group_size=config.n_max,
         split=config.split, autoreset_mode="disabled",
+        **({"reward_model": config.reward_model} if config.reward_model else {}),
     )
     path = default_policy_path(env, config)  # type: ignore[arg-type]  # reads .policy and .env
     policy = CausalLMPolicy.from_pretrained(path, temperature=config.temperature).eval()
