@@ -36,3 +36,24 @@ def test_table_rejects_bad_shapes(bon):
         bon.best_of_n_table(np.zeros((2, 4)), np.zeros((2, 4)), [3])
     with pytest.raises(ValueError, match="must both be"):
         bon.best_of_n_table(np.zeros((2, 4)), np.zeros((2, 3)), [1])
+
+
+def test_samples_are_scored_by_the_given_reward_model(bon, tmp_path):
+    """``--reward-model`` swaps the proxy, not the samples: an ensemble of two copies of the
+    shipped model, renormalised by (x - 1) / 2, scores the same samples (x - 1) / 2."""
+    import torch
+
+    from rlhf_gym.envs.summarize.assets import default_preference_model
+    from rlhf_gym.preference_ensemble import PreferenceEnsemble
+    from rlhf_gym.preference_model import RewardNormalization
+
+    cpu = torch.device("cpu")
+    PreferenceEnsemble(
+        [default_preference_model(cpu), default_preference_model(cpu)], normalization=RewardNormalization(mean=1.0, std=2.0)
+    ).save_pretrained(tmp_path / "ensemble")
+    config = bon.Config(prompts=2, n_max=2, batch_prompts=2, threads=1)
+    proxy, gold = bon.sample(config)
+    config.reward_model = str(tmp_path / "ensemble")
+    swapped_proxy, swapped_gold = bon.sample(config)
+    np.testing.assert_array_equal(swapped_gold, gold)
+    np.testing.assert_allclose(swapped_proxy, (proxy - 1.0) / 2.0, atol=1e-5)
