@@ -46,7 +46,6 @@ from rlhf_gym.preference_model import PreferenceModel
 from rlhf_gym.preference_training import (
     ComparisonGroup,
     PreferenceTrainingConfig,
-    preference_accuracy,
     train_preference_model_on_groups,
 )
 from rlhf_gym.sft import SFTConfig, train_sft
@@ -295,14 +294,13 @@ def preference_model_figures(
         valid_pairs: `_comparisons` output for the valid posts.
         config: the build's sizes and seed (valid posts, perturbation seed).
     """
-    gold_pairs = _gold_ordered(valid_pairs)
-    valid_right = prefers_chosen(preference_model, valid_pairs)  # scored once, read twice
+    chosen, rejected = _pair_scores(preference_model, valid_pairs)  # scored once, read twice
+    valid_right = chosen > rejected
+    vs_gold, untied = accuracy_vs_gold(chosen, rejected, valid_pairs)
     return {
         "valid_accuracy_vs_annotators": valid_right.float().mean().item(),
-        "valid_accuracy_vs_gold": preference_accuracy(
-            preference_model, gold_pairs["prompts"], gold_pairs["chosen"], gold_pairs["rejected"]
-        ),
-        "valid_pairs_without_gold_tie": len(gold_pairs["chosen"]),
+        "valid_accuracy_vs_gold": vs_gold,
+        "valid_pairs_without_gold_tie": untied,
         "valid_accuracy_by_source": accuracy_by_source(valid_right, valid_pairs),
         "prefers_reference_over": perturbation_preferences(
             preference_model, split_posts("valid", config.valid_posts), seed=config.seed + 3
@@ -414,8 +412,31 @@ def _comparisons(
 
 def prefers_chosen(preference_model: PreferenceModel, pairs: dict[str, Any]) -> torch.Tensor:
     """(pairs,) bool: the model scores the annotators' choice strictly higher (ties are errors)."""
-    chosen = preference_model.raw_scores(pairs["prompts"], pairs["chosen"])
-    return (chosen > preference_model.raw_scores(pairs["prompts"], pairs["rejected"])).cpu()
+    chosen, rejected = _pair_scores(preference_model, pairs)
+    return chosen > rejected
+
+
+def accuracy_vs_gold(
+    chosen_scores: torch.Tensor, rejected_scores: torch.Tensor, pairs: dict[str, Any]
+) -> tuple[float, int]:
+    """Share of pairs the model orders as the gold judge does (gold ties dropped; model ties
+    are errors), and how many pairs the gold judge does not tie.
+
+    Args:
+        chosen_scores, rejected_scores: (pairs,) the model's scores of each pair's responses.
+        pairs: `_comparisons` output (its gold scores are read).
+    """
+    gold_chosen = torch.tensor(pairs["gold_chosen"], dtype=torch.float64)
+    gold_rejected = torch.tensor(pairs["gold_rejected"], dtype=torch.float64)
+    untied = gold_chosen != gold_rejected
+    agrees = torch.where(gold_chosen > gold_rejected, chosen_scores > rejected_scores, rejected_scores > chosen_scores)
+    return agrees[untied].float().mean().item(), int(untied.sum())
+
+
+def _pair_scores(preference_model: PreferenceModel, pairs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw scores (on the CPU) of every pair's chosen and rejected response."""
+    chosen = preference_model.raw_scores(pairs["prompts"], pairs["chosen"]).cpu()
+    return chosen, preference_model.raw_scores(pairs["prompts"], pairs["rejected"]).cpu()
 
 
 def accuracy_by_source(model_right: torch.Tensor, pairs: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -486,20 +507,6 @@ def _gold_judge_accuracy(pairs: dict[str, Any]) -> float:
     """The gold judge used as a reward model against the annotator labels (gold ties count half)."""
     chosen, rejected = np.asarray(pairs["gold_chosen"]), np.asarray(pairs["gold_rejected"])
     return float(np.mean(chosen > rejected) + 0.5 * np.mean(chosen == rejected))
-
-
-def _gold_ordered(pairs: dict[str, Any]) -> dict[str, list[str]]:
-    """The same pairs ordered by the gold judge (ties dropped)."""
-    out: dict[str, list[str]] = {"prompts": [], "chosen": [], "rejected": []}
-    for p, c, r, gc, gr in zip(
-        pairs["prompts"], pairs["chosen"], pairs["rejected"], pairs["gold_chosen"], pairs["gold_rejected"], strict=True
-    ):
-        if gc == gr:
-            continue
-        out["prompts"].append(p)
-        out["chosen"].append(c if gc > gr else r)
-        out["rejected"].append(r if gc > gr else c)
-    return out
 
 
 def render_card(card: dict[str, Any]) -> str:

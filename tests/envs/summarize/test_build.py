@@ -11,6 +11,7 @@ import rlhf_gym  # noqa: F401
 from rlhf_gym.envs.summarize.build import (
     BuildConfig,
     accuracy_by_source,
+    accuracy_vs_gold,
     build_assets,
     prefers_chosen,
 )
@@ -137,3 +138,28 @@ def test_build_trains_an_ensemble_of_preference_models(tmp_path):
         reward_model=str(folder), local_files_only=True,
     )
     assert type(env.unwrapped.preference_model).__name__ == "PreferenceEnsemble"
+
+
+def test_accuracy_vs_gold_orders_pairs_by_the_gold_judge(toy_preference_model):
+    """Equal to `preference_accuracy` on the pairs re-ordered by gold, gold ties dropped."""
+    from rlhf_gym.preference_training import preference_accuracy
+
+    prompt = "POST: I (25F) owe 40 dollars to my friend.\nTL;DR:"
+    responses = [" I owe 40 dollars.", " I owe 90 dollars, help.", " friend", " I (25F) owe money.", " owe"]
+    gold = [0.9, 0.2, 0.1, 0.5, 0.5]
+    pairs = {"prompts": [], "chosen": [], "rejected": [], "gold_chosen": [], "gold_rejected": []}
+    for a in range(len(responses)):
+        for b in range(len(responses)):
+            if a != b:  # both orders: the annotators' choice agrees with gold half the time
+                for key, value in zip(pairs, (prompt, responses[a], responses[b], gold[a], gold[b]), strict=True):
+                    pairs[key].append(value)
+    chosen = toy_preference_model.raw_scores(pairs["prompts"], pairs["chosen"])
+    rejected = toy_preference_model.raw_scores(pairs["prompts"], pairs["rejected"])
+    accuracy, untied = accuracy_vs_gold(chosen, rejected, pairs)
+
+    ordered = [(c, r) if gc > gr else (r, c) for c, r, gc, gr in zip(
+        pairs["chosen"], pairs["rejected"], pairs["gold_chosen"], pairs["gold_rejected"], strict=True) if gc != gr]
+    assert untied == len(ordered) == 20 - 2  # the 0.5 / 0.5 pair, in both orders, is a gold tie
+    better, worse = zip(*ordered, strict=True)
+    assert accuracy == preference_accuracy(toy_preference_model, [prompt] * untied, list(better), list(worse))
+    assert 0.0 < accuracy < 1.0  # a random model: the check is not vacuous
