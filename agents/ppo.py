@@ -216,13 +216,16 @@ def default_policy_path(env: TokenVectorEnv, config: PPOConfig) -> str:
 
 @torch.no_grad()
 def evaluate(env: TokenVectorEnv, policy: CausalLMPolicy, reference: CausalLMPolicy, seed: int) -> dict[str, float]:
-    """Fixed valid-split prompts and sampling seed: proxy reward, gold, KL, length."""
+    """Fixed valid-split prompts and sampling seed: proxy reward, gold (and its standard
+    error over the episodes), KL, length."""
     batch = collect_episodes(env, policy, seed=seed, generator=torch.Generator(env.device).manual_seed(seed))
     ref_logprobs, _ = reference.token_logprobs(batch.input_ids, batch.attention_mask, env.max_prompt_tokens)
     kl = ((batch.logprobs - ref_logprobs) * batch.response_mask).sum(-1)
+    gold = batch.gold[~torch.isnan(batch.gold)]
     return {
         "proxy_reward": batch.preference.mean().item(),
         "gold": batch.gold.nanmean().item(),
+        "gold_sem": (gold.std() / math.sqrt(len(gold))).item() if len(gold) > 1 else float("nan"),
         "kl": kl.mean().item(),
         "response_length": batch.response_lengths.float().mean().item(),
         "eos_fraction": batch.terminated.float().mean().item(),

@@ -8,6 +8,7 @@ a table, and one PNG with proxy reward, gold score and KL against env steps.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,10 @@ def finish_run(
         "initial": first,
         "final": last,
         "gold_improvement": last["gold"] - first["gold"],
+        # Standard error of that change, the two evaluations taken as independent samples. They
+        # share prompts and sampling seed, so the true error is smaller: an upper bound that
+        # says how far a change on this many episodes can be read.
+        "gold_improvement_sem": math.hypot(first.get("gold_sem", math.nan), last.get("gold_sem", math.nan)),
         "evals": state["evals"],  # every valid-split evaluation: the learning curve
         "config": asdict(config),
     }
@@ -85,7 +90,8 @@ def finish_run(
     plot_training_curves(state["history"], state["evals"], run_dir / "training_curves.png", title=title)
     print(
         f"done: {state['env_steps']} env steps in {summary['wall_time_seconds']:.0f} s | valid gold "
-        f"{first['gold']:.3f} -> {last['gold']:.3f} ({summary['gold_improvement']:+.3f}) | proxy "
+        f"{first['gold']:.3f} -> {last['gold']:.3f} ({summary['gold_improvement']:+.3f} "
+        f"± {summary['gold_improvement_sem']:.3f} s.e.) | proxy "
         f"{first['proxy_reward']:+.3f} -> {last['proxy_reward']:+.3f} | KL {last['kl']:.2f} | {run_dir}"
     )
     return summary

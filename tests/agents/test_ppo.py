@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 
 from rlhf_gym.agents.lm_policy import CausalLMPolicy
+from rlhf_gym.agents.rollout import collect_episodes
 from rlhf_gym.agents.ppo import (
     PPOConfig,
     compute_gae,
+    evaluate,
     masked_whiten,
     per_token_rewards,
     rollout_seed,
@@ -128,7 +132,7 @@ def _register_toy(toy_tokenizer, toy_preference_model, toy_prompt_source, env_id
     return env_id
 
 
-def test_ppo_learns_a_trivial_preference(toy_tokenizer, toy_preference_model, toy_prompt_source, toy_dir, tmp_path):
+def test_ppo_learns_a_trivial_preference(toy_tokenizer, toy_preference_model, toy_prompt_source, toy_dir, tmp_path, capsys):
     preference = LowTokenPreference(toy_preference_model.model, toy_tokenizer)
     env_id = _register_toy(toy_tokenizer, toy_preference_model, toy_prompt_source, "Toy-LowTokens-v0", preference)
     config = PPOConfig(
@@ -139,6 +143,9 @@ def test_ppo_learns_a_trivial_preference(toy_tokenizer, toy_preference_model, to
     summary = train(config)
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["env_steps"] == summary["env_steps"]
     assert summary["final"]["proxy_reward"] > summary["initial"]["proxy_reward"] + 0.25
+    first, last = summary["initial"]["gold_sem"], summary["final"]["gold_sem"]
+    assert summary["gold_improvement_sem"] == pytest.approx(math.hypot(first, last)) and first > 0
+    assert f"({summary['gold_improvement']:+.3f} ± {summary['gold_improvement_sem']:.3f} s.e.)" in capsys.readouterr().out
     run = Path(config.out)
     assert (run / "training_curves.png").is_file() and (run / "checkpoint" / "state.json").is_file()
     assert any((run / "tensorboard").iterdir())
@@ -196,3 +203,17 @@ def test_config_rejects_bad_values(field, value, match):
     with pytest.raises(ValueError, match=match):
         PPOConfig(**{field: value})
     assert PPOConfig(value_learning_rate=None).value_learning_rate is None  # None: the policy's rate
+
+
+def test_evaluation_reports_the_standard_error_of_its_gold_mean(make_toy_env, toy_dir):
+    def judge_by_length(prompts, responses):  # a gold score that varies across random responses
+        return np.array([len(r) / 10 for r in responses])
+
+    env = make_toy_env(8, autoreset_mode="disabled", max_new_tokens=6, gold_judge=judge_by_length)
+    policy = CausalLMPolicy.from_pretrained(toy_dir / "policy", temperature=1.0)
+    result = evaluate(env, policy, policy, seed=3)
+    batch = collect_episodes(env, policy, seed=3, generator=torch.Generator().manual_seed(3))  # the same episodes
+    gold = batch.gold.double()
+    assert result["gold"] == pytest.approx(gold.mean().item(), abs=1e-6)
+    assert result["gold_sem"] == pytest.approx((gold.std() / math.sqrt(len(gold))).item(), rel=1e-5)
+    assert result["gold_sem"] > 0 and result["kl"] == pytest.approx(0.0, abs=1e-5)

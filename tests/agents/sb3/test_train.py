@@ -16,8 +16,8 @@ from rlhf_gym.cli import main as cli_main
 from rlhf_gym.preference_model import PreferenceModel
 from rlhf_gym.vector_env import TokenVectorEnv
 
-SUMMARY_KEYS = {"agent", "env", "seed", "env_steps", "iterations", "wall_time_seconds", "initial", "final", "gold_improvement", "evals", "config"}
-EVAL_KEYS = {"env_steps", "proxy_reward", "gold", "kl", "response_length", "eos_fraction"}
+SUMMARY_KEYS = {"agent", "env", "seed", "env_steps", "iterations", "wall_time_seconds", "initial", "final", "gold_improvement", "gold_improvement_sem", "evals", "config"}
+EVAL_KEYS = {"env_steps", "proxy_reward", "gold", "gold_sem", "kl", "response_length", "eos_fraction"}
 
 
 def _small(env_id: str, policy_path: str, out: Path, **overrides) -> dict:
