@@ -98,8 +98,8 @@ class BuildConfig:
     # Copied blocks and a separate 4-layer SFT backbone did worse too (docs/preference_model.md).
     preference_extra_layers: int = 0
     # Preference models trained alike, each on its own minibatch order (member i: seed + i),
-    # and scored as one `PreferenceEnsemble` (mean of their normalised rewards). One member
-    # per seed run scatters by ~0.01 valid accuracy; on one H100 the mean of four models
+    # and scored as one `PreferenceEnsemble` (mean of their normalised rewards). Runs that
+    # differ only in that seed scatter by ~0.01 valid accuracy; on one H100 the mean of four models
     # scored 0.702 where they scored 0.674-0.692 alone (docs/preference_model.md). Each
     # member costs a full training run (~67 min on 2 CPU cores, ~4 min on a GPU).
     preference_members: int = 1
@@ -256,8 +256,10 @@ def build_assets(
         train_results.append(train_preference_model_on_groups(
             member_model, train_pairs["groups"], _with_seed(config.preference, config.seed + member), progress=progress
         ))
-        member_model.fit_normalization(norm_prompts, norm_references)
         members.append(member_model)
+    if len(members) > 1:
+        for member_model in members:  # each member's rewards on the references' scale first
+            member_model.fit_normalization(norm_prompts, norm_references)
     preference_model = members[0] if len(members) == 1 else PreferenceEnsemble(members)
     preference_model.fit_normalization(norm_prompts, norm_references)
     preference_model.save_pretrained(staging / "preference_model")
