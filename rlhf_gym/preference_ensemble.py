@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -95,7 +96,7 @@ class PreferenceEnsemble(PreferenceModel):
         for name, member in zip(names, self.members, strict=True):
             member.save_pretrained(directory / name)
         (directory / ENSEMBLE_FILE).write_text(json.dumps({"aggregate": self.aggregate, "members": names}, indent=2))
-        (directory / NORMALIZATION_FILE).write_text(json.dumps(vars(self.normalization)))
+        (directory / NORMALIZATION_FILE).write_text(json.dumps(asdict(self.normalization)))
 
     @classmethod
     def from_pretrained(  # type: ignore[override]
