@@ -46,6 +46,7 @@ from rlhf_gym.preference_model import PreferenceModel
 from rlhf_gym.preference_training import (
     ComparisonGroup,
     PreferenceTrainingConfig,
+    PreferenceTrainingResult,
     train_preference_model_on_groups,
 )
 from rlhf_gym.sft import SFTConfig, train_sft
@@ -247,16 +248,11 @@ def build_assets(
     members, train_results = [], []
     for member in range(config.preference_members):
         log(f"training preference model {member + 1} of {config.preference_members} (Bradley-Terry)")
-        backbone = deepened_sequence_classifier(
-            staging / "sft_policy", config.preference_extra_layers, seed=config.seed
+        member_model, result = train_preference_member(
+            config, staging / "sft_policy", tokenizer, train_pairs["groups"], member, progress=progress
         )
-        member_model = PreferenceModel(
-            backbone, tokenizer, max_length=config.max_prompt_tokens + config.max_new_tokens + 1, device=config.device
-        )
-        train_results.append(train_preference_model_on_groups(
-            member_model, train_pairs["groups"], _with_seed(config.preference, config.seed + member), progress=progress
-        ))
         members.append(member_model)
+        train_results.append(result)
     if len(members) > 1:
         for member_model in members:  # each member's rewards on the references' scale first
             member_model.fit_normalization(norm_prompts, norm_references)
@@ -284,6 +280,33 @@ def build_assets(
     swap_in(staging, out_dir)
     log(f"assets written to {out_dir} in {card['build_seconds']} s")
     return card
+
+
+def train_preference_member(
+    config: BuildConfig,
+    sft_dir: Path,
+    tokenizer: Any,
+    groups: list[ComparisonGroup],
+    member: int,
+    *,
+    progress: bool = True,
+) -> tuple[PreferenceModel, PreferenceTrainingResult]:
+    """Preference model ``member`` of the build: the SFT backbone in ``sft_dir`` plus a scalar
+    head, trained with Bradley–Terry on ``groups`` in minibatch order ``seed + member``.
+
+    Member 0 is the single-model build's preference model. Members are independent, so they
+    can be trained in separate processes (on one GPU, side by side) and combined afterwards
+    with `PreferenceEnsemble`, as the build does after training them one by one. Its
+    normalisation is left to the caller.
+    """
+    backbone = deepened_sequence_classifier(sft_dir, config.preference_extra_layers, seed=config.seed)
+    model = PreferenceModel(
+        backbone, tokenizer, max_length=config.max_prompt_tokens + config.max_new_tokens + 1, device=config.device
+    )
+    result = train_preference_model_on_groups(
+        model, groups, _with_seed(config.preference, config.seed + member), progress=progress
+    )
+    return model, result
 
 
 def preference_model_figures(
