@@ -81,6 +81,9 @@ class PPOConfig:
     # run; on SFT samples gold spreads ~0.18x as much as the normalised proxy, so
     # --kl-coef 0.01 matches the default 0.05). Evaluations report both either way.
     reward: Literal["preference", "gold"] = "preference"
+    # The preference model of both envs (training and evaluation): a path, hub id or saved
+    # `PreferenceEnsemble` folder; None: the env's own. The critic starts from it too.
+    reward_model: str | None = None
     value_model: Literal["preference-model", "head"] = "preference-model"  # critic init (N+ #9)
     eval_every: int = 10  # iterations between evaluations on the valid split
     eval_episodes: int = 128  # valid-split episodes per evaluation (fixed prompts and seed)
@@ -204,6 +207,7 @@ def make_env(config: PPOConfig, num_envs: int, split: str, reward: str = "prefer
         autoreset_mode="disabled",
         missing_eos_penalty=config.missing_eos_penalty,
         reward=reward,
+        **({"reward_model": config.reward_model} if config.reward_model is not None else {}),
     )
 
 

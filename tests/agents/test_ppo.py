@@ -17,6 +17,7 @@ from rlhf_gym.agents.ppo import (
     PPOConfig,
     compute_gae,
     evaluate,
+    make_env,
     masked_whiten,
     per_token_rewards,
     rollout_seed,
@@ -217,3 +218,16 @@ def test_evaluation_reports_the_standard_error_of_its_gold_mean(make_toy_env, to
     assert result["gold"] == pytest.approx(gold.mean().item(), abs=1e-6)
     assert result["gold_sem"] == pytest.approx((gold.std() / math.sqrt(len(gold))).item(), rel=1e-5)
     assert result["gold_sem"] > 0 and result["kl"] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_reward_model_replaces_the_envs_preference_model(tmp_path):
+    """``--reward-model`` reaches both envs; a saved ensemble folder loads as the ensemble."""
+    from rlhf_gym.envs.summarize.assets import default_preference_model
+    from rlhf_gym.preference_ensemble import PreferenceEnsemble
+
+    cpu = torch.device("cpu")
+    PreferenceEnsemble([default_preference_model(cpu), default_preference_model(cpu)]).save_pretrained(tmp_path / "rm")
+    config = PPOConfig(reward_model=str(tmp_path / "rm"))
+    for split in ("train", "valid"):
+        assert isinstance(make_env(config, 2, split).preference_model, PreferenceEnsemble)
+    assert not isinstance(make_env(PPOConfig(), 2, "valid").preference_model, PreferenceEnsemble)
