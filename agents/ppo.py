@@ -228,7 +228,7 @@ def evaluate(env: TokenVectorEnv, policy: CausalLMPolicy, reference: CausalLMPol
     gold = batch.gold[~torch.isnan(batch.gold)]
     return {
         "proxy_reward": batch.preference.mean().item(),
-        "gold": batch.gold.nanmean().item(),
+        "gold": gold.mean().item(),  # NaN when the task has no gold judge
         "gold_sem": (gold.std() / math.sqrt(len(gold))).item() if len(gold) > 1 else float("nan"),
         "kl": kl.mean().item(),
         "response_length": batch.response_lengths.float().mean().item(),

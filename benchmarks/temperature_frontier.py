@@ -65,7 +65,7 @@ def frontier(config: Config) -> list[dict[str, float]]:
     if config.prompts % config.batch_prompts != 0:
         raise ValueError(f"prompts ({config.prompts}) must be a multiple of batch_prompts ({config.batch_prompts})")
     env = gym.make_vec(config.env, num_envs=config.batch_prompts, split=config.split, autoreset_mode="disabled")
-    path = config.policy or default_policy_path(env, config)  # type: ignore[arg-type]
+    path = default_policy_path(env, config)  # type: ignore[arg-type]  # config.policy if set
     reference = CausalLMPolicy.from_pretrained(path, temperature=config.reference_temperature).eval()
     rows = []
     for temperature in config.temperatures:

@@ -67,8 +67,9 @@ class TokenVectorEnv(VectorEnv):
     off by default). With ``reward="gold"`` the gold judge's score in [0, 1] replaces the
     preference model's (an oracle run: what an agent reaches when the reward is the true
     preference; Gao et al. 2023 compare against such runs). All rows finishing in a step
-    are decoded and scored in one batched call. A non-finite score raises ``RuntimeError`` and leaves the env unchanged.
-    Rewards are a ``(N,)`` float32 tensor on ``device``.
+    are decoded and scored in one batched call. A non-finite score raises
+    ``RuntimeError`` and leaves the env unchanged. Rewards are a ``(N,)`` float32 tensor
+    on ``device``.
 
     ## Starting State
     Each episode's prompt is drawn from ``prompt_source`` by the sub-env's own stream
