@@ -106,6 +106,8 @@ class GoldBreakdown:
     Attributes:
         recall: Mean credit over key facts (a number counts only if exactly right).
         precision: 1 minus 0.4 per hallucinated or contradicted number/entity.
+        hallucinated: how many distinct numbers/entities cost precision (invented, or
+            contradicting the record).
         brevity: 1 near the reference's length, decaying for longer or much shorter.
         repetition: 1 with no repeated word trigrams, lower with repeats.
         well_formed: The ask is present, the summary ends cleanly, no junk; 0 if empty.
@@ -115,6 +117,7 @@ class GoldBreakdown:
 
     recall: float
     precision: float
+    hallucinated: int
     brevity: float
     repetition: float
     well_formed: float
@@ -320,6 +323,7 @@ def gold_breakdown(record: PostRecord, summary: str) -> GoldBreakdown:
     return GoldBreakdown(
         recall=recall,
         precision=precision,
+        hallucinated=len(hallucinated),
         brevity=brevity,
         repetition=repetition,
         well_formed=well_formed,

@@ -87,7 +87,9 @@ def test_a_wrong_number_is_worse_than_omitting_the_fact() -> None:
         s_wrong = gold_score(post.record, _summary(tag, wrong, ask))
         s_omitted = gold_score(post.record, _summary(tag, omitted, ask))
         assert s_wrong < s_omitted, (post.reference, wrong_value)
-        assert gold_breakdown(post.record, _summary(tag, wrong, ask)).precision < 1.0
+        b = gold_breakdown(post.record, _summary(tag, wrong, ask))
+        assert b.hallucinated == 1 and b.precision == pytest.approx(0.6)
+        assert gold_breakdown(post.record, _summary(tag, omitted, ask)).hallucinated == 0
 
 
 def test_numbers_swapped_between_facts_count_as_contradictions() -> None:
