@@ -100,10 +100,10 @@ class BuildConfig:
     preference_extra_layers: int = 0
     # Preference models trained alike, each on its own minibatch order (member i: seed + i),
     # and scored as one `PreferenceEnsemble` (mean of their normalised rewards). Runs that
-    # differ only in that seed scatter by ~0.01 valid accuracy; on one H100 the mean of four models
-    # scored 0.702 where they scored 0.674-0.692 alone (docs/preference_model.md). Each
-    # member costs a full training run (~67 min on 2 CPU cores, ~4 min on a GPU).
-    preference_members: int = 1
+    # differ only in that seed scatter by ~0.01 valid accuracy: one model alone scored 0.692
+    # vs annotators, the two shipped members together 0.701 (docs/preference_model.md).
+    # Each member costs a full training run (~67-100 min on 2 CPU cores, ~4 min on a GPU).
+    preference_members: int = 2
     valid_posts: int = 300  # valid-split posts for RM accuracy (pairs as in training)
     normalization_posts: int = 512  # train posts whose references fix the reward scale
     eval_posts: int = 512  # test-split posts for SFT vs reference gold scores
@@ -125,6 +125,7 @@ class BuildConfig:
             comparison_posts=24,
             pairs_per_post=3,
             preference=PreferenceTrainingConfig(epochs=1, batch_size=16, learning_rate=5e-4),
+            preference_members=1,
             valid_posts=16,
             normalization_posts=16,
             eval_posts=16,

@@ -225,9 +225,12 @@ def test_reward_model_replaces_the_envs_preference_model(tmp_path):
     from rlhf_gym.envs.summarize.assets import default_preference_model
     from rlhf_gym.preference_ensemble import PreferenceEnsemble
 
-    cpu = torch.device("cpu")
-    PreferenceEnsemble([default_preference_model(cpu), default_preference_model(cpu)]).save_pretrained(tmp_path / "rm")
+    shipped = default_preference_model(torch.device("cpu"))
+    single = getattr(shipped, "members", [shipped])[0]
+    single.save_pretrained(tmp_path / "single")
+    PreferenceEnsemble([single, single]).save_pretrained(tmp_path / "rm")
     config = PPOConfig(reward_model=str(tmp_path / "rm"))
     for split in ("train", "valid"):
         assert isinstance(make_env(config, 2, split).preference_model, PreferenceEnsemble)
-    assert not isinstance(make_env(PPOConfig(), 2, "valid").preference_model, PreferenceEnsemble)
+    chosen = make_env(PPOConfig(reward_model=str(tmp_path / "single")), 2, "valid").preference_model
+    assert not isinstance(chosen, PreferenceEnsemble)

@@ -39,19 +39,21 @@ def test_table_rejects_bad_shapes(bon):
 
 
 def test_samples_are_scored_by_the_given_reward_model(bon, tmp_path):
-    """``--reward-model`` swaps the proxy, not the samples: an ensemble of two copies of the
-    shipped model, renormalised by (x - 1) / 2, scores the same samples (x - 1) / 2."""
+    """``--reward-model`` swaps the proxy, not the samples: an ensemble of two copies of one
+    preference model, renormalised by (x - 1) / 2, scores the same samples (x - 1) / 2."""
     import torch
 
     from rlhf_gym.envs.summarize.assets import default_preference_model
     from rlhf_gym.preference_ensemble import PreferenceEnsemble
     from rlhf_gym.preference_model import RewardNormalization
 
-    cpu = torch.device("cpu")
-    PreferenceEnsemble(
-        [default_preference_model(cpu), default_preference_model(cpu)], normalization=RewardNormalization(mean=1.0, std=2.0)
-    ).save_pretrained(tmp_path / "ensemble")
-    config = bon.Config(prompts=2, n_max=2, batch_prompts=2, threads=1)
+    shipped = default_preference_model(torch.device("cpu"))
+    single = getattr(shipped, "members", [shipped])[0]  # the shipped model, or its first member
+    single.save_pretrained(tmp_path / "single")
+    PreferenceEnsemble([single, single], normalization=RewardNormalization(mean=1.0, std=2.0)).save_pretrained(
+        tmp_path / "ensemble"
+    )
+    config = bon.Config(prompts=2, n_max=2, batch_prompts=2, threads=1, reward_model=str(tmp_path / "single"))
     proxy, gold = bon.sample(config)
     config.reward_model = str(tmp_path / "ensemble")
     swapped_proxy, swapped_gold = bon.sample(config)
