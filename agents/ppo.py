@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 import rlhf_gym  # noqa: F401  (registers the envs)
 from rlhf_gym.agents.lm_policy import CausalLMPolicy, disable_dropout
-from rlhf_gym.agents.rollout import EpisodeBatch, collect_episodes
+from rlhf_gym.agents.rollout import EpisodeBatch, collect_episodes, paired_gold
 from rlhf_gym.agents.run_io import RunLogger, finish_run
 from rlhf_gym.agents.value_model import ValueModel
 from rlhf_gym.atomic_dir import swap_in
@@ -87,6 +87,10 @@ class PPOConfig:
     value_model: Literal["preference-model", "head"] = "preference-model"  # critic init (N+ #9)
     eval_every: int = 10  # iterations between evaluations on the valid split
     eval_episodes: int = 128  # valid-split episodes per evaluation (fixed prompts and seed)
+    # Valid posts on which the final policy and the SFT policy are sampled with the same
+    # prompts and sampling stream: summary.json's gold_improvement_paired and its standard
+    # error (0 skips it).
+    paired_posts: int = 512
     checkpoint_every: int = 10  # iterations between atomic checkpoints
     resume: bool = False  # continue from the run folder's last checkpoint
 
@@ -104,6 +108,9 @@ class PPOConfig:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value}")
+
+
+PAIRED_SEED = 20_000  # reset/sampling seed of the final paired evaluation: the same posts for every run
 
 
 # GAE ------------------------------------------------------------------------------
@@ -370,6 +377,9 @@ def train(config: PPOConfig) -> dict[str, Any]:
     logger.close()
 
     # Results
+    if config.paired_posts:
+        print(f"paired evaluation: final vs SFT policy on {config.paired_posts} valid posts")
+        state["paired"] = asdict(paired_gold(eval_env, policy.eval(), reference, posts=config.paired_posts, seed=PAIRED_SEED))
     summary = finish_run(
         run_dir, "ppo", config, state, policy.model, env.tokenizer, title=f"PPO on {config.env} (seed {config.seed})"
     )

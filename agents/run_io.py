@@ -58,6 +58,22 @@ def plot_training_curves(history: list[dict[str, float]], evals: list[dict[str, 
     plt.close(fig)
 
 
+def _paired_figures(paired: dict[str, Any] | None) -> dict[str, Any]:
+    """summary.json's paired gold change (a `PairedGold` as a dict), when the run measured one."""
+    if not paired:
+        return {}
+    return {
+        # Final policy minus the SFT policy, post by post on the same valid posts and sampling
+        # stream (common random numbers): the figure to read; the standard error is that of the
+        # per-post differences.
+        "gold_improvement_paired": paired["change"],
+        "gold_improvement_paired_sem": paired["sem"],
+        "gold_final_paired": paired["policy_gold"],
+        "gold_baseline_paired": paired["baseline_gold"],
+        "paired_posts": paired["posts"],
+    }
+
+
 def finish_run(
     run_dir: Path, agent: str, config: Any, state: dict[str, Any], model: Any, tokenizer: Any, title: str
 ) -> dict[str, Any]:
@@ -81,6 +97,7 @@ def finish_run(
         # share prompts and sampling seed, so the true error is smaller: an upper bound that
         # says how far a change on this many episodes can be read.
         "gold_improvement_sem": math.hypot(first.get("gold_sem", math.nan), last.get("gold_sem", math.nan)),
+        **_paired_figures(state.get("paired")),
         "evals": state["evals"],  # every valid-split evaluation: the learning curve
         "config": asdict(config),
     }
@@ -88,10 +105,15 @@ def finish_run(
     model.save_pretrained(run_dir / "final_policy")
     tokenizer.save_pretrained(run_dir / "final_policy")
     plot_training_curves(state["history"], state["evals"], run_dir / "training_curves.png", title=title)
+    if "gold_improvement_paired" in summary:
+        gold_line = (f"valid gold {summary['gold_baseline_paired']:.3f} -> {summary['gold_final_paired']:.3f} "
+                     f"({summary['gold_improvement_paired']:+.3f} ± {summary['gold_improvement_paired_sem']:.3f} "
+                     f"s.e., paired vs SFT on {summary['paired_posts']} posts)")
+    else:
+        gold_line = (f"valid gold {first['gold']:.3f} -> {last['gold']:.3f} ({summary['gold_improvement']:+.3f} "
+                     f"± {summary['gold_improvement_sem']:.3f} s.e.)")
     print(
-        f"done: {state['env_steps']} env steps in {summary['wall_time_seconds']:.0f} s | valid gold "
-        f"{first['gold']:.3f} -> {last['gold']:.3f} ({summary['gold_improvement']:+.3f} "
-        f"± {summary['gold_improvement_sem']:.3f} s.e.) | proxy "
+        f"done: {state['env_steps']} env steps in {summary['wall_time_seconds']:.0f} s | {gold_line} | proxy "
         f"{first['proxy_reward']:+.3f} -> {last['proxy_reward']:+.3f} | KL {last['kl']:.2f} | {run_dir}"
     )
     return summary

@@ -1,12 +1,13 @@
 """Where a summarisation policy loses gold: the gold judge's terms, averaged over its samples.
 
-RLHF-Summarize-v0's gold score is a product, ``(0.75 recall + 0.25 well_formed) * precision
-* (0.4 + 0.6 brevity) * repetition``, and precision loses 0.4 per invented or contradicted
-number or entity. A gold change alone does not say which of these an agent moved; this
-benchmark does. For the references, the env's SFT policy (sampled at the env's temperature,
-and greedy) and any trained policies, it samples the same valid posts with the same seed
-and prints each term's mean, the number of hallucinated numbers/entities per summary and
-the share of summaries without any.
+RLHF-Summarize-v0's gold score is a product, ``(0.6 recall + 0.25 ask + 0.15 well_formed) *
+precision * focus * (0.4 + 0.6 brevity) * repetition``; precision loses 0.4 per invented or
+contradicted number or entity, focus 0.4 per distractor repeated. A gold change alone does
+not say which of these an agent moved; this benchmark does. For the references, the env's
+SFT policy (sampled at the env's temperature, and greedy) and any trained policies, it
+samples the same valid posts with the same seed and prints each term's mean, the number of
+hallucinated numbers/entities per summary (the faithfulness figure), the share of
+summaries without any, and how the summaries spread over the writer styles.
 
     python benchmarks/gold_terms.py --prompts 512
     python benchmarks/gold_terms.py runs/ppo/final_policy --out runs/gold_terms
@@ -26,11 +27,12 @@ from transformers import AutoModelForCausalLM
 
 from rlhf_gym.envs.summarize import TASK, assets
 from rlhf_gym.envs.summarize.build import split_posts
-from rlhf_gym.envs.summarize.gold_judge import gold_breakdown
-from rlhf_gym.envs.summarize.world import PostRecord, prompt_text
+from rlhf_gym.envs.summarize.gold_judge import gold_breakdown, style_shares
+from rlhf_gym.envs.summarize.world import STYLES, PostRecord, prompt_text
 from rlhf_gym.generation import sample_completions
 
-TERMS = ("total", "recall", "precision", "hallucinated", "brevity", "repetition", "well_formed")
+TERMS = ("total", "recall", "ask", "precision", "hallucinated", "focus", "brevity", "repetition", "well_formed")
+STYLE_NAMES = (*STYLES, "other")
 
 
 @dataclass
@@ -45,7 +47,8 @@ class Config:
 
 
 def term_means(records: Sequence[PostRecord], summaries: Sequence[str]) -> dict[str, float]:
-    """Mean of each gold term over the summaries, plus the share without hallucinations.
+    """Mean of each gold term over the summaries, the share without hallucinations, and the
+    share of each writer style (``style_<name>``).
 
     Example:
         >>> from rlhf_gym.envs.summarize.world import generate_post
@@ -59,6 +62,7 @@ def term_means(records: Sequence[PostRecord], summaries: Sequence[str]) -> dict[
     breakdowns = [gold_breakdown(r, s) for r, s in zip(records, summaries, strict=True)]
     means = {term: float(np.mean([getattr(b, term) for b in breakdowns])) for term in TERMS}
     means["hallucination_free"] = float(np.mean([b.hallucinated == 0 for b in breakdowns]))
+    means.update({f"style_{name}": share for name, share in style_shares(records, summaries).items()})
     return means
 
 
@@ -82,14 +86,18 @@ def main(config: Config) -> list[dict[str, float | str]]:
     candidates.update({f"{path}, T={config.temperature}": samples(path, config.temperature) for path in config.policies})
     rows: list[dict[str, float | str]] = [{"summaries": name, **term_means(records, texts)}
                                           for name, texts in candidates.items()]
-    print(f"{config.prompts} {config.split} posts; gold = (0.75 recall + 0.25 well_formed) * precision "
-          "* (0.4 + 0.6 brevity) * repetition; precision = 1 - 0.4 per hallucinated number/entity")
-    print("| summaries | gold | recall | precision | hallucinated per summary | none hallucinated "
-          "| brevity | repetition | well-formed |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"{config.prompts} {config.split} posts; gold = (0.6 recall + 0.25 ask + 0.15 well_formed) * precision "
+          "* focus * (0.4 + 0.6 brevity) * repetition; precision = 1 - 0.4 per hallucinated number/entity")
+    print("| summaries | gold | recall | ask | precision | hallucinated per summary | none hallucinated "
+          "| focus | brevity | repetition | well-formed |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
-        print(f"| {row['summaries']} | {row['total']:.3f} | {row['recall']:.3f} | {row['precision']:.3f} | "
-              f"{row['hallucinated']:.2f} | {row['hallucination_free']:.2f} | {row['brevity']:.3f} | "
-              f"{row['repetition']:.3f} | {row['well_formed']:.3f} |")
+        print(f"| {row['summaries']} | {row['total']:.3f} | {row['recall']:.3f} | {row['ask']:.3f} | "
+              f"{row['precision']:.3f} | {row['hallucinated']:.2f} | {row['hallucination_free']:.2f} | "
+              f"{row['focus']:.3f} | {row['brevity']:.3f} | {row['repetition']:.3f} | {row['well_formed']:.3f} |")
+    print("\nwriter styles (share of summaries)\n| summaries | " + " | ".join(STYLE_NAMES) + " |\n|---|"
+          + "---:|" * len(STYLE_NAMES))
+    for row in rows:
+        print(f"| {row['summaries']} | " + " | ".join(f"{row['style_' + n]:.2f}" for n in STYLE_NAMES) + " |")
     if config.out:
         out = Path(config.out)
         out.mkdir(parents=True, exist_ok=True)

@@ -150,7 +150,17 @@ class PreferenceModel:
         """Write model (safetensors), tokenizer and normalisation to ``directory``."""
         directory = Path(directory)
         self.model.save_pretrained(directory)
-        self.tokenizer.save_pretrained(directory)
+        # Saved to pad on the right, as reward models conventionally are (TRL pads reward
+        # inputs on the right): GPT-2 has absolute positions, and plain transformers
+        # (`model(**tokenizer(texts, padding=True))`, no position ids) would score a
+        # left-padded row at shifted positions, unlike the same row alone. Our own encoding
+        # pads explicitly and passes position ids, so it does not depend on this setting.
+        padding_side = self.tokenizer.padding_side
+        self.tokenizer.padding_side = "right"
+        try:
+            self.tokenizer.save_pretrained(directory)
+        finally:
+            self.tokenizer.padding_side = padding_side
         (directory / NORMALIZATION_FILE).write_text(json.dumps(asdict(self.normalization)))
 
     # Scoring ------------------------------------------------------------------------

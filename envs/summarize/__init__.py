@@ -4,14 +4,17 @@
 The policy reads a Reddit-style post and writes a short summary after ``"TL;DR:"``, one
 token per step, as in "Learning to summarize from human feedback" (Stiennon et al. 2020)
 and "The N+ Implementation Details of RLHF with PPO" (Huang et al. 2024). The posts are
-generated from latent records (who writes, the situation, 3–6 key facts with entities,
-numbers and times, one question, distractor sentences), so a **gold judge** knows the
-true quality of every summary. The reward is a **learned preference model** trained on
+generated from latent records (who writes, the situation, 3–4 key facts with numbers and
+events, one question, distractor sentences), so a **gold judge** knows the true quality
+of every summary. The shipped SFT policy learned from the posts' own TL;DRs, written in a
+mixture of writer styles (complete, vague, without the question, with a distractor,
+rambling, partial): its samples spread in quality, and an agent's headroom is moving it
+toward the complete style it already writes some of the time. The reward is a **learned preference model** trained on
 comparisons labelled by noisy, biased simulated annotators: a proxy of the gold judge, so
 reward over-optimisation (proxy up, gold down) is measurable.
 
 ## Action Space
-``Discrete(V)``: the next token id, ``V = len(tokenizer)`` (2,048 for the shipped BPE).
+``Discrete(V)``: the next token id, ``V = len(tokenizer)`` (1,900 for the shipped BPE).
 
 ## Observation Space
 ``Dict(input_ids=Box(0, V-1, (L,), int64), attention_mask=Box(0, 1, (L,), int64))`` with

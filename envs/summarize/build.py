@@ -36,9 +36,16 @@ from rlhf_gym.envs.summarize.annotators import (
     scored_gold_agreement,
 )
 from rlhf_gym.envs.summarize.assets import ASSETS_DIR
-from rlhf_gym.envs.summarize.gold_judge import gold_scores
+from rlhf_gym.envs.summarize.gold_judge import gold_breakdown, gold_scores, style_shares
 from rlhf_gym.envs.summarize.perturbations import PERTURBATIONS, perturb
-from rlhf_gym.envs.summarize.world import SPLITS, Post, generate_post, prompt_text
+from rlhf_gym.envs.summarize.world import (
+    SPLITS,
+    STYLES,
+    Post,
+    generate_post,
+    prompt_text,
+    styled_summary,
+)
 from rlhf_gym.generation import sample_completions
 from rlhf_gym.loading import load_tokenizer
 from rlhf_gym.preference_ensemble import PreferenceEnsemble
@@ -55,55 +62,45 @@ from rlhf_gym.tokenizer_training import train_bpe_tokenizer
 
 SFT_FIGURES = "sft_training.json"  # written next to the SFT policy, so a reused policy keeps them
 REFERENCE, SAMPLE = "reference", "sft_sample"  # candidate sources besides the perturbation kinds
+STYLE_PREFIX = "style_"  # source of a candidate written in another writer style: style_vague, ...
+STYLE_CANDIDATES = 2  # per post: summaries in writer styles other than the reference's
 
 
 @dataclass
 class BuildConfig:
-    """Sizes of the build; the defaults make the shipped assets (~1.7 h on 2 CPU cores, most of
-    it the preference model's ~1 h; ``device`` trains and samples on a GPU instead)."""
+    """Sizes of the build; the defaults make the shipped assets (under an hour on 2 CPU cores;
+    ``device`` trains and samples on a GPU instead)."""
 
     seed: int = 0  # every random choice of the build derives from it
     vocab_size: int = 2048  # BPE vocabulary (small enough for SB3's per-token heads)
     # One token per digit: copying a number from the post becomes copying digits one by one,
     # which a 2-layer policy learns (its whole-number BPE twin barely copied numbers at all).
     split_digits: bool = True
-    tokenizer_posts: int = 5000  # posts (with references) the tokenizer is trained on
+    tokenizer_posts: int = 5000  # posts (with TL;DRs and references) the tokenizer is trained on
     model_size: TinyGPT2Size = field(default_factory=lambda: TinyGPT2Size(2, 128, 4, 512))
     max_prompt_tokens: int = 224  # prompt block of the env; SFT and sampling use the same
     max_new_tokens: int = 64  # response budget of the env
-    # (post, reference) training pairs: ~1,250 steps; copying (induction) emerged after ~800
-    sft_posts: int = 40000
+    # (post, author's TL;DR) training pairs, one epoch: fresh posts cost nothing, so more data
+    # rather than more epochs (docs/architecture.md has the faithfulness this buys).
+    sft_posts: int = 150000
     sft: SFTConfig = field(default_factory=lambda: SFTConfig(epochs=1, batch_size=32, learning_rate=2e-3))
-    # Posts whose candidates are paired for the preference data (valid accuracy vs
-    # annotators / vs gold, 2 epochs): 12,000 posts 0.649 / 0.696 (shipped); on the same
-    # pipeline 4,000 posts gave 0.654 / 0.701, so more data no longer helps
-    # (docs/preference_model.md; an older pipeline's 1,500 / 4,000 posts gave 0.56 / 0.62).
-    comparison_posts: int = 12000
-    # Labelled pairs per post: all of the ~9 candidates' 36 pairs. Labels cost nothing here,
+    # Posts whose candidates are paired for the preference data.
+    comparison_posts: int = 8000
+    # Labelled pairs per post, of the ~11 candidates' ~55 pairs. Labels cost nothing here,
     # and each candidate is scored once per step however many pairs it is in (InstructGPT).
     pairs_per_post: int = 36
     sample_temperatures: tuple[float, ...] = (0.7, 1.0)  # SFT samples per post, one each
     preference: PreferenceTrainingConfig = field(
-        # batch_size counts prompt groups (~9 candidates, ~36 pairs each; InstructGPT-style).
-        # Same data, valid accuracy vs annotators / vs gold: 16 groups x 5 epochs 0.692 / 0.760
-        # (shipped, 2 CPU cores, 67 min); on one H100, 16 x 3 0.682 / 0.749, 16 x 2 0.643 /
-        # 0.680, 4 groups x 2 epochs (the old recipe) 0.660 / 0.712, 16 x 7 0.685 (it peaks
-        # after epoch 5), and on 24k posts 16 x 2 0.674 and 0.686 (two minibatch orders: one
-        # run's noise exceeds the bar's last 0.008; docs/preference_model.md).
-        default_factory=lambda: PreferenceTrainingConfig(epochs=5, batch_size=16, learning_rate=1e-3)
+        # batch_size counts prompt groups (~11 candidates, 36 pairs each; InstructGPT-style).
+        default_factory=lambda: PreferenceTrainingConfig(epochs=4, batch_size=16, learning_rate=1e-3)
     )
-    # Blocks the preference model adds on top of the SFT backbone it starts from (checking
-    # each summary token against the post, then gathering the checks at the scored final
-    # token, may need more depth than the policy has). Measured with the shipped SFT policy
-    # and data: 0 extra -> 0.619 valid accuracy vs annotators, 2 extra -> 0.605; so 0.
-    # Copied blocks and a separate 4-layer SFT backbone did worse too (docs/preference_model.md).
+    # Blocks the preference model adds on top of the SFT backbone it starts from. Measured on
+    # the first world's data: 0 extra -> 0.619 valid accuracy vs annotators, 2 extra -> 0.605.
     preference_extra_layers: int = 0
     # Preference models trained alike, each on its own minibatch order (member i: seed + i),
-    # and scored as one `PreferenceEnsemble` (mean of their normalised rewards). Runs that
-    # differ only in that seed scatter by ~0.01 valid accuracy: one model alone scored 0.692
-    # vs annotators, the two shipped members together 0.701 (docs/preference_model.md).
-    # Each member costs a full training run (~67-100 min on 2 CPU cores, ~4 min on a GPU).
-    preference_members: int = 2
+    # and scored as one `PreferenceEnsemble` (mean of their normalised rewards; Coste et al.
+    # 2024). Each member costs a full preference training run; one is the default.
+    preference_members: int = 1
     valid_posts: int = 300  # valid-split posts for RM accuracy (pairs as in training)
     normalization_posts: int = 512  # train posts whose references fix the reward scale
     eval_posts: int = 512  # test-split posts for SFT vs reference gold scores
@@ -171,63 +168,24 @@ def build_assets(
     log = _Log(progress)
     card: dict[str, Any] = {"task": "RLHF-Summarize-v0", "config": _jsonable(asdict(config))}
 
-    # Tokenizer
-    corpus_posts = split_posts("train", config.tokenizer_posts)
     if reuse_policy is None:
-        log("training the tokenizer")
-        corpus = [prompt_text(p) + p.reference for p in corpus_posts]
-        tokenizer = train_bpe_tokenizer(corpus, vocab_size=config.vocab_size, split_digits=config.split_digits)
-        tokenizer.save_pretrained(staging / "tokenizer")
+        log("training the tokenizer and the SFT policy")
     else:
         log(f"copying the tokenizer and SFT policy of {reuse_policy}")
-        for name in ("tokenizer", "sft_policy"):
-            shutil.copytree(Path(reuse_policy) / name, staging / name)
-    tokenizer = load_tokenizer(str(staging / "tokenizer"))
-    lengths = [len(ids) for ids in tokenizer([prompt_text(p) for p in corpus_posts[:500]])["input_ids"]]
-    card["tokenizer"] = {
-        "vocab_size": len(tokenizer),
-        "prompt_tokens_mean": float(np.mean(lengths)),
-        "prompt_tokens_max": int(np.max(lengths)),
-    }
-
-    # SFT policy
-    if reuse_policy is None:
-        log("supervised fine-tuning of the policy")
-        sft_posts = split_posts("train", config.sft_posts, offset=config.tokenizer_posts)
-        policy = tiny_causal_lm(tokenizer, config.model_size, seed=config.seed).to(config.device)
-        sft_result = train_sft(
-            policy,
-            tokenizer,
-            [prompt_text(p) for p in sft_posts],
-            [p.reference for p in sft_posts],
-            _with_seed(config.sft, config.seed),
-            progress=progress,
-        )
-        policy.save_pretrained(staging / "sft_policy")
-        tokenizer.save_pretrained(staging / "sft_policy")
-        sft_figures = {
-            "examples": config.sft_posts,
-            "final_loss": sft_result.final_loss,
-            "parameters": _num_parameters(policy),
-            "seconds": round(sft_result.wall_time, 1),
-        }
-        (staging / "sft_policy" / SFT_FIGURES).write_text(json.dumps(sft_figures, indent=2))
-    else:
-        policy = GPT2LMHeadModel.from_pretrained(staging / "sft_policy").to(config.device)
-        sft_figures = json.loads((staging / "sft_policy" / SFT_FIGURES).read_text())
-        sft_figures["reused_from"] = str(reuse_policy)
-    card["sft"] = sft_figures
+    tokenizer, policy, card["tokenizer"], card["sft"] = build_policy(
+        config, staging, reuse_policy=reuse_policy, progress=progress
+    )
     policy.eval()
 
     # Comparison data
     log("sampling candidates and labelling comparisons")
     pool = AnnotatorPool(seed=config.seed)
     train_offset = config.tokenizer_posts + config.sft_posts
-    train_pairs = _comparisons(
+    train_pairs = comparison_pairs(
         split_posts("train", config.comparison_posts, offset=train_offset),
         policy, tokenizer, pool, config, seed=config.seed + 1, progress=progress,
     )
-    valid_pairs = _comparisons(
+    valid_pairs = comparison_pairs(
         split_posts("valid", config.valid_posts),
         policy, tokenizer, pool, config, seed=config.seed + 2, progress=progress,
     )
@@ -283,6 +241,63 @@ def build_assets(
     return card
 
 
+def build_policy(
+    config: BuildConfig, out_dir: Path, *, reuse_policy: Path | None = None, progress: bool = True
+) -> tuple[Any, GPT2LMHeadModel, dict[str, Any], dict[str, Any]]:
+    """Steps 1-2 of the recipe: the tokenizer and the SFT policy, written to
+    ``out_dir/tokenizer`` and ``out_dir/sft_policy`` (or copied from ``reuse_policy``).
+
+    The SFT policy learns from the authors' own TL;DRs (``Post.tldr``, a mixture of writer
+    styles), not from the references: that spread of quality is RL's headroom.
+
+    Returns:
+        The tokenizer, the policy (on ``config.device``), and the card's tokenizer and SFT
+        figures.
+    """
+    out_dir = Path(out_dir)
+    corpus_posts = split_posts("train", config.tokenizer_posts)
+    if reuse_policy is None:
+        corpus = [prompt_text(p) + p.tldr + p.reference for p in corpus_posts]
+        tokenizer = train_bpe_tokenizer(corpus, vocab_size=config.vocab_size, split_digits=config.split_digits)
+        tokenizer.save_pretrained(out_dir / "tokenizer")
+    else:
+        for name in ("tokenizer", "sft_policy"):
+            shutil.copytree(Path(reuse_policy) / name, out_dir / name)
+    tokenizer = load_tokenizer(str(out_dir / "tokenizer"))
+    lengths = [len(ids) for ids in tokenizer([prompt_text(p) for p in corpus_posts[:500]])["input_ids"]]
+    tokenizer_figures = {
+        "vocab_size": len(tokenizer),
+        "prompt_tokens_mean": float(np.mean(lengths)),
+        "prompt_tokens_max": int(np.max(lengths)),
+    }
+    if reuse_policy is None:
+        sft_posts = split_posts("train", config.sft_posts, offset=config.tokenizer_posts)
+        policy = tiny_causal_lm(tokenizer, config.model_size, seed=config.seed).to(config.device)
+        sft_result = train_sft(
+            policy,
+            tokenizer,
+            [prompt_text(p) for p in sft_posts],
+            [p.tldr for p in sft_posts],
+            _with_seed(config.sft, config.seed),
+            progress=progress,
+        )
+        policy.save_pretrained(out_dir / "sft_policy")
+        tokenizer.save_pretrained(out_dir / "sft_policy")
+        sft_figures = {
+            "examples": config.sft_posts,
+            "final_loss": sft_result.final_loss,
+            "parameters": _num_parameters(policy),
+            "seconds": round(sft_result.wall_time, 1),
+        }
+        (out_dir / "sft_policy" / SFT_FIGURES).write_text(json.dumps(sft_figures, indent=2))
+    else:
+        policy = GPT2LMHeadModel.from_pretrained(out_dir / "sft_policy").to(config.device)
+        sft_figures = json.loads((out_dir / "sft_policy" / SFT_FIGURES).read_text())
+        sft_figures["reused_from"] = str(reuse_policy)
+    policy.eval()
+    return tokenizer, policy, tokenizer_figures, sft_figures
+
+
 def train_preference_member(
     config: BuildConfig,
     sft_dir: Path,
@@ -317,7 +332,7 @@ def preference_model_figures(
 
     Args:
         preference_model: the model to judge.
-        valid_pairs: `_comparisons` output for the valid posts.
+        valid_pairs: `comparison_pairs` output for the valid posts.
         config: the build's sizes and seed (valid posts, perturbation seed).
     """
     chosen, rejected = _pair_scores(preference_model, valid_pairs)  # scored once, read twice
@@ -353,6 +368,10 @@ def evaluation_figures(
         )
         figures[f"{name}_gold"] = float(gold_scores(records, samples).mean())
         figures[f"{name}_proxy"] = float(preference_model.score(prompts, samples).mean())
+        # Faithfulness: invented or wrong numbers/entities per summary (issue bar: <= 0.25 at
+        # the env's temperature, <= 0.10 greedy); and how the samples spread over the styles.
+        figures[f"{name}_hallucinated"] = float(np.mean([gold_breakdown(r, s).hallucinated for r, s in zip(records, samples)]))
+        figures[f"{name}_styles"] = style_shares(records, samples)
         if temperature == 0.0:
             figures["example"] = {
                 "prompt": prompts[0], "reference": eval_posts[0].reference, "sft_greedy": samples[0],
@@ -366,7 +385,7 @@ def evaluation_figures(
     return figures
 
 
-def _comparisons(
+def comparison_pairs(
     posts: list[Post],
     policy: GPT2LMHeadModel,
     tokenizer: Any,
@@ -376,10 +395,12 @@ def _comparisons(
     seed: int,
     progress: bool,
 ) -> dict[str, Any]:
-    """Candidates per post (reference, SFT samples, perturbations), paired and labelled.
+    """Candidates per post (reference, SFT samples, perturbations, other writer styles),
+    paired and labelled.
 
-    Each pair also records its two candidates' sources (`REFERENCE`, `SAMPLE` or the
-    perturbation kind), which the card uses to say where the preference model errs.
+    Each pair also records its two candidates' sources (`REFERENCE`, `SAMPLE`, the
+    perturbation kind or ``style_<name>``), which the card uses to say where the
+    preference model errs.
     """
     rng = np.random.default_rng(seed)
     prompts = [prompt_text(p) for p in posts]
@@ -405,6 +426,10 @@ def _comparisons(
         for base in bases:
             for kind in rng.choice(kinds, size=2, replace=False):
                 sources.setdefault(perturb(post, base, str(kind), rng), str(kind))
+        # The writer styles the SFT policy learned, written faithfully: the pairs that teach
+        # the preference model which style a reader wants.
+        for style in rng.choice(STYLES[1:], size=STYLE_CANDIDATES, replace=False):
+            sources.setdefault(styled_summary(post.record, str(style), rng), STYLE_PREFIX + str(style))
         candidates = list(sources)  # distinct texts, first source kept, order kept
         if len(candidates) < 2:
             continue
@@ -450,7 +475,7 @@ def accuracy_vs_gold(
 
     Args:
         chosen_scores, rejected_scores: (pairs,) the model's scores of each pair's responses.
-        pairs: `_comparisons` output (its gold scores are read).
+        pairs: `comparison_pairs` output (its gold scores are read).
     """
     gold_chosen = torch.tensor(pairs["gold_chosen"], dtype=torch.float64)
     gold_rejected = torch.tensor(pairs["gold_rejected"], dtype=torch.float64)
@@ -474,7 +499,7 @@ def accuracy_by_source(model_right: torch.Tensor, pairs: dict[str, Any]) -> dict
 
     Args:
         model_right: (pairs,) bool, whether the preference model agrees with each label.
-        pairs: `_comparisons` output (its ``sources`` and gold scores are read).
+        pairs: `comparison_pairs` output (its ``sources`` and gold scores are read).
 
     Returns:
         ``{source: {"pairs": count, "preference_model": accuracy (ties count as errors),
@@ -562,11 +587,25 @@ def render_card(card: dict[str, Any]) -> str:
             f"| gold score: SFT greedy / T=0.7 (test) | {ev['sft_greedy_gold']:.3f} / {ev['sft_t0.7_gold']:.3f} |",
             f"| proxy reward: references / SFT greedy / SFT T=0.7 | {ev['reference_proxy']:.3f} / {ev['sft_greedy_proxy']:.3f} / {ev['sft_t0.7_proxy']:.3f} |",
             f"| gold headroom (references − SFT T=0.7) | {ev['headroom_gold_t0.7']:.3f} |",
+            f"| invented or wrong numbers/entities per summary: SFT greedy / T=0.7 (test) | "
+            f"{ev['sft_greedy_hallucinated']:.3f} / {ev['sft_t0.7_hallucinated']:.3f} |",
             f"| preference model training | {pm['train_seconds']:.0f} s on {card['config']['device']}"
             + (f" ({pm['members']} ensemble members, mean of their rewards)" if pm.get("members", 1) > 1 else "")
             + " |",
             f"| build time | {card['build_seconds']:.0f} s |",
             *[f"| note | {note} |" for note in card.get("notes", [])],
+            "",
+            "## Writer styles of the SFT policy's summaries (test)",
+            "",
+            "The SFT policy learned from TL;DRs in a mixture of writer styles; RL's headroom is the",
+            "share of its samples outside the best one (`complete`).",
+            "",
+            "| decoding | " + " | ".join(ev["sft_t0.7_styles"]) + " |",
+            "|---|" + "---:|" * len(ev["sft_t0.7_styles"]),
+            *[
+                f"| {label} | " + " | ".join(f"{share:.2f}" for share in ev[f"{key}_styles"].values()) + " |"
+                for label, key in (("greedy", "sft_greedy"), ("T=0.7", "sft_t0.7"))
+            ],
             "",
             "## Where the preference model errs (valid pairs, by candidate source)",
             "",

@@ -1,14 +1,22 @@
 """The procedurally generated TL;DR world: latent records, Reddit-style posts, references.
 
 A post is rendered from a latent :class:`PostRecord`: who writes (an ``I (27F)`` persona),
-the situation (job, housing, money, ...), 3-6 key facts carrying entities, numbers and
-times, the one question the author asks, and 2-6 distractor sentences that a good summary
-leaves out. The record is the ground truth the gold judge (``gold_judge.py``) scores a
-summary against; the rendered post is all a policy ever sees.
+the situation (job, housing, money, ...), 3-4 key facts carrying numbers and events, the
+one question the author asks, and 1-4 distractor sentences that a good summary leaves
+out. The record is the ground truth the gold judge (``gold_judge.py``) scores a summary
+against; the rendered post is all a policy ever sees.
+
+Each post also carries the TL;DR its author wrote (:attr:`Post.tldr`), in one of the
+writer styles of :data:`STYLES`: complete and concise, vague, without the question, with
+a distractor, rambling, or partial. Real Reddit TL;DRs vary like this; an SFT policy
+trained on them inherits the spread, and RLHF's headroom is moving it toward the best
+style it already writes (docs/architecture.md). The style shows in the first words of
+the TL;DR, where an agent can learn the choice. :attr:`Post.reference` is always the
+complete, concise summary: the gold judge's 1.0.
 
 Why generated rather than Reddit TL;DR: it works offline, supplies an unbounded stream of
 prompts, and, because every post comes from a known record, it has a gold judge, so
-reward over-optimisation against a learned preference model can be measured (DESIGN.md §3).
+reward over-optimisation against a learned preference model can be measured.
 
 Surface variety comes from several sentence templates per fact, per ask, per intro and
 per title, random fact order, distractors interleaved at random positions and optional
@@ -42,10 +50,13 @@ __all__ = [
     "PostRecord",
     "SITUATIONS",
     "SPLITS",
+    "STYLES",
+    "STYLE_WEIGHTS",
     "generate_post",
     "prompt_text",
     "reference_summary",
     "split_of",
+    "styled_summary",
 ]
 
 # ---------------------------------------------------------------------------------------
@@ -72,15 +83,36 @@ SPLITS: dict[str, tuple[int, int]] = {
 }
 
 FACT_KINDS: tuple[str, ...] = ("number", "entity", "time", "event")
+# The kinds a post's key facts are drawn from. Entities (names, places, organisations) and
+# times (months, weekdays, spelled-out durations) are single tokens picked from small pools:
+# the 2-layer SFT policy of the first build copied them right only 31% and 38% of the time
+# (numbers, copied digit by digit: 86%), so they made its summaries unfaithful, and
+# faithfulness is a capability RL cannot teach in a CPU budget. Their words stay checkable:
+# a summary that names one invents it.
+KEY_FACT_KINDS: tuple[str, ...] = ("number", "event")
+
+STYLES: tuple[str, ...] = ("complete", "no_ask", "distractor", "rambling", "partial", "vague")
+"""Writer styles of the TL;DRs the SFT policy learns from, best first (see :func:`styled_summary`)."""
+
+STYLE_WEIGHTS: dict[str, float] = {
+    "complete": 0.16, "no_ask": 0.14, "distractor": 0.14, "rambling": 0.18, "partial": 0.19,
+    "vague": 0.19,
+}
+"""How often authors write each style. Sampling at T=0.7 sharpens the policy's choice at
+each early token (the persona first, then ``here`` or a comma, then a fact or a distractor)
+toward its likelier side, so the styles that open with the persona are set less common than
+a flat mix would be; measured, the SFT policy's T=0.7 samples then spread over all six
+styles with the complete one the most common (docs/architecture.md). Best-of-16 nearly
+always holds a complete summary: the headroom is a choice the policy already makes."""
 
 # Mixed into every post's seed so that a post's RNG stream is not the same stream another
 # component would get from `default_rng(post_id)` (e.g. a sampler seeded with the id).
 _WORLD_SALT = 0x7D5E_2024
 
 # Bodies outside these bounds are re-rendered with fewer/more distractors; they keep
-# prompts in ~60-200 BPE tokens (DESIGN.md §3).
-MIN_BODY_WORDS = 45
-MAX_BODY_WORDS = 150
+# prompts in ~50-160 BPE tokens.
+MIN_BODY_WORDS = 35
+MAX_BODY_WORDS = 110
 
 # ---------------------------------------------------------------------------------------
 # Value pools. Every token of these pools is "checkable": the gold judge treats one that
@@ -180,10 +212,10 @@ class PostRecord:
         subreddit: Subreddit name without ``r/``.
         author: Persona, e.g. ``"I (27F)"``.
         situation: One of :data:`SITUATIONS`.
-        facts: 3-6 key facts, in the order the post mentions them.
+        facts: 3-4 key facts, in the order the post mentions them.
         ask: The author's question as a short canonical phrase, e.g.
             ``"should I break my lease?"``.
-        distractors: 2-6 irrelevant sentences, as rendered in the post.
+        distractors: 1-4 irrelevant sentences, as rendered in the post.
     """
 
     post_id: int
@@ -204,13 +236,18 @@ class Post:
         title: The post title.
         body: The post body (plain ASCII, one paragraph).
         reference: Reference summary without the ``TL;DR:`` prefix, starting with one
-            space, e.g. ``" 27F, rent going up $300, lease ends in March; should I move out?"``.
+            space, e.g. ``" 27F, rent going up $300, paying $1,200 now; should I move out?"``:
+            complete and concise, the gold judge's 1.0.
+        style: The writer style of :attr:`tldr`, one of :data:`STYLES`.
+        tldr: The TL;DR the post's author wrote, in :attr:`style` (the SFT target).
     """
 
     record: PostRecord
     title: str
     body: str
     reference: str
+    style: str = "complete"
+    tldr: str = ""
 
 
 # ---------------------------------------------------------------------------------------
@@ -249,11 +286,20 @@ def _one_of(options: Sequence[str]) -> Drawer:
 
 
 def _amount(low: int, high: int, step: int) -> Drawer:
-    """Whole amounts on a grid; thousands get commas, as Reddit posters write them."""
+    """Amounts of at most two significant digits, thousands as ``k`` (``$370``, ``$4k``,
+    ``$51k``), as Reddit posters often write them.
+
+    Short values keep copying reliable: the 2-layer SFT policy copies a number digit by
+    digit, and with 4-5 digit amounts (``$51,000``) it got the first digit right and
+    guessed the rest (``$57,000``).
+    """
 
     def draw(rng: np.random.Generator) -> str:
         value = step * int(rng.integers(low // step, high // step + 1))
-        return f"{value:,}"
+        if value >= 1000:
+            return f"{max(1, round(value / 1000))}k"
+        magnitude = 10 ** max(0, len(str(value)) - 2)
+        return str(max(1, round(value / magnitude)) * magnitude)
 
     return draw
 
@@ -887,13 +933,14 @@ def _draw_facts(
     rng: np.random.Generator, situation: _Situation, context: dict[str, str],
     used_numbers: set[str],
 ) -> list[tuple[Fact, str]]:
-    """Pick 3-6 fact slots (at least one number) and draw distinct values for them.
+    """Pick 3-4 fact slots of :data:`KEY_FACT_KINDS` (at least one number) and draw
+    distinct values for them.
 
     Adds the numbers drawn to ``used_numbers``, so that no two numbers of a post (age,
     facts, distractors) coincide and every number identifies one thing.
     """
-    templates = situation.facts
-    n_facts = int(rng.integers(3, 7))
+    templates = tuple(t for t in situation.facts if t.kind in KEY_FACT_KINDS)
+    n_facts = int(rng.integers(3, 5))
     chosen = [templates[i] for i in rng.permutation(len(templates))[:n_facts]]
     if not any(t.kind == "number" for t in chosen):
         # change_number and the "numbers must be exact" rule need one number per record.
@@ -918,9 +965,9 @@ def _draw_facts(
 
 
 def _draw_distractors(rng: np.random.Generator, used_numbers: set[str]) -> list[str]:
-    """Draw 6 distractor sentences in order; the post uses a prefix of 2-6 of them."""
+    """Draw 4 distractor sentences in order; the post uses a prefix of 1-4 of them."""
     distractors = []
-    for i in rng.permutation(len(_DISTRACTORS))[:6]:
+    for i in rng.permutation(len(_DISTRACTORS))[:4]:
         sentence = _DISTRACTORS[i]
         if "{n}" in sentence:
             n = int(rng.integers(3, 96))
@@ -1003,12 +1050,12 @@ def generate_post(post_id: int) -> Post:
 
     pool = _draw_distractors(rng, used_numbers)
     slots = [int(rng.integers(len(fact_sentences) + 1)) for _ in pool]
-    n_distractors = int(rng.integers(2, 7))
+    n_distractors = int(rng.integers(1, 5))
     while True:
         body = _compose_body(head, fact_sentences, pool[:n_distractors],
                              slots[:n_distractors], ask_sentence, ask_last, closing)
         n_words = len(body.split())
-        if n_words > MAX_BODY_WORDS and n_distractors > 2:
+        if n_words > MAX_BODY_WORDS and n_distractors > 1:
             n_distractors -= 1
         elif n_words < MIN_BODY_WORDS and n_distractors < len(pool):
             n_distractors += 1
@@ -1030,7 +1077,14 @@ def generate_post(post_id: int) -> Post:
     title = _pick(rng, _TITLES).format(
         tp=title_phrase, Tp=_capitalize(title_phrase), tag=tag, c=core
     )
-    return Post(record=record, title=title, body=body, reference=reference_summary(record))
+    # The author's style and wording come from a stream of their own, so they can change
+    # without changing the post.
+    style_rng = np.random.default_rng([_WORLD_SALT, post_id, 1])
+    style = STYLES[int(style_rng.choice(len(STYLES), p=_STYLE_P))]
+    return Post(
+        record=record, title=title, body=body, reference=reference_summary(record),
+        style=style, tldr=styled_summary(record, style, style_rng, title_phrase=title_phrase),
+    )
 
 
 def reference_summary(record: PostRecord) -> str:
@@ -1053,6 +1107,89 @@ def reference_summary(record: PostRecord) -> str:
     tag = record.author.removeprefix("I (").removesuffix(")")
     phrases = ", ".join(fact.phrase for fact in record.facts)
     return f" {tag}, {phrases}; {record.ask}"
+
+
+_STYLE_P = np.array([STYLE_WEIGHTS[s] for s in STYLES])
+_STYLE_P = _STYLE_P / _STYLE_P.sum()
+
+# One opener per style: the first token then carries the whole choice, which keeps it
+# learnable for an agent (and sampling at T < 1 does not thin out a style spread over
+# several openers).
+_PARTIAL_OPENER = "Basically"
+_VAGUE_OPENER = "Long story short,"
+_VAGUE_ENDINGS = ("not sure what to do.", "need some advice.", "any thoughts?",
+                  "what would you do?")
+_RAMBLE_FILLERS = (
+    "and honestly it has been a lot to deal with",
+    "and I don't even know where to start with all of it",
+    "which is stressing me out more than I want to admit",
+    "and everyone keeps giving me different advice",
+    "and I keep going back and forth about it every single day",
+    "and it feels like everything is happening at once",
+)
+
+
+def styled_summary(
+    record: PostRecord, style: str, rng: np.random.Generator, *, title_phrase: str | None = None
+) -> str:
+    """A TL;DR of ``record`` written in writer style ``style``.
+
+    The styles, as the gold judge rates them (best first):
+
+    - ``complete``: persona, every key fact, the question: the reference itself.
+    - ``no_ask``: ``" 27F here, <facts>."``: every fact, but not what the author asks.
+    - ``distractor``: the reference with one of the post's irrelevant sentences after the
+      persona.
+    - ``rambling``: ``" So basically I'm 27F and <facts> and <filler> ..."``: everything,
+      at about twice the length.
+    - ``partial``: ``" Basically <1-2 facts>; <ask>"``: only some of the facts.
+    - ``vague``: ``" Long story short, <the situation>, not sure what to do."``: no specifics.
+
+    Each style but ``complete`` and ``distractor`` announces itself in its first word,
+    and those two differ from the second word on, so the choice is made early in a response.
+
+    Args:
+        record: The latent record.
+        style: One of :data:`STYLES`.
+        rng: Source of the style's word choices.
+        title_phrase: What a vague summary says instead of facts; default: the situation.
+
+    Returns:
+        The summary, with a leading space and no ``TL;DR:`` prefix.
+
+    Raises:
+        ValueError: If ``style`` is not one of :data:`STYLES`.
+
+    Example:
+        >>> post = generate_post(4)
+        >>> styled_summary(post.record, "complete", np.random.default_rng(0)) == post.reference
+        True
+        >>> styled_summary(post.record, "no_ask", np.random.default_rng(0)).endswith(".")
+        True
+    """
+    tag = record.author.removeprefix("I (").removesuffix(")")
+    phrases = [fact.phrase for fact in record.facts]
+    if style == "complete":
+        return reference_summary(record)
+    if style == "no_ask":
+        return f" {tag} here, {', '.join(phrases)}."
+    if style == "distractor":
+        clause = _pick(rng, record.distractors).rstrip(".")
+        if not clause.startswith(("I ", "I'")):
+            clause = clause[:1].lower() + clause[1:]
+        return f" {tag}, {', '.join([clause, *phrases])}; {record.ask}"
+    if style == "rambling":
+        fillers = [str(f) for f in rng.permutation(_RAMBLE_FILLERS)[:2]]
+        return (f" So basically I'm {tag} and {' and '.join(phrases)} {fillers[0]} "
+                f"{fillers[1]}, so yeah, {record.ask}")
+    if style == "partial":
+        keep = 1 if len(phrases) <= 3 else int(rng.integers(1, 3))
+        kept = [phrases[i] for i in sorted(rng.permutation(len(phrases))[:keep])]
+        return f" {_PARTIAL_OPENER} {', '.join(kept)}; {record.ask}"
+    if style == "vague":
+        about = title_phrase if title_phrase is not None else f"{record.situation} stuff"
+        return f" {_VAGUE_OPENER} {about}, {_pick(rng, _VAGUE_ENDINGS)}"
+    raise ValueError(f"style must be one of {STYLES}, got {style!r}")
 
 
 def prompt_text(post: Post) -> str:

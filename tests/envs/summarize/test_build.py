@@ -16,6 +16,7 @@ from rlhf_gym.envs.summarize.build import (
     prefers_chosen,
 )
 from rlhf_gym.envs.summarize.perturbations import PERTURBATIONS
+from rlhf_gym.envs.summarize.world import STYLES
 
 
 def test_toy_build_end_to_end(tmp_path):
@@ -36,7 +37,12 @@ def test_toy_build_end_to_end(tmp_path):
         assert figures["gold_judge"] > 0.5 and figures["gold_drop"] > 0.0, kind  # each kind does damage
     assert "| change_number |" in (out / "card.md").read_text()
     by_source = card["preference_model"]["valid_accuracy_by_source"]
-    assert {"reference", "sft_sample"} <= set(by_source) <= {"reference", "sft_sample", *PERTURBATIONS}
+    styles = {f"style_{s}" for s in STYLES[1:]}
+    assert {"reference", "sft_sample"} <= set(by_source) <= {"reference", "sft_sample", *PERTURBATIONS, *styles}
+    assert set(by_source) & styles  # the writer styles are candidates, and the card says how each fares
+    evaluation = card["evaluation"]
+    assert set(evaluation["sft_t0.7_styles"]) == {*STYLES, "other"}
+    assert evaluation["sft_greedy_hallucinated"] >= 0.0 and "per summary" in (out / "card.md").read_text()
     valid_pairs = card["comparisons"]["valid_pairs"]
     # every pair counts under one or two sources
     assert valid_pairs <= sum(f["pairs"] for f in by_source.values()) <= 2 * valid_pairs

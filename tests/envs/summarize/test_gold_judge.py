@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -81,7 +83,7 @@ def test_a_wrong_number_is_worse_than_omitting_the_fact() -> None:
         tag, phrases, ask = _parts(post)
         i = _number_fact(post)
         fact = post.record.facts[i]
-        wrong_value = str(int(fact.value.replace(",", "")) + 1)
+        wrong_value = re.sub(r"\d+", lambda m: str(int(m.group()) + 1), fact.value, count=1)
         wrong = phrases[:i] + [phrases[i].replace(fact.value, wrong_value)] + phrases[i + 1:]
         omitted = phrases[:i] + phrases[i + 1:]
         s_wrong = gold_score(post.record, _summary(tag, wrong, ask))
@@ -179,8 +181,22 @@ def test_missing_ask_costs() -> None:
     for post in POSTS[:50]:
         tag, phrases, _ = _parts(post)
         no_ask = f" {tag}, {', '.join(phrases)}."
-        assert gold_breakdown(post.record, no_ask).well_formed < 1.0
+        b = gold_breakdown(post.record, no_ask)
+        assert b.ask < 1.0 and b.well_formed == 1.0  # the question is its own term now
+        assert gold_score(post.record, no_ask) <= 1.0 - 0.25 * (1.0 - b.ask) + 1e-9
         assert gold_score(post.record, no_ask) < gold_score(post.record, post.reference)
+
+
+def test_repeating_a_distractor_costs_focus() -> None:
+    for post in POSTS[:50]:
+        tag, phrases, ask = _parts(post)
+        distractor = post.record.distractors[0].rstrip(".")
+        b = gold_breakdown(post.record, _summary(tag, [*phrases, distractor], ask))
+        assert b.off_topic == 1 and b.focus == pytest.approx(0.6), (distractor, b)
+        assert b.recall == 1.0 and b.total < 0.65
+        # A single word in common with a distractor is not a repetition of it.
+        one_word = sorted(w for w in distractor.split() if len(w) > 3)[0]
+        assert gold_breakdown(post.record, _summary(tag, [*phrases, one_word], ask)).off_topic == 0
 
 
 def test_the_post_itself_is_not_a_good_summary() -> None:
