@@ -104,6 +104,8 @@ class PPOConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.paired_posts < 0 or self.paired_posts == 1:
+            raise ValueError(f"paired_posts must be 0 (off) or >= 2, got {self.paired_posts}")
         for name in ("learning_rate", "value_learning_rate", "adam_eps"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
@@ -256,7 +258,9 @@ def train(config: PPOConfig) -> dict[str, Any]:
     torch.manual_seed(config.seed)
     policy = CausalLMPolicy.from_pretrained(policy_path, temperature=config.temperature).to(device)
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
-    value = ValueModel.create(config.value_model, env.preference_model, policy).to(device)
+    value = ValueModel.create(
+        config.value_model, env.preference_model, policy, reward_is_preference=config.reward == "preference"
+    ).to(device)
     disable_dropout(value)
     policy_params = {id(p) for p in policy.parameters()}  # the "head" critic shares the backbone
     actor_params = list(policy.parameters())

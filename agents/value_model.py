@@ -13,6 +13,13 @@ Two initialisations (N+ implementation details, Huang et al. 2024, #9):
   (``PPOConfig.value_learning_rate``);
 - ``"head"``: a new zero-initialised head on the policy's own backbone (one model copy
   fewer; policy and value gradients then share the backbone).
+
+When the reward is not the preference model's score (``reward="gold"``, an oracle run),
+the ``"preference-model"`` critic keeps the copied backbone but starts from a zeroed head:
+a head predicting the proxy's scale (normalised scores around -5 for SFT samples on
+RLHF-Summarize-v0) against returns in [0, 1] makes the advantage largest exactly where the
+proxy thinks a response is worst. That inverted the first oracle runs on the second world
+(gold -0.057 in 20k env steps).
 """
 
 from __future__ import annotations
@@ -45,6 +52,14 @@ def normalized_head(head: nn.Module, preference_model: PreferenceModel) -> nn.Li
     return folded
 
 
+def _zero_head(backbone: PreTrainedModel) -> nn.Linear:
+    """A scalar head on ``backbone`` that predicts 0 everywhere until trained."""
+    head = nn.Linear(backbone.config.hidden_size, 1, bias=True).to(next(backbone.parameters()).device)
+    nn.init.zeros_(head.weight)
+    nn.init.zeros_(head.bias)
+    return head
+
+
 class ValueModel(nn.Module):
     """V(s_t) for every response token t of a `TokenVectorEnv` observation buffer."""
 
@@ -54,8 +69,14 @@ class ValueModel(nn.Module):
         self.head = head
 
     @classmethod
-    def create(cls, kind: str, preference_model: PreferenceModel, policy: CausalLMPolicy) -> ValueModel:
-        """Build the critic: ``"preference-model"`` (a copy) or ``"head"`` (on the policy)."""
+    def create(
+        cls, kind: str, preference_model: PreferenceModel, policy: CausalLMPolicy, *, reward_is_preference: bool = True
+    ) -> ValueModel:
+        """Build the critic: ``"preference-model"`` (a copy) or ``"head"`` (on the policy).
+
+        ``reward_is_preference=False`` (the env rewards something else, such as the gold
+        judge): the copy's head starts at zero instead of at the preference model's scores.
+        """
         if kind == "preference-model":
             # An ensemble's critic starts from its first member (model and reward scale).
             preference_model = getattr(preference_model, "members", [preference_model])[0]
@@ -63,13 +84,12 @@ class ValueModel(nn.Module):
             head = getattr(classifier, "score", None) or getattr(classifier, "classifier", None)
             if head is None:
                 raise ValueError(f"cannot find the scalar head of {type(classifier).__name__} (expected .score or .classifier)")
+            if not reward_is_preference:
+                return cls(classifier.base_model, _zero_head(classifier.base_model))
             return cls(classifier.base_model, normalized_head(head, preference_model))
         if kind == "head":
             backbone = policy.model.base_model
-            head = nn.Linear(backbone.config.hidden_size, 1, bias=True)
-            nn.init.zeros_(head.weight)
-            nn.init.zeros_(head.bias)
-            return cls(backbone, head)
+            return cls(backbone, _zero_head(backbone))
         raise ValueError(f"value_model must be 'preference-model' or 'head', got {kind!r}")
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int) -> torch.Tensor:

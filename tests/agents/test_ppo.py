@@ -146,7 +146,12 @@ def test_ppo_learns_a_trivial_preference(toy_tokenizer, toy_preference_model, to
     assert summary["final"]["proxy_reward"] > summary["initial"]["proxy_reward"] + 0.25
     first, last = summary["initial"]["gold_sem"], summary["final"]["gold_sem"]
     assert summary["gold_improvement_sem"] == pytest.approx(math.hypot(first, last)) and first > 0
-    assert f"({summary['gold_improvement']:+.3f} ± {summary['gold_improvement_sem']:.3f} s.e.)" in capsys.readouterr().out
+    # The final policy against the SFT policy on the same posts and sampling stream: the
+    # figure the result line prints.
+    paired, paired_sem = summary["gold_improvement_paired"], summary["gold_improvement_paired_sem"]
+    assert summary["paired_posts"] == config.paired_posts and paired_sem > 0
+    assert paired == pytest.approx(summary["gold_final_paired"] - summary["gold_baseline_paired"])
+    assert f"({paired:+.3f} ± {paired_sem:.3f} s.e., paired vs SFT on {config.paired_posts} posts)" in capsys.readouterr().out
     run = Path(config.out)
     assert (run / "training_curves.png").is_file() and (run / "checkpoint" / "state.json").is_file()
     assert any((run / "tensorboard").iterdir())
@@ -169,6 +174,7 @@ def test_oracle_run_trains_on_the_gold_judge(toy_tokenizer, toy_preference_model
     )
     summary = train(config)
     assert summary["final"]["gold"] > summary["initial"]["gold"] + 0.25
+    assert summary["gold_improvement_paired"] > 4 * summary["gold_improvement_paired_sem"] > 0
     # Evaluations score with the preference model (were they rewarded by the gold judge,
     # the two figures would coincide: this toy has no missing-EOS penalty).
     assert summary["final"]["proxy_reward"] != pytest.approx(summary["final"]["gold"], abs=1e-3)
@@ -198,6 +204,7 @@ def test_resume_reproduces_an_uninterrupted_run(toy_tokenizer, toy_preference_mo
         ("learning_rate", 0.0, "learning_rate must be a finite number > 0, got 0.0"),
         ("value_learning_rate", float("nan"), "value_learning_rate must be a finite number > 0, got nan"),
         ("adam_eps", -1e-5, "adam_eps must be a finite number > 0, got -1e-05"),
+        ("paired_posts", 1, "paired_posts must be 0 \\(off\\) or >= 2, got 1"),
     ],
 )
 def test_config_rejects_bad_values(field, value, match):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+
+import numpy as np
+import pytest
 import torch
 
 from rlhf_gym.agents.lm_policy import CausalLMPolicy
-from rlhf_gym.agents.rollout import collect_episodes
+from rlhf_gym.agents.rollout import collect_episodes, paired_gold
 
 
 def test_kv_cache_rollout_logprobs_match_full_forward(make_toy_env, toy_dir):
@@ -33,3 +37,20 @@ def test_rollout_is_reproducible_and_scores_match_env(make_toy_env, toy_dir, toy
     assert torch.allclose(a.scores, expected, atol=1e-5)
     assert torch.allclose(a.preference, expected, atol=1e-5)  # no missing-EOS penalty here
     assert torch.isfinite(a.gold).all()
+
+
+def test_paired_gold_pairs_posts_and_sampling_streams(make_toy_env, toy_dir):
+    def length_gold(prompts, responses):  # a judge that tells any two different responses apart
+        return np.array([len(r) / 40 for r in responses], dtype=np.float64)
+
+    env = make_toy_env(4, autoreset_mode="disabled", max_new_tokens=6, gold_judge=length_gold)
+    policy = CausalLMPolicy.from_pretrained(toy_dir / "policy", temperature=1.0)
+    same = paired_gold(env, policy, copy.deepcopy(policy), posts=10, seed=3)
+    # The same policy on the same posts and stream: every difference is exactly zero.
+    assert same.posts == 10 and same.change == 0.0 and same.sem == 0.0
+    greedier = CausalLMPolicy.from_pretrained(toy_dir / "policy", temperature=0.3)
+    other = paired_gold(env, greedier, policy, posts=10, seed=3)
+    assert other.baseline_gold == same.baseline_gold  # the baseline side is the same episodes
+    assert other.change == pytest.approx(other.policy_gold - other.baseline_gold) and other.sem > 0
+    with pytest.raises(ValueError, match="posts must be >= 2"):
+        paired_gold(env, policy, policy, posts=1, seed=0)

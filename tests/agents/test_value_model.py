@@ -33,3 +33,18 @@ def test_critic_rejects_a_non_linear_head(toy_dir):
     preference_model.model.score = torch.nn.Sequential(preference_model.model.score)
     with pytest.raises(ValueError, match="nn.Linear"):
         ValueModel.create("preference-model", preference_model, CausalLMPolicy.from_pretrained(toy_dir / "policy"))
+
+
+def test_critic_for_another_reward_keeps_the_backbone_and_starts_at_zero(toy_dir):
+    """An oracle run rewards the gold judge: a head on the proxy's scale would mislead the advantages."""
+    preference_model = PreferenceModel.from_pretrained(toy_dir / "preference_model")
+    preference_model.normalization = RewardNormalization(mean=1.5, std=0.25)
+    policy = CausalLMPolicy.from_pretrained(toy_dir / "policy")
+    critic = ValueModel.create("preference-model", preference_model, policy, reward_is_preference=False)
+    encoded = preference_model.encode(["POST: a cat\nTL;DR:"], [" a cat"])
+    with torch.no_grad():
+        values = critic(encoded["input_ids"], encoded["attention_mask"], prompt_width=2)
+    assert torch.count_nonzero(values) == 0
+    copied = dict(critic.backbone.named_parameters())
+    for name, parameter in preference_model.model.base_model.named_parameters():
+        torch.testing.assert_close(copied[name], parameter)  # the preference model's features, copied
