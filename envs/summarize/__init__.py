@@ -33,9 +33,10 @@ The prompt text is ``"SUBREDDIT: r/...\\nTITLE: ...\\nPOST: ...\\nTL;DR:"``.
 so that reference summaries score mean 0 and std 1, minus ``missing_eos_penalty`` when the
 summary was cut at ``max_new_tokens`` without EOS (off by default). With ``reward="gold"``
 the gold judge's score in [0, 1] replaces the preference model's: an oracle run, the
-ceiling an agent's learning reaches when the reward is the true preference. Over the
-SFT policy's samples gold spreads 0.28 (0.14 within a prompt), about a fifth of the
-normalised proxy's 1.6 (0.78): scale a KL coefficient to match. The info of the last
+ceiling an agent's learning reaches when the reward is the true preference. Gold lies in
+[0, 1], while the normalised proxy spreads over several units across the SFT policy's
+samples (references score mean 0, std 1; SFT samples at T=0.7 about -5, vague ones -12):
+scale a KL coefficient to match (the oracle runs use ``kl_coef=0.01``). The info of the last
 step reports ``preference``, ``penalty``, ``gold`` (the gold judge's score in [0, 1]),
 ``response_length``, ``prompt_index``, ``prompt_text`` and ``response_text``.
 
