@@ -123,6 +123,20 @@ def collect_episodes(
     )
 
 
+def paired_difference(scores: np.ndarray, baseline: np.ndarray) -> tuple[float, float]:
+    """Mean of the per-post differences ``scores - baseline`` and its standard error.
+
+    Example:
+        >>> change, sem = paired_difference(np.array([0.5, 1.0, 0.25]), np.array([0.25, 0.5, 0.25]))
+        >>> change, round(sem, 6)  # differences 0.25, 0.5, 0: std 0.25, over sqrt(3)
+        (0.25, 0.144338)
+    """
+    if scores.shape != baseline.shape or scores.ndim != 1 or len(scores) < 2:
+        raise ValueError(f"need two equal 1-D score arrays of >= 2 posts, got {scores.shape} and {baseline.shape}")
+    differences = scores - baseline
+    return float(differences.mean()), float(differences.std(ddof=1) / np.sqrt(len(differences)))
+
+
 @dataclass
 class PairedGold:
     """Gold of a policy against a baseline, post by post (common random numbers).
@@ -149,9 +163,8 @@ def paired_gold(
     sampling stream, and compare their gold scores post by post.
 
     Batch ``b`` resets with ``seed + b * num_envs`` (sub-env keys never repeat) and samples
-    with a generator seeded alike for both sides, so the two differ only by their policies:
-    the standard error is that of the per-post differences, several times smaller than that
-    of two independent means on the same number of episodes.
+    with a generator seeded alike for both sides, so the two differ only by their policies
+    and the standard error is that of the per-post differences.
 
     Raises:
         ValueError: If ``posts`` < 2, or the env has no gold judge.
@@ -159,21 +172,18 @@ def paired_gold(
     if posts < 2:
         raise ValueError(f"posts must be >= 2 to estimate a standard error, got {posts}")
     n = env.num_envs
-    sides: list[list[torch.Tensor]] = [[], []]
+    sides: list[list[np.ndarray]] = [[], []]
     for batch_index in range(-(-posts // n)):
         batch_seed = seed + batch_index * n
         for side, actor in zip(sides, (policy, baseline)):
             generator = torch.Generator(env.device).manual_seed(batch_seed)
-            side.append(collect_episodes(env, actor, seed=batch_seed, generator=generator).gold.cpu())
-    gold, base = (torch.cat(side)[:posts].double() for side in sides)
-    valid = ~(torch.isnan(gold) | torch.isnan(base))
+            side.append(collect_episodes(env, actor, seed=batch_seed, generator=generator).gold.cpu().double().numpy())
+    gold, base = (np.concatenate(side)[:posts] for side in sides)
+    valid = ~(np.isnan(gold) | np.isnan(base))
     if int(valid.sum()) < 2:
         raise ValueError("the env reports no gold scores (a task without a gold judge?)")
-    differences = gold[valid] - base[valid]
+    change, sem = paired_difference(gold[valid], base[valid])
     return PairedGold(
-        change=differences.mean().item(),
-        sem=(differences.std() / differences.numel() ** 0.5).item(),
-        policy_gold=gold[valid].mean().item(),
-        baseline_gold=base[valid].mean().item(),
+        change=change, sem=sem, policy_gold=float(gold[valid].mean()), baseline_gold=float(base[valid].mean()),
         posts=int(valid.sum()),
     )

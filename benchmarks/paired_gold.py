@@ -26,7 +26,7 @@ import tyro
 import rlhf_gym  # noqa: F401
 from rlhf_gym.agents.lm_policy import CausalLMPolicy
 from rlhf_gym.agents.ppo import default_policy_path
-from rlhf_gym.agents.rollout import collect_episodes
+from rlhf_gym.agents.rollout import collect_episodes, paired_difference
 
 
 @dataclass
@@ -41,19 +41,6 @@ class Config:
     seed: int = 0
     threads: int = 2
     out: str | None = None  # also write paired_gold.json here
-
-
-def paired_difference(scores: np.ndarray, baseline: np.ndarray) -> tuple[float, float]:
-    """Mean of the per-post differences and its standard error.
-
-    Example:
-        >>> paired_difference(np.array([0.5, 0.7, 0.4]), np.array([0.4, 0.5, 0.4]))
-        (0.1, 0.05773502691896258)
-    """
-    if scores.shape != baseline.shape or scores.ndim != 1 or len(scores) < 2:
-        raise ValueError(f"need two equal 1-D score arrays of >= 2 posts, got {scores.shape} and {baseline.shape}")
-    differences = scores - baseline
-    return float(differences.mean()), float(differences.std(ddof=1) / math.sqrt(len(differences)))
 
 
 def sample_scores(env: gym.vector.VectorEnv, path: str, config: Config) -> dict[str, np.ndarray]:

@@ -14,7 +14,7 @@ comparisons labelled by noisy, biased simulated annotators: a proxy of the gold 
 reward over-optimisation (proxy up, gold down) is measurable.
 
 ## Action Space
-``Discrete(V)``: the next token id, ``V = len(tokenizer)`` (1,900 for the shipped BPE).
+``Discrete(V)``: the next token id, ``V = len(tokenizer)`` (1,889 for the shipped BPE).
 
 ## Observation Space
 ``Dict(input_ids=Box(0, V-1, (L,), int64), attention_mask=Box(0, 1, (L,), int64))`` with

@@ -175,7 +175,6 @@ def build_assets(
     tokenizer, policy, card["tokenizer"], card["sft"] = build_policy(
         config, staging, reuse_policy=reuse_policy, progress=progress
     )
-    policy.eval()
 
     # Comparison data
     log("sampling candidates and labelling comparisons")

@@ -46,8 +46,8 @@ Components, each in [0, 1]:
   the reader, an omission only fails to inform.
 
 On the writer styles of :data:`~rlhf_gym.envs.summarize.world.STYLES` this gives, for a
-faithful summary, about: complete 1.0, no_ask 0.75, distractor 0.6, rambling and partial
-0.5-0.6, vague 0.3 (``docs/architecture.md`` has the measured table).
+faithful summary, on average: complete 1.0, no_ask 0.78, partial 0.58, distractor 0.54,
+rambling 0.50, vague 0.14 (``docs/architecture.md`` has the measured table).
 
 The judge is deterministic and depends only on the record and the summary text.
 
@@ -72,8 +72,11 @@ import numpy as np
 
 from rlhf_gym.envs.summarize.world import (
     ENTITY_VOCABULARY,
+    NO_ASK_MARKER,
+    STYLE_OPENERS,
     STYLES,
     PostRecord,
+    persona_tag,
     reference_summary,
 )
 
@@ -444,19 +447,12 @@ def gold_scores(records: Sequence[PostRecord], summaries: Sequence[str]) -> np.n
     )
 
 
-# Openers of the writer styles (world.styled_summary), longest first where one extends another.
-_STYLE_OPENERS = (
-    ("rambling", ("So basically I'm",)),
-    ("vague", ("Long story short,",)),
-    ("partial", ("Basically",)),
-)
-
-
 def summary_style(record: PostRecord, summary: str) -> str:
     """Which writer style of :data:`~rlhf_gym.envs.summarize.world.STYLES` a summary is in.
 
-    Read off its opening words and, for summaries that start with the persona, whether it
-    repeats a distractor or states the question. Used to see how a policy's samples spread
+    Read off its opening words (:data:`~rlhf_gym.envs.summarize.world.STYLE_OPENERS`) and,
+    for summaries that start with the persona, whether it repeats one of the post's
+    distractors. Used to see how a policy's samples spread
     over the styles and how RL moves that spread.
 
     Args:
@@ -475,11 +471,12 @@ def summary_style(record: PostRecord, summary: str) -> str:
         True
     """
     text = summary.strip()
-    for style, openers in _STYLE_OPENERS:
-        if text.startswith(openers):
+    # Longest opener first: "So basically I'm" (rambling) before "Basically" (partial).
+    for style, opener in sorted(STYLE_OPENERS.items(), key=lambda item: -len(item[1])):
+        if text.startswith(opener):
             return style
-    tag = record.author.removeprefix("I (").removesuffix(")")
-    if text.startswith(f"{tag} here"):
+    tag = persona_tag(record)
+    if text.startswith(f"{tag} {NO_ASK_MARKER}"):
         return "no_ask"
     if not text.startswith(tag):
         return "other"

@@ -46,13 +46,16 @@ __all__ = [
     "ENTITY_VOCABULARY",
     "FACT_KINDS",
     "Fact",
+    "NO_ASK_MARKER",
     "Post",
     "PostRecord",
     "SITUATIONS",
     "SPLITS",
     "STYLES",
+    "STYLE_OPENERS",
     "STYLE_WEIGHTS",
     "generate_post",
+    "persona_tag",
     "prompt_text",
     "reference_summary",
     "split_of",
@@ -236,7 +239,7 @@ class Post:
         title: The post title.
         body: The post body (plain ASCII, one paragraph).
         reference: Reference summary without the ``TL;DR:`` prefix, starting with one
-            space, e.g. ``" 27F, rent going up $300, paying $1,200 now; should I move out?"``:
+            space, e.g. ``" 27F, rent going up $300, paying $2k now; should I move out?"``:
             complete and concise, the gold judge's 1.0.
         style: The writer style of :attr:`tldr`, one of :data:`STYLES`.
         tldr: The TL;DR the post's author wrote, in :attr:`style` (the SFT target).
@@ -1087,6 +1090,16 @@ def generate_post(post_id: int) -> Post:
     )
 
 
+def persona_tag(record: PostRecord) -> str:
+    """The author's age and gender as summaries open with them: ``"I (27F)"`` -> ``"27F"``.
+
+    Example:
+        >>> persona_tag(generate_post(0).record) in generate_post(0).reference
+        True
+    """
+    return record.author.removeprefix("I (").removesuffix(")")
+
+
 def reference_summary(record: PostRecord) -> str:
     """The reference summary of a record: persona, every fact phrase, then the ask.
 
@@ -1104,7 +1117,7 @@ def reference_summary(record: PostRecord) -> str:
         >>> post.reference.startswith(" ") and post.reference.endswith("?")
         True
     """
-    tag = record.author.removeprefix("I (").removesuffix(")")
+    tag = persona_tag(record)
     phrases = ", ".join(fact.phrase for fact in record.facts)
     return f" {tag}, {phrases}; {record.ask}"
 
@@ -1112,11 +1125,16 @@ def reference_summary(record: PostRecord) -> str:
 _STYLE_P = np.array([STYLE_WEIGHTS[s] for s in STYLES])
 _STYLE_P = _STYLE_P / _STYLE_P.sum()
 
-# One opener per style: the first token then carries the whole choice, which keeps it
-# learnable for an agent (and sampling at T < 1 does not thin out a style spread over
-# several openers).
-_PARTIAL_OPENER = "Basically"
-_VAGUE_OPENER = "Long story short,"
+STYLE_OPENERS: dict[str, str] = {
+    "rambling": "So basically I'm",
+    "partial": "Basically",
+    "vague": "Long story short,",
+}
+"""The fixed first words of the styles that do not open with the persona (``no_ask`` opens
+with ``"<persona> here,"``). One opener per style: the first token then carries the whole
+choice, which keeps it learnable for an agent (and sampling at T < 1 does not thin out a
+style spread over several openers)."""
+NO_ASK_MARKER = "here"  # the word after the persona that starts a no_ask summary
 _VAGUE_ENDINGS = ("not sure what to do.", "need some advice.", "any thoughts?",
                   "what would you do?")
 _RAMBLE_FILLERS = (
@@ -1167,12 +1185,12 @@ def styled_summary(
         >>> styled_summary(post.record, "no_ask", np.random.default_rng(0)).endswith(".")
         True
     """
-    tag = record.author.removeprefix("I (").removesuffix(")")
+    tag = persona_tag(record)
     phrases = [fact.phrase for fact in record.facts]
     if style == "complete":
         return reference_summary(record)
     if style == "no_ask":
-        return f" {tag} here, {', '.join(phrases)}."
+        return f" {tag} {NO_ASK_MARKER}, {', '.join(phrases)}."
     if style == "distractor":
         clause = _pick(rng, record.distractors).rstrip(".")
         if not clause.startswith(("I ", "I'")):
@@ -1180,15 +1198,15 @@ def styled_summary(
         return f" {tag}, {', '.join([clause, *phrases])}; {record.ask}"
     if style == "rambling":
         fillers = [str(f) for f in rng.permutation(_RAMBLE_FILLERS)[:2]]
-        return (f" So basically I'm {tag} and {' and '.join(phrases)} {fillers[0]} "
+        return (f" {STYLE_OPENERS['rambling']} {tag} and {' and '.join(phrases)} {fillers[0]} "
                 f"{fillers[1]}, so yeah, {record.ask}")
     if style == "partial":
         keep = 1 if len(phrases) <= 3 else int(rng.integers(1, 3))
         kept = [phrases[i] for i in sorted(rng.permutation(len(phrases))[:keep])]
-        return f" {_PARTIAL_OPENER} {', '.join(kept)}; {record.ask}"
+        return f" {STYLE_OPENERS['partial']} {', '.join(kept)}; {record.ask}"
     if style == "vague":
         about = title_phrase if title_phrase is not None else f"{record.situation} stuff"
-        return f" {_VAGUE_OPENER} {about}, {_pick(rng, _VAGUE_ENDINGS)}"
+        return f" {STYLE_OPENERS['vague']} {about}, {_pick(rng, _VAGUE_ENDINGS)}"
     raise ValueError(f"style must be one of {STYLES}, got {style!r}")
 
 
