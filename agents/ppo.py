@@ -34,12 +34,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import rlhf_gym  # noqa: F401  (registers the envs)
-from rlhf_gym.agents.lm_policy import CausalLMPolicy, disable_dropout
-from rlhf_gym.agents.rollout import EpisodeBatch, collect_episodes, paired_gold
-from rlhf_gym.agents.run_io import RunLogger, finish_run
+from rlhf_gym.agents.common import RunLogger, finish_run
 from rlhf_gym.agents.value_model import ValueModel
 from rlhf_gym.atomic_dir import swap_in
-from rlhf_gym.vector_env import TokenVectorEnv
+from rlhf_gym.env.rollout import EpisodeBatch, collect_episodes, paired_gold
+from rlhf_gym.env.vector_env import TokenVectorEnv
+from rlhf_gym.lm.policy import CausalLMPolicy, disable_dropout
 
 
 @dataclass

@@ -30,9 +30,9 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from rlhf_gym.agents.lm_policy import CausalLMPolicy
-from rlhf_gym.preference_model import PreferenceModel
-from rlhf_gym.token_layout import position_ids_from_attention_mask
+from rlhf_gym.lm.layout import position_ids_from_attention_mask
+from rlhf_gym.lm.policy import CausalLMPolicy
+from rlhf_gym.rewards.preference_model import PreferenceModel
 
 
 def normalized_head(head: nn.Module, preference_model: PreferenceModel) -> nn.Linear:

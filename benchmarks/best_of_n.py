@@ -36,9 +36,9 @@ import torch  # noqa: E402
 import tyro  # noqa: E402
 
 import rlhf_gym  # noqa: E402, F401
-from rlhf_gym.agents.lm_policy import CausalLMPolicy  # noqa: E402
-from rlhf_gym.agents.rollout import collect_episodes  # noqa: E402
 from rlhf_gym.agents.ppo import default_policy_path  # noqa: E402
+from rlhf_gym.env.rollout import collect_episodes  # noqa: E402
+from rlhf_gym.lm.policy import CausalLMPolicy  # noqa: E402
 
 
 @dataclass

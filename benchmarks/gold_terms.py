@@ -29,7 +29,7 @@ from rlhf_gym.envs.summarize import TASK, assets
 from rlhf_gym.envs.summarize.build import split_posts
 from rlhf_gym.envs.summarize.gold_judge import gold_breakdown, style_shares
 from rlhf_gym.envs.summarize.world import STYLES, PostRecord, prompt_text
-from rlhf_gym.generation import sample_completions
+from rlhf_gym.lm.sampling import sample_completions
 
 TERMS = ("total", "recall", "ask", "precision", "hallucinated", "focus", "brevity", "repetition", "well_formed")
 STYLE_NAMES = (*STYLES, "other")

@@ -24,9 +24,9 @@ import torch
 import tyro
 
 import rlhf_gym  # noqa: F401
-from rlhf_gym.agents.lm_policy import CausalLMPolicy
 from rlhf_gym.agents.ppo import default_policy_path
-from rlhf_gym.agents.rollout import collect_episodes, paired_difference
+from rlhf_gym.env.rollout import collect_episodes, paired_difference
+from rlhf_gym.lm.policy import CausalLMPolicy
 
 
 @dataclass

@@ -29,9 +29,9 @@ import torch
 import tyro
 
 import rlhf_gym  # noqa: F401
-from rlhf_gym.agents.lm_policy import CausalLMPolicy
-from rlhf_gym.agents.rollout import collect_episodes
+from rlhf_gym.env.rollout import collect_episodes
 from rlhf_gym.envs.summarize.assets import default_policy_path
+from rlhf_gym.lm.policy import CausalLMPolicy
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""SB3 rollout speed with and without the prompt cache (`rlhf_gym.next_token.PromptCache`).
+"""SB3 rollout speed with and without the prompt cache (`rlhf_gym.lm.observation_reader.PromptCache`).
 
 SB3 policies are stateless: at every env step they re-read the whole observation, and so
 does the KL wrapper's reference. With ``cache_prompts`` both forward each prompt block
@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import torch
 import tyro
 
-from rlhf_gym.agents.lm_policy import CausalLMPolicy
 from rlhf_gym.agents.sb3.policy import CausalLMActorCriticPolicy
 from rlhf_gym.agents.sb3.train import SB3Config, make_env
 from rlhf_gym.agents.sb3.vec_env import SB3VecEnv
+from rlhf_gym.env.kl_penalty import KLRewardWrapper
 from rlhf_gym.envs.summarize.assets import default_policy_path
-from rlhf_gym.kl_reward_wrapper import KLRewardWrapper
+from rlhf_gym.lm.policy import CausalLMPolicy
 
 
 @dataclass

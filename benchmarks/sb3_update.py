@@ -2,7 +2,7 @@
 
 An SB3 policy is stateless per sample, so an update minibatch holding k steps of one
 episode used to run k full-context forwards (and backwards) where one suffices:
-`rlhf_gym.next_token.shared_prefix_hosts` forwards the latest step and reads the earlier
+`rlhf_gym.lm.observation_reader.shared_prefix_hosts` forwards the latest step and reads the earlier
 ones from it. This collects one real rollout (the default env, SFT policy and KL reward
 wrapper, the agent's default ``num_envs`` and ``n_steps``), then times one update epoch
 over that buffer with sharing off and on, interleaved, and reports samples/s and the
@@ -22,11 +22,11 @@ import torch
 import tyro
 from stable_baselines3.common.vec_env import VecMonitor
 
-from rlhf_gym.agents.lm_policy import CausalLMPolicy
 from rlhf_gym.agents.ppo import default_policy_path
 from rlhf_gym.agents.sb3.train import ALGOS, SB3Config, build_model, make_env
 from rlhf_gym.agents.sb3.vec_env import SB3VecEnv
-from rlhf_gym.kl_reward_wrapper import KLRewardWrapper
+from rlhf_gym.env.kl_penalty import KLRewardWrapper
+from rlhf_gym.lm.policy import CausalLMPolicy
 
 
 @dataclass

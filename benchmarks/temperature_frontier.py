@@ -28,9 +28,9 @@ import torch
 import tyro
 
 import rlhf_gym  # noqa: F401
-from rlhf_gym.agents.lm_policy import CausalLMPolicy
 from rlhf_gym.agents.ppo import default_policy_path
-from rlhf_gym.agents.rollout import EpisodeBatch, collect_episodes
+from rlhf_gym.env.rollout import EpisodeBatch, collect_episodes
+from rlhf_gym.lm.policy import CausalLMPolicy
 
 
 @dataclass

@@ -14,14 +14,14 @@ from rlhf_gym.registration import SUITE, register_envs
 __version__ = "0.1.0"
 
 _LAZY = {
-    "TokenVectorEnv": "rlhf_gym.vector_env",
-    "TokenEnv": "rlhf_gym.token_env",
-    "PreferenceModel": "rlhf_gym.preference_model",
-    "PreferenceEnsemble": "rlhf_gym.preference_ensemble",
-    "Prompt": "rlhf_gym.prompts",
-    "GeneratedPromptSource": "rlhf_gym.prompts",
-    "DatasetPromptSource": "rlhf_gym.prompts",
-    "MissingArtifactError": "rlhf_gym.loading",
+    "TokenVectorEnv": "rlhf_gym.env.vector_env",
+    "TokenEnv": "rlhf_gym.env.single_env",
+    "PreferenceModel": "rlhf_gym.rewards.preference_model",
+    "PreferenceEnsemble": "rlhf_gym.rewards.preference_ensemble",
+    "Prompt": "rlhf_gym.env.prompts",
+    "GeneratedPromptSource": "rlhf_gym.env.prompts",
+    "DatasetPromptSource": "rlhf_gym.env.prompts",
+    "MissingArtifactError": "rlhf_gym.lm.loading",
 }
 
 __all__ = ["SUITE", "register_envs", "__version__", *_LAZY]

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from rlhf_gym.loading import load_tokenizer
-from rlhf_gym.preference_model import PreferenceModel
-from rlhf_gym.prompts import GeneratedPromptSource, Prompt
-from rlhf_gym.tiny_models import TinyGPT2Size, tiny_causal_lm, tiny_sequence_classifier
-from rlhf_gym.tokenizer_training import train_bpe_tokenizer
-from rlhf_gym.vector_env import TokenVectorEnv
+from rlhf_gym.env.prompts import GeneratedPromptSource, Prompt
+from rlhf_gym.env.vector_env import TokenVectorEnv
+from rlhf_gym.lm.loading import load_tokenizer
+from rlhf_gym.pipeline.tiny_models import TinyGPT2Size, tiny_causal_lm, tiny_sequence_classifier
+from rlhf_gym.pipeline.tokenizer_training import train_bpe_tokenizer
+from rlhf_gym.rewards.preference_model import PreferenceModel
 
 TINY = TinyGPT2Size(n_layer=1, n_embd=32, n_head=2, n_positions=256)
 ANIMALS = ["cat", "dog", "owl", "fox", "bee", "yak"]

@@ -6,7 +6,7 @@
   actor is a causal LM (the env's SFT model), the critic a value head on it.
 - `masks.TopPMaskProvider` / `masks.MaskModelRefresh`: NLPO's top-p action masks.
 - `kl_reward.PolicyLogProbReward`: the entropy half of the KL penalty for TRPO; the
-  reference half is the env wrapper `rlhf_gym.kl_reward_wrapper.KLRewardWrapper`.
+  reference half is the env wrapper `rlhf_gym.env.kl_penalty.KLRewardWrapper`.
 - `trpo.FusedGradTRPO`: sb3-contrib's TRPO with its actor gradients in one autograd call
   (sb3-contrib's one call per parameter tensor made an LM iteration take 13+ min).
 - `train.train`: ``rlhf-gym train --agent sb3-ppo|sb3-a2c|sb3-maskable-ppo|sb3-trpo``.

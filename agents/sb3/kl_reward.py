@@ -1,6 +1,6 @@
 """The agent's half of the KL penalty for SB3 algorithms without an entropy bonus.
 
-`rlhf_gym.kl_reward_wrapper.KLRewardWrapper` adds ``beta * log pi_ref(a_t|s_t)`` to the
+`rlhf_gym.env.kl_penalty.KLRewardWrapper` adds ``beta * log pi_ref(a_t|s_t)`` to the
 env's rewards; the objective becomes ``E[r] - beta KL(pi || pi_ref)`` once the agent adds
 ``beta * H(pi(.|s_t))``. PPO, A2C and MaskablePPO do that with ``ent_coef=beta``. TRPO has
 no entropy term, so `PolicyLogProbReward` adds ``-beta * log pi(a_t|s_t)`` (the rollout's

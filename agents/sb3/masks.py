@@ -28,7 +28,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from transformers import PreTrainedModel
 
-from rlhf_gym.next_token import next_token_reader
+from rlhf_gym.lm.observation_reader import next_token_reader
 
 
 def top_p_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -73,7 +73,7 @@ class TopPMaskProvider:
         top_p: nucleus mass (RL4LMs' NLPO uses 0.9).
         temperature: logits are divided by it before the nucleus (see the module docstring).
         cache_prompts: forward each prompt block once per episode and only the response at
-            each step (`rlhf_gym.next_token.PromptCache`; the same masks; emptied by a refresh).
+            each step (`rlhf_gym.lm.observation_reader.PromptCache`; the same masks; emptied by a refresh).
     """
 
     def __init__(

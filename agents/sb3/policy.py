@@ -6,7 +6,7 @@ from scratch. These policies start from the env's SFT model, as RLHF does (Ziegl
 2019; RL4LMs, Ramamurthy et al. 2023):
 
 - actor: the LM's next-token logits at the current position, column ``P + t - 1`` with
-  ``t = attention_mask[:, P:].sum(-1)`` (`rlhf_gym.next_token`), divided by the sampling
+  ``t = attention_mask[:, P:].sum(-1)`` (`rlhf_gym.lm.observation_reader`), divided by the sampling
   temperature, so ``pi(.|s) = softmax(logits / T)`` is exactly what the LM samples at
   temperature ``T`` (Huang et al. 2024, N+: the same temperature in rollout and update);
 - critic: a zero-initialised linear value head on the LM's last hidden state at that
@@ -23,15 +23,15 @@ representable in float32 (checked at construction: the vocabulary must be smalle
 Cost: SB3 policies are stateless per step, so every env step re-encodes the whole context
 (prompt and response so far) instead of feeding one token to a KV cache: a rollout step
 costs a forward over ``W`` tokens per row, where ``W`` is the longest real context in the
-batch (`rlhf_gym.next_token.right_align` drops padding), versus one token with a cache
-(`rlhf_gym.agents.lm_policy.CausalLMPolicy.decode`, as our PPO does). With
+batch (`rlhf_gym.lm.observation_reader.right_align` drops padding), versus one token with a cache
+(`rlhf_gym.lm.policy.CausalLMPolicy.decode`, as our PPO does). With
 ``cache_prompts`` (the default) a rollout step forwards only the response columns on the
-cached keys and values of the prompt block (`rlhf_gym.next_token.PromptCache`; exact,
+cached keys and values of the prompt block (`rlhf_gym.lm.observation_reader.PromptCache`; exact,
 no-grad eval-mode calls only): 3.15x faster rollouts with the KL wrapper
 (``benchmarks/sb3_rollout.py``). In the update, a
 minibatch holds several steps of the same episode; with ``share_prefixes`` (the default)
 only the latest step of each episode is forwarded and the earlier steps read their
-outputs from it (`rlhf_gym.next_token.shared_prefix_hosts`; exact, since a causal model's
+outputs from it (`rlhf_gym.lm.observation_reader.shared_prefix_hosts`; exact, since a causal model's
 output at a token depends only on the tokens before it). Measured (November 2026, 1 CPU
 thread on a shared 2-core machine, N = 64 sub-envs; medians of 3 interleaved runs; env
 steps per second):
@@ -71,9 +71,9 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 from transformers import PreTrainedModel
 
-from rlhf_gym.agents.lm_policy import disable_dropout
-from rlhf_gym.loading import load_causal_lm
-from rlhf_gym.next_token import PromptCache, next_token_outputs
+from rlhf_gym.lm.loading import load_causal_lm
+from rlhf_gym.lm.observation_reader import PromptCache, next_token_outputs
+from rlhf_gym.lm.policy import disable_dropout
 
 FLOAT32_EXACT_INTEGERS = 2**24  # every integer below this is exact in float32
 
@@ -90,10 +90,10 @@ class CausalLMExtractor(BaseFeaturesExtractor):
         model: the causal LM (dropout is switched off: N+ detail, no dropout in RLHF).
         prompt_width: P, the env's ``max_prompt_tokens``.
         share_prefixes: rows that are earlier steps of another row's episode are read from
-            that row's forward (`rlhf_gym.next_token.shared_prefix_hosts`).
+            that row's forward (`rlhf_gym.lm.observation_reader.shared_prefix_hosts`).
         cache_prompts: without gradients and in eval mode (an SB3 rollout), forward each
             prompt block once and only the response columns at each step
-            (`rlhf_gym.next_token.PromptCache`; exact, emptied when the weights change).
+            (`rlhf_gym.lm.observation_reader.PromptCache`; exact, emptied when the weights change).
     """
 
     def __init__(

@@ -21,7 +21,7 @@ How the pieces fit (DESIGN.md §4):
 - KL regularisation (Ziegler et al. 2019): the wrapper adds ``beta * log pi_ref`` per
   step and the agent adds ``beta * H(pi)``: ``ent_coef = kl_coef`` for PPO, A2C and
   MaskablePPO, and `PolicyLogProbReward` for TRPO, which has no entropy term. Together
-  they optimise reward - beta * KL(pi || pi_ref) (`rlhf_gym.kl_reward_wrapper`).
+  they optimise reward - beta * KL(pi || pi_ref) (`rlhf_gym.env.kl_penalty`).
 - MaskablePPO is NLPO (Ramamurthy et al. 2023): top-p masks from a mask model that
   starts as the reference and is refreshed from the policy every ``mask_refresh_every``
   iterations (`rlhf_gym.agents.sb3.masks`). Evaluation samples from the unmasked LM at
@@ -68,17 +68,17 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 from tqdm.auto import tqdm
 
 import rlhf_gym  # noqa: F401  (registers the envs)
-from rlhf_gym.agents.lm_policy import CausalLMPolicy
+from rlhf_gym.agents.common import RunLogger, finish_run
 from rlhf_gym.agents.ppo import default_policy_path, evaluate, latest_checkpoint
-from rlhf_gym.agents.run_io import RunLogger, finish_run
 from rlhf_gym.agents.sb3.kl_reward import PolicyLogProbReward
 from rlhf_gym.agents.sb3.masks import MaskModelRefresh, TopPMaskProvider
 from rlhf_gym.agents.sb3.policy import CausalLMActorCriticPolicy, MaskableCausalLMActorCriticPolicy
-from rlhf_gym.agents.sb3.vec_env import SB3VecEnv
 from rlhf_gym.agents.sb3.trpo import FusedGradTRPO
+from rlhf_gym.agents.sb3.vec_env import SB3VecEnv
 from rlhf_gym.atomic_dir import swap_in
-from rlhf_gym.kl_reward_wrapper import KLRewardWrapper
-from rlhf_gym.vector_env import TokenVectorEnv
+from rlhf_gym.env.kl_penalty import KLRewardWrapper
+from rlhf_gym.env.vector_env import TokenVectorEnv
+from rlhf_gym.lm.policy import CausalLMPolicy
 
 Algo = Literal["ppo", "a2c", "maskable-ppo", "trpo"]
 ALGOS: tuple[str, ...] = ("ppo", "a2c", "maskable-ppo", "trpo")

@@ -21,8 +21,8 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
-from rlhf_gym.token_env import unbatch_info
-from rlhf_gym.vector_env import TokenVectorEnv
+from rlhf_gym.env.single_env import unbatch_info
+from rlhf_gym.env.vector_env import TokenVectorEnv
 
 MaskProvider = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 """``observation -> (N, V) bool`` allowed next tokens; observation tensors on the env's device."""
@@ -49,7 +49,7 @@ class SB3VecEnv(VecEnv):
     - ``infos[i]`` of a finished sub-env carries the episode's reward components, copied
       from the env's ``final_info``: ``preference``, ``penalty``, ``gold`` (if the task has a
       judge), ``response_length``, ``prompt_index``, and the texts unless disabled. Per-step
-      keys of wrappers (e.g. ``ref_logprob`` of `rlhf_gym.kl_reward_wrapper`) are copied for
+      keys of wrappers (e.g. ``ref_logprob`` of `rlhf_gym.env.kl_penalty`) are copied for
       every sub-env. ``infos[i]["truncated"]`` is the env's truncation flag.
     - ``infos[i]["TimeLimit.truncated"]``: SB3 adds ``gamma * V(terminal_observation)`` to
       the last reward of an episode marked so. Here the response budget is part of the

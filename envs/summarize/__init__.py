@@ -74,7 +74,7 @@ A post drawn from the split's id range by the env's seeded stream (train: ids
 
 ## Vectorized Environment
 ``gym.make_vec("RLHF-Summarize-v0", num_envs=N, device=...)`` returns the batched
-`rlhf_gym.vector_env.TokenVectorEnv` (torch tensors on ``device``, all three autoreset
+`rlhf_gym.env.vector_env.TokenVectorEnv` (torch tensors on ``device``, all three autoreset
 modes, ``group_size``); the single env is its N=1 numpy view.
 
 ## Preference Model
@@ -102,15 +102,15 @@ from typing import Any
 
 import numpy as np
 
+from rlhf_gym.env.prompts import GeneratedPromptSource, Prompt
+from rlhf_gym.env.single_env import TokenEnv
+from rlhf_gym.env.task import Task
+from rlhf_gym.env.task import make_env as _make_env
+from rlhf_gym.env.task import make_vector_env as _make_vector_env
+from rlhf_gym.env.vector_env import TokenVectorEnv
 from rlhf_gym.envs.summarize import assets
 from rlhf_gym.envs.summarize.gold_judge import gold_scores
 from rlhf_gym.envs.summarize.world import SPLITS, generate_post, prompt_text
-from rlhf_gym.prompts import GeneratedPromptSource, Prompt
-from rlhf_gym.task import Task
-from rlhf_gym.task import make_env as _make_env
-from rlhf_gym.task import make_vector_env as _make_vector_env
-from rlhf_gym.token_env import TokenEnv
-from rlhf_gym.vector_env import TokenVectorEnv
 
 
 def _generated_prompt(post_id: int) -> tuple[str, str, Any]:

@@ -16,8 +16,9 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from rlhf_gym.loading import MissingArtifactError, load_tokenizer
-from rlhf_gym.preference_model import PreferenceModel
+from rlhf_gym.lm.loading import MissingArtifactError, load_tokenizer
+from rlhf_gym.rewards.loading import load_reward_model
+from rlhf_gym.rewards.preference_model import PreferenceModel
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 TOKENIZER_DIR = ASSETS_DIR / "tokenizer"
@@ -46,7 +47,7 @@ def default_tokenizer() -> PreTrainedTokenizerBase:
 @lru_cache(maxsize=4)
 def default_preference_model(device: torch.device) -> PreferenceModel:
     """The shipped preference model on ``device`` (one instance per device)."""
-    return PreferenceModel.from_pretrained(require(PREFERENCE_MODEL_DIR), device=device, local_files_only=True)
+    return load_reward_model(require(PREFERENCE_MODEL_DIR), device=device, local_files_only=True)
 
 
 def default_policy_path() -> Path:

@@ -46,19 +46,19 @@ from rlhf_gym.envs.summarize.world import (
     prompt_text,
     styled_summary,
 )
-from rlhf_gym.generation import sample_completions
-from rlhf_gym.loading import load_tokenizer
-from rlhf_gym.preference_ensemble import PreferenceEnsemble
-from rlhf_gym.preference_model import PreferenceModel
-from rlhf_gym.preference_training import (
+from rlhf_gym.lm.loading import load_tokenizer
+from rlhf_gym.lm.sampling import sample_completions
+from rlhf_gym.pipeline.preference_training import (
     ComparisonGroup,
     PreferenceTrainingConfig,
     PreferenceTrainingResult,
     train_preference_model_on_groups,
 )
-from rlhf_gym.sft import SFTConfig, train_sft
-from rlhf_gym.tiny_models import TinyGPT2Size, deepened_sequence_classifier, tiny_causal_lm
-from rlhf_gym.tokenizer_training import train_bpe_tokenizer
+from rlhf_gym.pipeline.sft import SFTConfig, train_sft
+from rlhf_gym.pipeline.tiny_models import TinyGPT2Size, deepened_sequence_classifier, tiny_causal_lm
+from rlhf_gym.pipeline.tokenizer_training import train_bpe_tokenizer
+from rlhf_gym.rewards.preference_ensemble import PreferenceEnsemble
+from rlhf_gym.rewards.preference_model import PreferenceModel
 
 SFT_FIGURES = "sft_training.json"  # written next to the SFT policy, so a reused policy keeps them
 REFERENCE, SAMPLE = "reference", "sft_sample"  # candidate sources besides the perturbation kinds

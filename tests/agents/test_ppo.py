@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from rlhf_gym.agents.lm_policy import CausalLMPolicy
-from rlhf_gym.agents.rollout import collect_episodes
 from rlhf_gym.agents.ppo import (
     PPOConfig,
     compute_gae,
@@ -23,8 +21,10 @@ from rlhf_gym.agents.ppo import (
     rollout_seed,
     train,
 )
-from rlhf_gym.preference_model import PreferenceModel
-from rlhf_gym.vector_env import TokenVectorEnv
+from rlhf_gym.env.rollout import collect_episodes
+from rlhf_gym.env.vector_env import TokenVectorEnv
+from rlhf_gym.lm.policy import CausalLMPolicy
+from rlhf_gym.rewards.preference_model import PreferenceModel
 
 
 def test_gae_matches_hand_computation():
@@ -63,7 +63,7 @@ def test_masked_whiten_ignores_padding():
 
 def test_one_update_moves_policy_toward_positive_advantage(make_toy_env, toy_dir):
     """The clipped surrogate's gradient raises log-probs where the advantage is positive."""
-    from rlhf_gym.agents.rollout import collect_episodes
+    from rlhf_gym.env.rollout import collect_episodes
 
     policy = CausalLMPolicy.from_pretrained(toy_dir / "policy", temperature=1.0)
     env = make_toy_env(4, autoreset_mode="disabled", max_new_tokens=4)
@@ -107,7 +107,7 @@ def test_rollout_batches_draw_fresh_prompts():
 
 
 def _register_toy(toy_tokenizer, toy_preference_model, toy_prompt_source, env_id: str, preference=None, gold_judge=None) -> str:
-    from rlhf_gym.prompts import Prompt  # noqa: F401
+    from rlhf_gym.env.prompts import Prompt  # noqa: F401
 
     def toy_gold_judge(prompts, responses):
         import numpy as np
@@ -230,7 +230,7 @@ def test_evaluation_reports_the_standard_error_of_its_gold_mean(make_toy_env, to
 def test_reward_model_replaces_the_envs_preference_model(tmp_path):
     """``--reward-model`` reaches both envs; a saved ensemble folder loads as the ensemble."""
     from rlhf_gym.envs.summarize.assets import default_preference_model
-    from rlhf_gym.preference_ensemble import PreferenceEnsemble
+    from rlhf_gym.rewards.preference_ensemble import PreferenceEnsemble
 
     shipped = default_preference_model(torch.device("cpu"))
     single = getattr(shipped, "members", [shipped])[0]

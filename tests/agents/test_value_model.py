@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlhf_gym.agents.lm_policy import CausalLMPolicy
 from rlhf_gym.agents.value_model import ValueModel
-from rlhf_gym.preference_model import PreferenceModel, RewardNormalization
+from rlhf_gym.lm.policy import CausalLMPolicy
+from rlhf_gym.rewards.preference_model import PreferenceModel, RewardNormalization
 
 
 def test_critic_from_the_preference_model_starts_at_the_normalised_reward(toy_dir):

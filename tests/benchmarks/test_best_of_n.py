@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+
 @pytest.fixture(scope="module")
 def bon(load_script):
     return load_script("best_of_n")
@@ -44,8 +45,8 @@ def test_samples_are_scored_by_the_given_reward_model(bon, tmp_path):
     import torch
 
     from rlhf_gym.envs.summarize.assets import default_preference_model
-    from rlhf_gym.preference_ensemble import PreferenceEnsemble
-    from rlhf_gym.preference_model import RewardNormalization
+    from rlhf_gym.rewards.preference_ensemble import PreferenceEnsemble
+    from rlhf_gym.rewards.preference_model import RewardNormalization
 
     shipped = default_preference_model(torch.device("cpu"))
     single = getattr(shipped, "members", [shipped])[0]  # the shipped model, or its first member

@@ -138,7 +138,7 @@ def _write_best_of_n(path, gold=(0.3, 0.2), proxy=(1.2, 0.05), oracle=(0.5, 0.04
 
 
 def _write_run(run_dir, gold=(0.2, 0.15), proxy=(0.8, -0.1), first_kl=-0.003):
-    """A run folder whose summary.json has evals as agents/run_io.py finish_run writes them."""
+    """A run folder whose summary.json has evals as agents/common.py finish_run writes them."""
     run_dir.mkdir()
     evals = []
     for step, kl in enumerate([first_kl, 0.2, 0.6, 1.5, 3.0, 5.0, 8.0, 12.0]):

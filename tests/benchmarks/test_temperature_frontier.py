@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlhf_gym.agents.lm_policy import CausalLMPolicy
-from rlhf_gym.agents.rollout import collect_episodes
+from rlhf_gym.env.rollout import collect_episodes
+from rlhf_gym.lm.policy import CausalLMPolicy
 
 
 @pytest.fixture(scope="module")

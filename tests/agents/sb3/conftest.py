@@ -10,9 +10,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from rlhf_gym.agents.lm_policy import CausalLMPolicy
-from rlhf_gym.prompts import Prompt
-from rlhf_gym.vector_env import TokenVectorEnv
+from rlhf_gym.env.prompts import Prompt
+from rlhf_gym.env.vector_env import TokenVectorEnv
+from rlhf_gym.lm.policy import CausalLMPolicy
 
 TOY_ENV_ID = "Toy-SB3-v0"
 TOY_PROMPT_TOKENS = 32

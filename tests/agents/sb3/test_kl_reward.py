@@ -8,12 +8,12 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
-from rlhf_gym.agents.lm_policy import CausalLMPolicy
 from rlhf_gym.agents.sb3.kl_reward import PolicyLogProbReward
 from rlhf_gym.agents.sb3.policy import CausalLMActorCriticPolicy
 from rlhf_gym.agents.sb3.vec_env import SB3VecEnv
-from rlhf_gym.kl_reward_wrapper import KLRewardWrapper
-from rlhf_gym.tiny_models import TinyGPT2Size, tiny_causal_lm
+from rlhf_gym.env.kl_penalty import KLRewardWrapper
+from rlhf_gym.lm.policy import CausalLMPolicy
+from rlhf_gym.pipeline.tiny_models import TinyGPT2Size, tiny_causal_lm
 
 BETA = 0.3
 TEMPERATURE = 0.8

@@ -12,7 +12,7 @@ from sb3_contrib import MaskablePPO
 from rlhf_gym.agents.sb3.masks import MaskModelRefresh, TopPMaskProvider, top_p_mask
 from rlhf_gym.agents.sb3.policy import MaskableCausalLMActorCriticPolicy
 from rlhf_gym.agents.sb3.vec_env import SB3VecEnv
-from rlhf_gym.next_token import next_token_outputs
+from rlhf_gym.lm.observation_reader import next_token_outputs
 
 TOP_P = 0.9
 

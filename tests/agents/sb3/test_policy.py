@@ -8,9 +8,9 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.utils import obs_as_tensor
 
-from rlhf_gym.agents.lm_policy import CausalLMPolicy
 from rlhf_gym.agents.sb3.policy import CausalLMActorCriticPolicy, MaskableCausalLMActorCriticPolicy
 from rlhf_gym.agents.sb3.vec_env import SB3VecEnv
+from rlhf_gym.lm.policy import CausalLMPolicy
 
 TEMPERATURE = 0.7
 

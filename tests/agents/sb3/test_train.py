@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from rlhf_gym.agents import AGENTS
-from rlhf_gym.agents.lm_policy import CausalLMPolicy
 from rlhf_gym.agents.sb3.train import SB3Config, SB3TRPOConfig, train
 from rlhf_gym.cli import main as cli_main
-from rlhf_gym.preference_model import PreferenceModel
-from rlhf_gym.vector_env import TokenVectorEnv
+from rlhf_gym.env.vector_env import TokenVectorEnv
+from rlhf_gym.lm.policy import CausalLMPolicy
+from rlhf_gym.rewards.preference_model import PreferenceModel
 
 SUMMARY_KEYS = {"agent", "env", "seed", "env_steps", "iterations", "wall_time_seconds", "initial", "final", "gold_improvement", "gold_improvement_sem", "evals", "config"}
 EVAL_KEYS = {"env_steps", "proxy_reward", "gold", "gold_sem", "kl", "response_length", "eos_fraction"}

@@ -9,7 +9,7 @@ import torch
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
 from rlhf_gym.agents.sb3.vec_env import SB3VecEnv
-from rlhf_gym.kl_reward_wrapper import KLRewardWrapper
+from rlhf_gym.env.kl_penalty import KLRewardWrapper
 
 NUM_ENVS = 4
 

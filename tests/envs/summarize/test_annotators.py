@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlhf_gym.envs.summarize.annotators import Annotator, AnnotatorPool, gold_agreement, label_accuracy_ceiling
+from rlhf_gym.envs.summarize.annotators import (
+    Annotator,
+    AnnotatorPool,
+    gold_agreement,
+    label_accuracy_ceiling,
+)
 from rlhf_gym.envs.summarize.perturbations import sample_candidate
 from rlhf_gym.envs.summarize.world import PostRecord, generate_post
 

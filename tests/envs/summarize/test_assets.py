@@ -25,7 +25,7 @@ from rlhf_gym.envs.summarize.build import (
 )
 from rlhf_gym.envs.summarize.gold_judge import gold_breakdown, gold_scores, style_shares
 from rlhf_gym.envs.summarize.world import STYLES, generate_post, prompt_text
-from rlhf_gym.generation import sample_completions
+from rlhf_gym.lm.sampling import sample_completions
 
 
 def test_card_figures_are_consistent_and_meet_the_bars():

@@ -148,7 +148,7 @@ def test_build_trains_an_ensemble_of_preference_models(tmp_path):
 
 def test_accuracy_vs_gold_orders_pairs_by_the_gold_judge(toy_preference_model):
     """Equal to `preference_accuracy` on the pairs re-ordered by gold, gold ties dropped."""
-    from rlhf_gym.preference_training import preference_accuracy
+    from rlhf_gym.pipeline.preference_training import preference_accuracy
 
     prompt = "POST: I (25F) owe 40 dollars to my friend.\nTL;DR:"
     responses = [" I owe 40 dollars.", " I owe 90 dollars, help.", " friend", " I (25F) owe money.", " owe"]

@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-import pytest
-
 import numpy as np
+import pytest
 
 from rlhf_gym.envs.summarize.gold_judge import (
     checkable_tokens,

@@ -1,0 +1,503 @@
+"""`TokenVectorEnv`: N text-generation episodes stepped as one token tensor on a device.
+
+This is the one implementation of the environment contract (DESIGN.md §2); the single
+env `rlhf_gym.env.single_env.TokenEnv` is a numpy view of it at ``num_envs=1``. Its docstring
+is the spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+from transformers import PreTrainedTokenizerBase
+
+from rlhf_gym.env.prompts import Prompt, PromptSource
+from rlhf_gym.env.seeding import draw_prompt_indices, entropy_keys, seed_keys
+from rlhf_gym.lm.layout import left_pad, tokenize_left_truncated
+from rlhf_gym.lm.loading import check_tokenizer
+from rlhf_gym.rewards.preference_model import PreferenceModel
+
+GoldJudge = Callable[[Sequence[Prompt], Sequence[str]], np.ndarray]
+"""Scores responses against the prompts' latent records: ``(prompts, responses) -> (R,)``."""
+
+Observation = dict[str, torch.Tensor]
+
+REWARD_SOURCES = ("preference", "gold")
+"""What the final step's reward scores with: the learned preference model, or the gold judge."""
+
+
+class TokenVectorEnv(VectorEnv):
+    """N token-level text-generation episodes, batched as one ``(N, L)`` tensor.
+
+    ## Description
+    Each sub-env is one episode of writing a response to a prompt, one token per step, as
+    in RLHF fine-tuning of language models (Ziegler et al. 2019, "Fine-Tuning Language
+    Models from Human Preferences"; Stiennon et al. 2020, "Learning to summarize from
+    human feedback"). The state is the token context, the action the next token, and the
+    reward a learned preference model's score of the finished response.
+
+    ## Action Space
+    ``MultiDiscrete([V] * N)`` (single: ``Discrete(V)``), ``V = len(tokenizer)``: a
+    ``(N,)`` integer tensor (or numpy array) of next-token ids in ``[0, V)``.
+
+    ## Observation Space
+    ``Dict`` of two ``(N, L)`` int64 tensors on ``device``, ``L = P + T`` with
+    ``P = max_prompt_tokens`` and ``T = max_new_tokens``:
+
+    | key              | columns ``[0, P)``                     | columns ``[P, P + t)`` | columns ``[P + t, L)`` |
+    |------------------|-----------------------------------------|-------------------------|------------------------|
+    | ``input_ids``    | prompt, left-padded with ``pad_token_id`` | the ``t`` response tokens so far | ``pad_token_id`` |
+    | ``attention_mask`` | 0 on padding, 1 on prompt tokens      | 1                       | 0                      |
+
+    The next token is written at column ``P + t`` with ``t = attention_mask[:, P:].sum(-1)``,
+    so no search is needed. Models must use position ids counted over real tokens
+    (`rlhf_gym.lm.layout.position_ids_from_attention_mask`). Prompts longer than ``P``
+    tokens lose their beginning (the task suffix such as ``"TL;DR:"`` is kept).
+
+    ## Rewards
+    0 on every step but the last. On the last step, the preference model's normalised
+    score of ``(prompt text, response text)`` (references score mean 0, std 1), plus
+    ``-missing_eos_penalty`` if the episode was truncated without EOS (TRL's convention;
+    off by default). With ``reward="gold"`` the gold judge's score in [0, 1] replaces the
+    preference model's (an oracle run: what an agent reaches when the reward is the true
+    preference; Gao et al. 2023 compare against such runs). All rows finishing in a step
+    are decoded and scored in one batched call. A non-finite score raises
+    ``RuntimeError`` and leaves the env unchanged. Rewards are a ``(N,)`` float32 tensor
+    on ``device``.
+
+    ## Starting State
+    Each episode's prompt is drawn from ``prompt_source`` by the sub-env's own stream
+    (`rlhf_gym.env.seeding`): sub-env ``i`` reset with seed ``s`` is keyed ``s + i``, exactly
+    as Gymnasium's ``SyncVectorEnv`` seeds its sub-envs, so N single envs seeded
+    ``s + i`` replay this env. With ``group_size = k``, the k consecutive sub-envs of a
+    group draw from the group's first stream: their j-th episodes share a prompt.
+
+    ## Episode End
+    1. Termination: the action is the EOS token (it is appended to the context).
+    2. Truncation: ``max_new_tokens`` tokens were generated without EOS.
+
+    ## Autoreset (``metadata["autoreset_mode"]``)
+    - ``SAME_STEP`` (default; what SB3 expects): finished rows are reset inside the step;
+      ``infos["final_obs"]`` holds their last observation (a dict of ``(N, L)`` tensors,
+      valid where ``infos["_final_obs"]``), ``infos["final_info"]`` their episode info.
+    - ``NEXT_STEP`` (Gymnasium's default): the step after a finished row ignores its
+      action and returns the new episode's first observation, reward 0, flags False.
+    - ``DISABLED``: finished rows wait, ignoring actions (reward 0, flags False,
+      observation unchanged), until ``reset(options={"reset_mask": mask})`` resets them.
+      Gymnasium leaves stepping a finished sub-env undefined; freezing it lets
+      group-sampling agents (GRPO, RLOO) run whole groups to completion synchronously.
+
+    ## Info
+    Gymnasium's vector-info format (numpy arrays with ``_key`` masks). At an episode's
+    end (top level for NEXT_STEP and DISABLED, under ``final_info`` for SAME_STEP):
+    ``preference`` (normalised preference score), ``penalty`` (missing-EOS penalty, <= 0),
+    ``gold`` (the task's gold judge, when it has one), ``response_length`` (tokens,
+    EOS included), ``prompt_index``, and ``prompt_text``/``response_text`` (decoded;
+    ``response_text`` excludes EOS) unless ``text_in_info=False``. On reset:
+    ``prompt_index``.
+
+    ## Arguments
+    | name | type | default | meaning |
+    |---|---|---|---|
+    | ``num_envs`` | int | — | number of sub-envs N |
+    | ``prompt_source`` | `PromptSource` | — | where prompts come from |
+    | ``tokenizer`` | tokenizer | — | the policy's tokenizer (EOS and a distinct pad token) |
+    | ``preference_model`` | `PreferenceModel` | — | the learned reward |
+    | ``gold_judge`` | `GoldJudge` or None | None | true score of a response, for info |
+    | ``reward`` | str | "preference" | ``"preference"`` (the learned reward) or ``"gold"`` (the gold judge, an oracle) |
+    | ``max_prompt_tokens`` | int | 256 | prompt block width P |
+    | ``max_new_tokens`` | int | 48 | response budget T (truncation) |
+    | ``device`` | str or device | "cpu" | where tensors live |
+    | ``autoreset_mode`` | AutoresetMode or str | SAME_STEP | see Autoreset |
+    | ``group_size`` | int | 1 | consecutive sub-envs sharing prompts |
+    | ``missing_eos_penalty`` | float or None | None | subtracted when truncated |
+    | ``text_in_info`` | bool | True | decode texts into info |
+
+    ## Version History
+    - v0: initial release.
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        *,
+        prompt_source: PromptSource,
+        tokenizer: PreTrainedTokenizerBase,
+        preference_model: PreferenceModel,
+        gold_judge: GoldJudge | None = None,
+        reward: str = "preference",
+        max_prompt_tokens: int = 256,
+        max_new_tokens: int = 48,
+        device: str | torch.device = "cpu",
+        autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
+        group_size: int = 1,
+        missing_eos_penalty: float | None = None,
+        text_in_info: bool = True,
+    ) -> None:
+        for name, value in [
+            ("num_envs", num_envs),
+            ("max_prompt_tokens", max_prompt_tokens),
+            ("max_new_tokens", max_new_tokens),
+            ("group_size", group_size),
+        ]:
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if num_envs % group_size != 0:
+            raise ValueError(
+                f"num_envs ({num_envs}) must be a multiple of group_size ({group_size})"
+            )
+        if missing_eos_penalty is not None and not (
+            np.isfinite(missing_eos_penalty) and missing_eos_penalty >= 0
+        ):
+            raise ValueError(
+                f"missing_eos_penalty must be a finite number >= 0 (it is subtracted), "
+                f"got {missing_eos_penalty!r}"
+            )
+        if reward not in REWARD_SOURCES:
+            raise ValueError(f"reward must be one of {REWARD_SOURCES}, got {reward!r}")
+        if reward == "gold" and gold_judge is None:
+            raise ValueError(
+                "reward='gold' needs a gold judge, and this env has none (prompts from an "
+                "external dataset have no latent record to judge); use reward='preference'"
+            )
+        check_tokenizer(tokenizer)
+        self.autoreset_mode = _parse_autoreset_mode(autoreset_mode)
+        self.metadata = {"render_modes": [], "autoreset_mode": self.autoreset_mode}
+        self.render_mode = None
+
+        self.num_envs = int(num_envs)
+        self.prompt_source = prompt_source
+        self.tokenizer = tokenizer
+        self.preference_model = preference_model
+        self.gold_judge = gold_judge
+        self.reward = reward
+        self.max_prompt_tokens = int(max_prompt_tokens)
+        self.max_new_tokens = int(max_new_tokens)
+        self.context_length = self.max_prompt_tokens + self.max_new_tokens
+        self.device = torch.device(device)
+        self.group_size = int(group_size)
+        self.missing_eos_penalty = float(missing_eos_penalty or 0.0)
+        self.text_in_info = text_in_info
+        self.vocab_size = len(tokenizer)
+        self.eos_token_id = int(tokenizer.eos_token_id)
+        self.pad_token_id = int(tokenizer.pad_token_id)
+
+        token_box = spaces.Box(0, self.vocab_size - 1, (self.context_length,), np.int64)
+        mask_box = spaces.Box(0, 1, (self.context_length,), np.int64)
+        self.single_observation_space = spaces.Dict(
+            {"input_ids": token_box, "attention_mask": mask_box}
+        )
+        self.single_action_space = spaces.Discrete(self.vocab_size)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+
+        n, width = self.num_envs, self.context_length
+        self._input_ids = torch.full((n, width), self.pad_token_id, dtype=torch.long, device=self.device)
+        self._attention_mask = torch.zeros((n, width), dtype=torch.long, device=self.device)
+        self._num_generated = torch.zeros(n, dtype=torch.long, device=self.device)  # (N,)
+        # Rows whose episode ended and that wait for a reset (NEXT_STEP and DISABLED).
+        self._finished = torch.zeros(n, dtype=torch.bool, device=self.device)  # (N,)
+        self._row_index = torch.arange(n, device=self.device)
+        self._stream_keys: np.ndarray | None = None  # (N,) uint64, set by the first reset
+        self._episode_counts = np.zeros(n, dtype=np.int64)  # (N,) episodes started per row
+        self._prompts: list[Prompt | None] = [None] * n
+
+    # Reset --------------------------------------------------------------------------
+    def reset(
+        self,
+        *,
+        seed: int | Sequence[int] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[Observation, dict[str, Any]]:
+        """Start new episodes in all sub-envs, or in those of ``options["reset_mask"]``.
+
+        Args:
+            seed: an int (sub-env ``i`` keyed ``seed + i``), one int per sub-env, or
+                None to continue the current streams (fresh random streams on first use).
+            options: ``{"reset_mask": (N,) bool}`` resets only the masked sub-envs (any
+                autoreset mode); a seed then re-keys only those sub-envs.
+        """
+        rows = self._rows_to_reset(options)
+        if seed is not None:
+            keys = seed_keys(seed, self.num_envs)
+            if self._stream_keys is None:
+                self._stream_keys = keys
+            self._stream_keys[rows] = keys[rows]
+            self._episode_counts[rows] = 0
+        elif self._stream_keys is None:
+            self._stream_keys = entropy_keys(self.num_envs)
+        info = self._start_episodes(rows)
+        return self._observation(), info
+
+    def _rows_to_reset(self, options: dict[str, Any] | None) -> np.ndarray:
+        options = options or {}
+        unknown = set(options) - {"reset_mask"}
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; supported: ['reset_mask']")
+        mask = options.get("reset_mask")
+        if mask is None:
+            return np.arange(self.num_envs)
+        mask = mask.cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+        if mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
+            raise ValueError(
+                f"reset_mask must be a bool array of shape ({self.num_envs},), "
+                f"got dtype {mask.dtype} and shape {mask.shape}"
+            )
+        if self._stream_keys is None and not mask.all():
+            raise RuntimeError("the first reset() must reset every sub-env (no reset_mask)")
+        return np.flatnonzero(mask)
+
+    def _start_episodes(self, rows: np.ndarray) -> dict[str, Any]:
+        """Draw and write fresh prompts into ``rows``; return their reset info."""
+        info: dict[str, Any] = {}
+        if rows.size == 0:
+            return info
+        assert self._stream_keys is not None
+        group_leaders = rows - rows % self.group_size
+        indices = draw_prompt_indices(
+            self._stream_keys[group_leaders], self._episode_counts[rows], len(self.prompt_source)
+        )
+        self._episode_counts[rows] += 1
+        prompts = self.prompt_source.get_many(indices.tolist())
+        token_rows = tokenize_left_truncated(
+            self.tokenizer, [p.text for p in prompts], self.max_prompt_tokens
+        )
+        empty = [p.index for p, r in zip(prompts, token_rows, strict=True) if not r]
+        if empty:
+            raise ValueError(f"prompts {empty} tokenise to no tokens; a prompt needs at least one")
+        prompt_ids, prompt_mask = left_pad(token_rows, self.pad_token_id, self.max_prompt_tokens)
+        row_index = torch.as_tensor(rows, device=self.device)
+        self._input_ids[row_index] = self.pad_token_id
+        self._attention_mask[row_index] = 0
+        self._input_ids[row_index, : self.max_prompt_tokens] = prompt_ids.to(self.device)
+        self._attention_mask[row_index, : self.max_prompt_tokens] = prompt_mask.to(self.device)
+        self._num_generated[row_index] = 0
+        self._finished[row_index] = False
+        for row, prompt in zip(rows.tolist(), prompts, strict=True):  # rows being reset only
+            self._prompts[row] = prompt
+        _put(info, "prompt_index", rows, indices.astype(np.int64), self.num_envs)
+        return info
+
+    # Step ---------------------------------------------------------------------------
+    def step(
+        self, actions: torch.Tensor | np.ndarray
+    ) -> tuple[Observation, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """Append one token per sub-env; score, report and (per mode) reset finished rows.
+
+        The hot path is vectorised over sub-envs: Python only touches the rows that
+        finish in this step (to decode and score them in one batch) or start anew.
+
+        Raises:
+            RuntimeError: ``step`` before ``reset``, or the preference model or gold judge
+                returned a non-finite score (the env is left unchanged).
+            ValueError / TypeError: actions of the wrong shape, dtype or range.
+        """
+        if self._stream_keys is None:
+            raise RuntimeError("call reset() before step()")
+        actions = self._check_actions(actions)  # (N,) int64 on device
+
+        waiting = self._finished.clone()  # rows that sit this step out
+        active = ~waiting
+        column = self.max_prompt_tokens + self._num_generated  # (N,) where the token goes
+        num_generated = self._num_generated + active.long()
+        terminated = active & (actions == self.eos_token_id)
+        truncated = active & ~terminated & (num_generated >= self.max_new_tokens)
+        done = terminated | truncated
+
+        # Score finished rows before touching state, so a NaN leaves the env intact.
+        done_rows = torch.nonzero(done).flatten()
+        rewards = torch.zeros(self.num_envs, dtype=torch.float32, device=self.device)
+        episode_info: dict[str, Any] = {}
+        if done_rows.numel() > 0:
+            ids = self._input_ids[done_rows].clone()
+            ids[torch.arange(done_rows.numel(), device=self.device), column[done_rows]] = actions[done_rows]
+            rewards[done_rows], episode_info = self._score(
+                done_rows, ids, num_generated[done_rows], terminated[done_rows]
+            )
+
+        # Commit the step for active rows: vectorised scatter of one token per row.
+        active_rows = torch.nonzero(active).flatten()
+        self._input_ids[active_rows, column[active_rows]] = actions[active_rows]
+        self._attention_mask[active_rows, column[active_rows]] = 1
+        self._num_generated = num_generated
+        infos: dict[str, Any] = {}
+        done_np = done.cpu().numpy()
+
+        if self.autoreset_mode == AutoresetMode.SAME_STEP:
+            if done_np.any():
+                final_obs = self._observation()
+                infos["final_obs"] = final_obs
+                infos["_final_obs"] = done_np
+                infos["final_info"] = episode_info
+                infos["_final_info"] = done_np
+                infos.update(self._start_episodes(np.flatnonzero(done_np)))
+        elif self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            infos.update(episode_info)
+            _merge(infos, self._start_episodes(np.flatnonzero(waiting.cpu().numpy())))
+            self._finished = done
+        else:  # DISABLED
+            infos.update(episode_info)
+            self._finished = self._finished | done
+        return self._observation(), rewards, terminated, truncated, infos
+
+    def _check_actions(self, actions: torch.Tensor | np.ndarray) -> torch.Tensor:
+        if isinstance(actions, np.ndarray):
+            if actions.dtype == np.bool_ or not np.issubdtype(actions.dtype, np.integer):
+                raise TypeError(
+                    f"actions must be integer token ids, got a numpy array of dtype {actions.dtype}"
+                )
+            actions = torch.from_numpy(actions.astype(np.int64, copy=False))
+        elif isinstance(actions, torch.Tensor):
+            if actions.dtype == torch.bool or actions.is_floating_point() or actions.is_complex():
+                raise TypeError(
+                    f"actions must be integer token ids, got a tensor of dtype {actions.dtype}"
+                )
+        else:
+            raise TypeError(
+                f"actions must be a torch.Tensor or numpy array of shape ({self.num_envs},), "
+                f"got {type(actions).__name__}"
+            )
+        if tuple(actions.shape) != (self.num_envs,):
+            raise ValueError(
+                f"actions must have shape ({self.num_envs},) (one token per sub-env), "
+                f"got {tuple(actions.shape)}"
+            )
+        actions = actions.to(device=self.device, dtype=torch.long)
+        out_of_range = (actions < 0) | (actions >= self.vocab_size)
+        if bool(out_of_range.any()):
+            rows = torch.nonzero(out_of_range).flatten().tolist()
+            bad = actions[out_of_range].tolist()
+            raise ValueError(
+                f"actions must be token ids in [0, {self.vocab_size}); sub-envs {rows[:8]} "
+                f"got {bad[:8]}"
+            )
+        return actions
+
+    def _score(
+        self,
+        rows: torch.Tensor,
+        input_ids: torch.Tensor,
+        num_generated: torch.Tensor,
+        terminated: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Decode and score the finished ``rows`` in one batch.
+
+        Args:
+            rows: (R,) sub-env indices.
+            input_ids: (R, L) their final contexts.
+            num_generated: (R,) response lengths (EOS included).
+            terminated: (R,) whether each ended with EOS.
+
+        Returns:
+            (R,) rewards, and the episode info in vector-info format.
+        """
+        row_list = rows.tolist()
+        prompts = [self._prompts[r] for r in row_list]
+        text_lengths = (num_generated - terminated.long()).tolist()  # EOS is not text
+        responses_ids = input_ids[:, self.max_prompt_tokens :].tolist()
+        responses = self.tokenizer.batch_decode(
+            [ids[:n] for ids, n in zip(responses_ids, text_lengths, strict=True)],
+            skip_special_tokens=False,
+            clean_up_tokenization_spaces=False,
+        )
+        prompt_texts = [p.text for p in prompts]
+        preference = self.preference_model.score(prompt_texts, responses).to(self.device)
+        if not bool(torch.isfinite(preference).all()):
+            bad = torch.nonzero(~torch.isfinite(preference)).flatten().tolist()
+            raise RuntimeError(
+                f"the preference model returned non-finite scores {preference[bad].tolist()} "
+                f"for sub-envs {[row_list[i] for i in bad]} (responses "
+                f"{[responses[i] for i in bad][:3]!r}); the env state is unchanged"
+            )
+        penalty = torch.where(
+            terminated,
+            torch.zeros_like(preference),
+            torch.full_like(preference, -self.missing_eos_penalty),
+        )
+        rows_np = np.asarray(row_list)
+        info: dict[str, Any] = {}
+        n = self.num_envs
+        _put(info, "preference", rows_np, preference.double().cpu().numpy(), n)
+        _put(info, "penalty", rows_np, penalty.double().cpu().numpy(), n)
+        score = preference
+        if self.gold_judge is not None:
+            gold = np.asarray(self.gold_judge(prompts, responses), dtype=np.float64)
+            if gold.shape != (len(row_list),) or not np.isfinite(gold).all():
+                raise RuntimeError(
+                    f"the gold judge must return {len(row_list)} finite scores, got {gold!r}; "
+                    "the env state is unchanged"
+                )
+            _put(info, "gold", rows_np, gold, n)
+            if self.reward == "gold":
+                score = torch.as_tensor(gold, dtype=preference.dtype, device=self.device)
+        _put(info, "response_length", rows_np, num_generated.cpu().numpy().astype(np.int64), n)
+        _put(info, "prompt_index", rows_np, np.array([p.index for p in prompts], dtype=np.int64), n)
+        if self.text_in_info:
+            _put(info, "prompt_text", rows_np, np.array(prompt_texts, dtype=object), n)
+            _put(info, "response_text", rows_np, np.array(responses, dtype=object), n)
+        return (score + penalty).float(), info
+
+    # Views --------------------------------------------------------------------------
+    def _observation(self) -> Observation:
+        return {"input_ids": self._input_ids.clone(), "attention_mask": self._attention_mask.clone()}
+
+    @property
+    def prompts(self) -> list[Prompt | None]:
+        """The current prompt of each sub-env (a copy of the list)."""
+        return list(self._prompts)
+
+    @property
+    def finished(self) -> torch.Tensor:
+        """(N,) bool: rows whose episode ended and that await a reset (NEXT_STEP, DISABLED)."""
+        return self._finished.clone()
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """Release the buffers."""
+        self._prompts = [None] * self.num_envs
+
+
+def _parse_autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
+    if isinstance(mode, AutoresetMode):
+        return mode
+    wanted = str(mode).replace("_", "").lower()  # accepts "same_step", "SameStep", "SAME_STEP"
+    for member in AutoresetMode:
+        if wanted in (member.value.lower(), member.name.replace("_", "").lower()):
+            return member
+    choices = [m.name.lower() for m in AutoresetMode]
+    raise ValueError(f"autoreset_mode must be an AutoresetMode or one of {choices}, got {mode!r}")
+
+
+def _put(info: dict[str, Any], key: str, rows: np.ndarray, values: np.ndarray, num_envs: int) -> None:
+    """Write per-row values into Gymnasium's vector-info layout (array plus ``_key`` mask).
+
+    The dtypes follow what ``SyncVectorEnv`` builds from single-env infos: float64 for
+    floats, int64 for ints, object (``None`` elsewhere) for strings.
+    """
+    if values.dtype == object:
+        array = np.full(num_envs, None, dtype=object)
+    else:
+        array = np.zeros(num_envs, dtype=values.dtype)
+    array[rows] = values
+    mask = np.zeros(num_envs, dtype=bool)
+    mask[rows] = True
+    info[key] = array
+    info[f"_{key}"] = mask
+
+
+def _merge(info: dict[str, Any], other: dict[str, Any]) -> None:
+    """Merge vector-info ``other`` into ``info`` row-wise (the rows of the two are disjoint)."""
+    for key, values in other.items():
+        if key.startswith("_"):
+            continue
+        mask = other[f"_{key}"]
+        if key in info:
+            info[key][mask] = values[mask]
+            info[f"_{key}"] = info[f"_{key}"] | mask
+        else:
+            info[key], info[f"_{key}"] = values, mask

@@ -1,0 +1,147 @@
+"""A causal language model as a token-level policy over `TokenVectorEnv` observations.
+
+The env's observation is a fixed ``(N, P + T)`` buffer: the left-padded prompt block, then
+the response. `CausalLMPolicy` reads it in two ways that must agree to float precision:
+
+- step by step with a KV cache (`prefill` the prompt block once, then `decode` one token
+  per step): one forward of one token per env step, as fast as ``generate()``;
+- all at once (`token_logprobs` over the whole buffer): what the PPO update uses.
+
+Sampling is from exactly ``softmax(logits / temperature)`` with no top-k or top-p, and the
+update scores tokens at the same temperature, so rollout and update log-probs agree
+(Huang et al. 2024, N+ implementation details: "the same temperature in rollout and
+update"; top-k sampling makes single-sample KL estimates go negative).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from rlhf_gym.lm.layout import position_ids_from_attention_mask
+from rlhf_gym.lm.loading import load_causal_lm
+
+
+@dataclass
+class DecodeState:
+    """What a KV-cached rollout carries from one token to the next."""
+
+    cache: Any  # the model's KV cache (transformers ``DynamicCache``)
+    attention_mask: torch.Tensor  # (N, S) mask over the cached positions
+    next_position: torch.Tensor  # (N,) position id of the next token fed
+
+
+class CausalLMPolicy(nn.Module):
+    """Token-level policy backed by any ``AutoModelForCausalLM``.
+
+    Args:
+        model: the language model (dropout should be off; see `rlhf_gym.pipeline.tiny_models`).
+        temperature: sampling and scoring temperature (> 0).
+    """
+
+    def __init__(self, model: PreTrainedModel, temperature: float = 0.7) -> None:
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0 (use greedy decoding separately), got {temperature}")
+        self.model = model
+        self.temperature = float(temperature)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike[str],
+        *,
+        temperature: float = 0.7,
+        trust_remote_code: bool = False,
+        local_files_only: bool = False,
+    ) -> CausalLMPolicy:
+        """Load the language model by hub id or path (dropout disabled for RL)."""
+        model = load_causal_lm(
+            str(name_or_path), trust_remote_code=trust_remote_code, local_files_only=local_files_only
+        )
+        disable_dropout(model)
+        return cls(model, temperature)
+
+    # KV-cached stepping -------------------------------------------------------------
+    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, DecodeState]:
+        """Run the prompt block; return next-token logits (N, V) and the decode state.
+
+        Args:
+            input_ids: (N, P) left-padded prompts (the first P columns of the observation).
+            attention_mask: (N, P).
+        """
+        position_ids = position_ids_from_attention_mask(attention_mask)
+        out = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True
+        )
+        state = DecodeState(
+            cache=out.cache, attention_mask=attention_mask, next_position=attention_mask.sum(-1)
+        )
+        return out.logits[:, -1].float(), state
+
+    def decode(self, tokens: torch.Tensor, state: DecodeState, token_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Feed one token per row; return next-token logits (N, V). Updates ``state``.
+
+        Args:
+            tokens: (N,) the tokens just appended.
+            state: from `prefill` or the previous `decode`.
+            token_mask: (N,) 0 for rows whose token is not part of their context (a
+                finished episode waiting for the others); 1 by default.
+        """
+        mask_column = torch.ones_like(tokens) if token_mask is None else token_mask.long()
+        attention_mask = torch.cat([state.attention_mask, mask_column[:, None]], dim=1)
+        out = self.model(
+            input_ids=tokens[:, None],
+            attention_mask=attention_mask,
+            position_ids=state.next_position[:, None],
+            cache=state.cache,
+            use_cache=True,
+        )
+        state.cache = out.cache
+        state.attention_mask = attention_mask
+        state.next_position = state.next_position + mask_column
+        return out.logits[:, -1].float()
+
+    def sample(self, logits: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample from ``softmax(logits / T)``; return tokens (N,) and their log-probs (N,)."""
+        logprobs = torch.log_softmax(logits / self.temperature, dim=-1)
+        tokens = torch.multinomial(logprobs.exp(), 1, generator=generator).squeeze(-1)
+        return tokens, logprobs.gather(-1, tokens[:, None]).squeeze(-1)
+
+    # Whole-sequence scoring ----------------------------------------------------------
+    def response_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int) -> torch.Tensor:
+        """Temperature-scaled logits predicting each response column: (N, T, V).
+
+        Column ``P + t`` of the buffer is predicted by the logits at column ``P + t - 1``.
+        """
+        position_ids = position_ids_from_attention_mask(attention_mask)
+        horizon = input_ids.shape[1] - prompt_width
+        # Only the last T + 1 positions need the vocabulary projection.
+        logits = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+            logits_to_keep=horizon + 1,
+        ).logits
+        return logits[:, :-1].float() / self.temperature
+
+    def token_logprobs(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probs (N, T) of the response tokens in the buffer, and the entropies (N, T)."""
+        logits = self.response_logits(input_ids, attention_mask, prompt_width)
+        logprobs_all = torch.log_softmax(logits, dim=-1)
+        tokens = input_ids[:, prompt_width:]
+        logprobs = logprobs_all.gather(-1, tokens[..., None]).squeeze(-1)
+        entropy = -(logprobs_all.exp() * logprobs_all).sum(-1)
+        return logprobs, entropy
+
+
+def disable_dropout(model: nn.Module) -> None:
+    """Set every dropout probability to 0 (N+ detail: dropout off in all RLHF models)."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0

@@ -1,0 +1,154 @@
+"""Sample text completions from a causal LM in batches, reproducibly.
+
+Used to build comparison data (SFT samples at several temperatures) and to evaluate
+policies. Sampling is from exactly the softmax of ``logits / temperature``: no top-k,
+no top-p, no repetition penalty, whatever the model's saved ``generation_config`` says,
+because RLHF compares these samples with log-probabilities computed the same way
+(Huang et al. 2024, "The N+ Implementation Details of RLHF with PPO": sample and score
+with one temperature; DESIGN.md §7 on KL going negative under top-k sampling).
+
+Left padding. Prompts are left-padded so that every row's next token lands in the same
+column. ``generate`` in transformers 5.24 derives ``position_ids`` from the attention mask
+when none are passed (``cumsum(mask) - 1``, padding at 0: the rule of
+`rlhf_gym.lm.layout.position_ids_from_attention_mask`) and extends them by one per new
+token, so a padded row sees the same positions as the same prompt alone; we rely on that,
+and ``tests/test_generation.py`` checks it (greedy on a padded batch equals greedy on each
+prompt alone).
+
+Example:
+    >>> from rlhf_gym.pipeline.tokenizer_training import train_bpe_tokenizer
+    >>> from rlhf_gym.pipeline.tiny_models import TinyGPT2Size, tiny_causal_lm
+    >>> tok = train_bpe_tokenizer(["a b c d e"] * 20, vocab_size=300)
+    >>> model = tiny_causal_lm(tok, TinyGPT2Size(n_layer=1, n_embd=32, n_head=2))
+    >>> kwargs = dict(max_new_tokens=5, temperature=1.0, max_prompt_tokens=8)
+    >>> first = sample_completions(model, tok, ["a b", "c"], seed=3, **kwargs)
+    >>> first == sample_completions(model, tok, ["a b", "c"], seed=3, **kwargs)
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from rlhf_gym.lm.layout import left_pad, tokenize_left_truncated
+from rlhf_gym.lm.loading import check_tokenizer
+
+# Generation settings that would change the sampling distribution if a model's saved
+# generation_config set them; generate() fills unset options from that config.
+_NEUTRAL_SETTINGS = dict(
+    num_beams=1,
+    repetition_penalty=1.0,
+    no_repeat_ngram_size=0,
+    min_new_tokens=0,
+)
+
+
+@torch.no_grad()
+def sample_completions(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    seed: int,
+    max_prompt_tokens: int,
+    batch_size: int = 64,
+    progress: str | None = None,
+) -> list[str]:
+    """Complete each prompt by sampling (or greedy decoding) from ``model``.
+
+    Args:
+        model: a causal LM with ``generate``; run in eval mode (its mode is restored).
+        tokenizer: its tokenizer (EOS and a distinct pad token).
+        prompts: the prompt texts; each must produce at least one token.
+        max_new_tokens: most tokens generated per prompt, EOS included.
+        temperature: softmax temperature; 0 means greedy decoding.
+        seed: seeds the sampling; the same seed, prompts and ``batch_size`` give the
+            same completions. The global torch RNG is left as it was.
+        max_prompt_tokens: prompts keep at most their last this many tokens.
+        batch_size: prompts per ``generate`` call.
+        progress: a label to show a progress bar over prompts with; None shows none.
+
+    Returns:
+        One completion text per prompt: the generated tokens before the first EOS,
+        decoded without skipping special tokens (as the env decodes responses). A
+        completion that hit ``max_new_tokens`` without EOS is returned as it is.
+
+    Raises:
+        ValueError: a non-positive size, a negative or non-finite temperature, or a
+            prompt with no tokens.
+    """
+    for name, value in (
+        ("max_new_tokens", max_new_tokens),
+        ("max_prompt_tokens", max_prompt_tokens),
+        ("batch_size", batch_size),
+    ):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be finite and >= 0 (0 = greedy), got {temperature}")
+    check_tokenizer(tokenizer, "generation tokenizer")
+    if not prompts:
+        return []
+
+    rows = tokenize_left_truncated(tokenizer, prompts, max_prompt_tokens)
+    empty = [i for i, row in enumerate(rows) if not row]
+    if empty:
+        raise ValueError(f"prompts {empty[:5]} have no tokens; generation needs a non-empty prompt")
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    sampling = (
+        dict(do_sample=True, temperature=float(temperature), top_k=0, top_p=1.0)
+        if temperature > 0
+        else dict(do_sample=False)
+    )
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    texts: list[str] = []
+    try:
+        # generate() draws from the global torch RNG and takes no generator: fork it so
+        # the seed applies here only and the caller's RNG state is untouched.
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            bar = tqdm(total=len(rows), desc=progress, unit="prompt", disable=progress is None, leave=False)
+            for start in range(0, len(rows), batch_size):
+                batch_rows = rows[start : start + batch_size]
+                input_ids, attention_mask = left_pad(batch_rows, pad)  # (b, P) int64
+                output = model.generate(
+                    input_ids=input_ids.to(device),
+                    attention_mask=attention_mask.to(device),
+                    max_new_tokens=max_new_tokens,
+                    eos_token_id=eos,
+                    pad_token_id=pad,
+                    **sampling,
+                    **_NEUTRAL_SETTINGS,
+                )  # (b, P + n), n <= max_new_tokens; finished rows padded with pad
+                texts.extend(_decode_until_eos(tokenizer, output[:, input_ids.shape[1] :], eos))
+                bar.update(len(batch_rows))
+            bar.close()
+    finally:
+        model.train(was_training)
+    return texts
+
+
+def _decode_until_eos(
+    tokenizer: PreTrainedTokenizerBase, generated: torch.Tensor, eos_token_id: int
+) -> list[str]:
+    """Decode each row of ``generated`` (b, n) up to (not including) its first EOS."""
+    is_eos = generated == eos_token_id  # (b, n)
+    has_eos = is_eos.any(dim=1)
+    lengths = torch.where(has_eos, is_eos.int().argmax(dim=1), generated.shape[1]).tolist()
+    return tokenizer.batch_decode(
+        [row[:n] for row, n in zip(generated.tolist(), lengths, strict=True)],
+        skip_special_tokens=False,
+        clean_up_tokenization_spaces=False,
+    )
+
+
+__all__ = ["sample_completions"]

@@ -1,0 +1,90 @@
+"""`gym.make` / `gym.make_vec` by id, with components swapped by path, as a user would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+import torch
+from gymnasium.vector import AutoresetMode
+
+import rlhf_gym
+from rlhf_gym.env.single_env import TokenEnv
+from rlhf_gym.env.vector_env import TokenVectorEnv
+from rlhf_gym.lm.loading import MissingArtifactError
+
+
+@pytest.fixture(scope="module")
+def local_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "posts.jsonl"
+    rows = [{"body": f"POST: I saw {i} owls in the yard.", "tldr": f" {i} owls"} for i in range(12)]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return path
+
+
+def test_suite_is_registered_with_both_entry_points():
+    spec = gym.spec("RLHF-Summarize-v0")
+    assert spec.entry_point == "rlhf_gym.envs.summarize:make_env"
+    assert spec.vector_entry_point == "rlhf_gym.envs.summarize:make_vector_env"
+    assert [e.env_id for e in rlhf_gym.SUITE] == ["RLHF-Summarize-v0"]
+
+
+def test_make_with_components_by_path(toy_dir: Path, local_dataset: Path):
+    env = gym.make(
+        "RLHF-Summarize-v0",
+        dataset=str(local_dataset),
+        prompt_column="body",
+        reference_column="tldr",
+        tokenizer=str(toy_dir / "tokenizer"),
+        reward_model=str(toy_dir / "preference_model"),
+        max_prompt_tokens=24,
+        max_new_tokens=3,
+        local_files_only=True,
+    )
+    core = env.unwrapped
+    assert isinstance(core, TokenEnv)
+    assert core.vector_env.gold_judge is None  # external data has no latent records
+    obs, _ = env.reset(seed=0)
+    assert obs["input_ids"].shape == (27,)
+    prompt = core.vector_env.prompts[0]
+    assert prompt.text.endswith("\nTL;DR:") and prompt.reference.endswith("owls")
+    for _ in range(3):
+        obs, reward, terminated, truncated, info = env.step(5)
+    assert truncated and "gold" not in info and isinstance(info["preference"], float)
+
+
+def test_make_vec_returns_the_batched_env_with_kwargs(toy_dir: Path, local_dataset: Path):
+    venv = gym.make_vec(
+        "RLHF-Summarize-v0",
+        num_envs=4,
+        dataset=str(local_dataset),
+        prompt_column="body",
+        tokenizer=str(toy_dir / "tokenizer"),
+        reward_model=str(toy_dir / "preference_model"),
+        max_prompt_tokens=24,
+        max_new_tokens=2,
+        autoreset_mode="next_step",
+        group_size=2,
+        device="cpu",
+    )
+    assert isinstance(venv, TokenVectorEnv)
+    assert venv.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    obs, _ = venv.reset(seed=0)
+    assert obs["input_ids"].shape == (4, 26) and isinstance(obs["input_ids"], torch.Tensor)
+
+
+def test_missing_reward_model_path_fails_at_make(toy_dir: Path, tmp_path: Path):
+    with pytest.raises(MissingArtifactError, match="preference model.*nowhere"):
+        gym.make(
+            "RLHF-Summarize-v0",
+            tokenizer=str(toy_dir / "tokenizer"),
+            reward_model=str(tmp_path / "nowhere"),
+            local_files_only=True,
+        )
+
+
+def test_single_env_rejects_vector_only_arguments():
+    with pytest.raises(TypeError, match="group_size"):
+        gym.make("RLHF-Summarize-v0", group_size=2)
