@@ -1,24 +1,195 @@
-"""What a training run leaves behind: TensorBoard scalars and the learning-curve plot.
+"""The plumbing every agent of the package shares, so that each agent file holds its algorithm.
 
-Shared by every agent of the package so that runs look alike: scalars under namespaced
-tags (``charts/``, ``losses/``, ``eval/``, as in CleanRL), hyper-parameters logged once as
-a table, and one PNG with proxy reward, gold score and KL against env steps.
+- **Env construction** (`make_env`) and the run's **components** from the task (`policy_path`,
+  `protocol_temperature`): no agent names a task.
+- **Run seeds** (`rollout_seed`): each iteration's reset seed, derived from (seed,
+  iteration) so that a resumed run replays nothing and skips nothing.
+- **Evaluation** (`evaluate`, `paired_final_evaluation`): fixed valid-split prompts and
+  sampling stream, and the final paired gold change against the SFT policy.
+- **Checkpoints** (`write_checkpoint`, `latest_checkpoint`, `load_model_weights`): atomic
+  folders of tensors (safetensors, ``weights_only`` optimiser states) and JSON.
+- **Finish-of-run** (`RunLogger`, `finish_run`): TensorBoard scalars under namespaced tags
+  (``charts/``, ``losses/``, ``eval/``, as in CleanRL), hyper-parameters logged once as a
+  table, ``summary.json``, ``final_policy/``, one PNG with proxy reward, gold score and KL
+  against env steps, and the result line.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import matplotlib
+import torch
+from safetensors.torch import load_file
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import EngFormatter  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
+
+import rlhf_gym  # noqa: E402  (registers the envs; get_task)
+from rlhf_gym.atomic_dir import swap_in  # noqa: E402
+from rlhf_gym.env.rollout import collect_episodes, paired_gold  # noqa: E402
+from rlhf_gym.env.vector_env import TokenVectorEnv  # noqa: E402
+from rlhf_gym.lm.policy import CausalLMPolicy, per_token_kl  # noqa: E402
+
+EVAL_SEED_OFFSET = 10_000  # valid-split evaluations reset and sample with seed + this
+PAIRED_SEED = 20_000  # reset/sampling seed of the final paired evaluation: the same posts for every run
+
+
+# Env and components ---------------------------------------------------------------
+def make_env(
+    env_id: str,
+    num_envs: int,
+    split: str,
+    *,
+    device: str = "cpu",
+    autoreset_mode: str = "disabled",
+    missing_eos_penalty: float | None = None,
+    reward: str = "preference",
+    reward_model: str | None = None,
+) -> TokenVectorEnv:
+    """``gym.make_vec`` of a registered env with an agent's settings (``reward_model`` None:
+    the env's own preference model)."""
+    return gym.make_vec(
+        env_id,
+        num_envs=num_envs,
+        device=device,
+        split=split,
+        autoreset_mode=autoreset_mode,
+        missing_eos_penalty=missing_eos_penalty,
+        reward=reward,
+        **({"reward_model": reward_model} if reward_model is not None else {}),
+    )
+
+
+def policy_path(env_id: str, policy: str | None) -> str:
+    """``policy`` (a hub id or path) if given, else the env's shipped SFT policy.
+
+    Raises:
+        ValueError: no ``policy`` for an env that is not a task of the suite.
+    """
+    return policy if policy is not None else str(_task(env_id, "--policy").policy_path())
+
+
+def protocol_temperature(env_id: str, temperature: float | None) -> float:
+    """``temperature`` if given, else the sampling temperature of the env's benchmark protocol.
+
+    Raises:
+        ValueError: no ``temperature`` for an env that is not a task of the suite.
+    """
+    return temperature if temperature is not None else _task(env_id, "--temperature").temperature
+
+
+def _task(env_id: str, flag: str) -> Any:
+    try:
+        return rlhf_gym.get_task(env_id)
+    except KeyError:
+        raise ValueError(f"env {env_id!r} is not a task of the suite, so it has no default: set {flag}") from None
+
+
+# Seeds ------------------------------------------------------------------------------
+def rollout_seed(seed: int, iteration: int, num_envs: int) -> int:
+    """The reset seed of an iteration's rollout batch.
+
+    ``reset(seed=s)`` keys sub-env ``i`` with ``s + i``, so each (seed, iteration) takes its
+    own block of ``num_envs`` keys: every batch gets fresh prompts, and a resumed run at
+    iteration k draws what an uninterrupted one draws there. (Seeds one apart gave
+    consecutive batches all but one prompt in common; PPO then fitted ~90 training
+    prompts and the valid split did not move.)
+
+    Example:
+        >>> [rollout_seed(0, i, num_envs=4) for i in range(3)]
+        [0, 4, 8]
+    """
+    return (seed * 1_000_003 + iteration) * num_envs
+
+
+# Evaluation -------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate(env: TokenVectorEnv, policy: CausalLMPolicy, reference: CausalLMPolicy, seed: int) -> dict[str, float]:
+    """Fixed valid-split prompts and sampling seed: proxy reward, gold (and its standard
+    error over the episodes), KL to ``reference``, length and EOS rate."""
+    batch = collect_episodes(env, policy, seed=seed, generator=torch.Generator(env.device).manual_seed(seed))
+    ref_logprobs, _ = reference.token_logprobs(batch.input_ids, batch.attention_mask, env.max_prompt_tokens)
+    kl = per_token_kl(batch.logprobs, ref_logprobs, batch.response_mask).sum(-1)
+    gold = batch.gold[~torch.isnan(batch.gold)]
+    return {
+        "proxy_reward": batch.preference.mean().item(),
+        "gold": gold.mean().item(),  # NaN when the task has no gold judge
+        "gold_sem": (gold.std() / math.sqrt(len(gold))).item() if len(gold) > 1 else float("nan"),
+        "kl": kl.mean().item(),
+        "response_length": batch.response_lengths.float().mean().item(),
+        "eos_fraction": batch.terminated.float().mean().item(),
+    }
+
+
+def eval_line(ev: dict[str, float]) -> str:
+    """The progress log line of one evaluation."""
+    return (f"[eval] steps={ev['env_steps']} proxy={ev['proxy_reward']:+.3f} gold={ev['gold']:.3f} "
+            f"kl={ev['kl']:.2f} len={ev['response_length']:.1f}")
+
+
+def paired_final_evaluation(
+    eval_env: TokenVectorEnv, policy: CausalLMPolicy, reference: CausalLMPolicy, posts: int
+) -> dict[str, Any]:
+    """The final policy against the SFT policy on ``posts`` valid posts with one sampling
+    stream (`rlhf_gym.env.rollout.paired_gold` at `PAIRED_SEED`), as ``state["paired"]``."""
+    print(f"paired evaluation: final vs SFT policy on {posts} valid posts")
+    return asdict(paired_gold(eval_env, policy, reference, posts=posts, seed=PAIRED_SEED))
+
+
+# Checkpoints ------------------------------------------------------------------------
+def write_checkpoint(run_dir: Path, state: dict[str, Any], write_tensors: Callable[[Path], None]) -> None:
+    """Write ``run_dir/checkpoint`` atomically: ``write_tensors(folder)`` and ``state.json``
+    into a temp folder, then renames (`rlhf_gym.atomic_dir.swap_in`); never a torn one."""
+    temp = run_dir / "checkpoint.tmp"
+    shutil.rmtree(temp, ignore_errors=True)
+    temp.mkdir(parents=True)
+    write_tensors(temp)
+    (temp / "state.json").write_text(json.dumps(state))
+    swap_in(temp, run_dir / "checkpoint")
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The run folder's newest complete checkpoint, or None."""
+    for name in ("checkpoint", "checkpoint.old"):  # .old survives a crash between renames
+        if (run_dir / name / "state.json").is_file():
+            return run_dir / name
+    return None
+
+
+def read_state(checkpoint: Path) -> dict[str, Any]:
+    return json.loads((checkpoint / "state.json").read_text())
+
+
+def load_model_weights(model: torch.nn.Module, path: Path) -> None:
+    """Load a safetensors file into ``model`` strictly: every key must match.
+
+    The one exception is a tied parameter (GPT-2's ``lm_head.weight`` is the embedding
+    matrix): ``save_pretrained`` stores it once, so its key may be missing when the
+    parameter it shares storage with was loaded.
+
+    Raises:
+        ValueError: unexpected keys, or missing keys that are not tied to a loaded one.
+    """
+    tensors = load_file(str(path))
+    result = model.load_state_dict(tensors, strict=False)
+    params = dict(model.named_parameters(remove_duplicate=False))
+    loaded_storage = {params[k].data_ptr() for k in tensors if k in params}
+    untied_missing = [k for k in result.missing_keys if k not in params or params[k].data_ptr() not in loaded_storage]
+    if result.unexpected_keys or untied_missing:
+        raise ValueError(
+            f"checkpoint {path} does not fit the model: missing keys {untied_missing[:5]}, "
+            f"unexpected keys {list(result.unexpected_keys)[:5]} (a different architecture or policy?)"
+        )
 
 
 class RunLogger:

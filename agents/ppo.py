@@ -18,28 +18,37 @@ model may instead be a head on the policy (``value_model="head"``) to save one c
 from __future__ import annotations
 
 import copy
-import json
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import gymnasium as gym
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-import rlhf_gym  # noqa: F401  (registers the envs)
-from rlhf_gym.agents.common import RunLogger, finish_run
+from rlhf_gym.agents.common import (
+    EVAL_SEED_OFFSET,
+    RunLogger,
+    eval_line,
+    evaluate,
+    finish_run,
+    latest_checkpoint,
+    load_model_weights,
+    make_env,
+    paired_final_evaluation,
+    policy_path,
+    protocol_temperature,
+    read_state,
+    rollout_seed,
+    write_checkpoint,
+)
 from rlhf_gym.agents.value_model import ValueModel
-from rlhf_gym.atomic_dir import swap_in
-from rlhf_gym.env.rollout import EpisodeBatch, collect_episodes, paired_gold
-from rlhf_gym.env.vector_env import TokenVectorEnv
-from rlhf_gym.lm.policy import CausalLMPolicy, disable_dropout
+from rlhf_gym.env.rollout import EpisodeBatch, collect_episodes
+from rlhf_gym.lm.policy import CausalLMPolicy, disable_dropout, per_token_kl
 
 
 @dataclass
@@ -54,7 +63,7 @@ class PPOConfig:
     device: str = "cpu"  # torch device of env, policy and models
     threads: int = 2  # torch CPU threads
     num_envs: int = 64  # episodes per rollout batch (N+ uses 512; tiny CPU budget here)
-    temperature: float = 0.7  # sampling temperature, also used in the update (N+ #16)
+    temperature: float | None = None  # sampling temperature, also used in the update (N+ #16); None: the task's protocol temperature (0.7)
     learning_rate: float = 3e-5  # Adam step size of the policy (3e-4 diverged: KL 38 nats in 15k steps)
     # Adam step size of the value model's own parameters; None: learning_rate. At 3e-5 the
     # critic copied from the preference model needed ~40k env steps to reach a positive
@@ -102,7 +111,7 @@ class PPOConfig:
         for name in ("total_steps", "num_envs", "num_epochs", "num_minibatches", "eval_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.temperature > 0:
+        if self.temperature is not None and not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.paired_posts < 0 or self.paired_posts == 1:
             raise ValueError(f"paired_posts must be 0 (off) or >= 2, got {self.paired_posts}")
@@ -110,9 +119,6 @@ class PPOConfig:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value}")
-
-
-PAIRED_SEED = 20_000  # reset/sampling seed of the final paired evaluation: the same posts for every run
 
 
 # GAE ------------------------------------------------------------------------------
@@ -169,7 +175,7 @@ def per_token_rewards(
     The k1 estimator of the KL per token (Ziegler et al. 2019; N+ #13). Returns the
     rewards (N, T) and the per-token KL (N, T), both zero off the mask.
     """
-    kl = (logprobs - ref_logprobs) * mask
+    kl = per_token_kl(logprobs, ref_logprobs, mask)
     rewards = -kl_coef * kl
     last = (mask.sum(-1) - 1).clamp(min=0)  # (N,) index of the final token
     rewards[torch.arange(rewards.shape[0]), last] += scores
@@ -177,72 +183,36 @@ def per_token_rewards(
 
 
 # Checkpoints ----------------------------------------------------------------------
-def save_checkpoint(run_dir: Path, policy: CausalLMPolicy, value: ValueModel, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    """Write a checkpoint atomically: a temp folder, then renames; never a torn one."""
-    temp = run_dir / "checkpoint.tmp"
-    shutil.rmtree(temp, ignore_errors=True)
-    policy.model.save_pretrained(temp / "policy")
-    save_file(value.state_dict(), str(temp / "value_model.safetensors"))
-    torch.save(optimizer.state_dict(), temp / "optimizer.pt")  # tensors only: loads with weights_only
-    (temp / "state.json").write_text(json.dumps(state))
-    swap_in(temp, run_dir / "checkpoint")
+def save_checkpoint(run_dir: Path, policy: CausalLMPolicy, value: ValueModel, optimizer: torch.optim.Optimizer,
+                    state: dict[str, Any]) -> None:
+    """The policy (a Hugging Face folder), the critic and the optimiser state (tensors only: it
+    loads with ``weights_only``), written atomically with the run state."""
+
+    def write_tensors(folder: Path) -> None:
+        policy.model.save_pretrained(folder / "policy")
+        save_file(value.state_dict(), str(folder / "value_model.safetensors"))
+        torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+
+    write_checkpoint(run_dir, state, write_tensors)
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    for name in ("checkpoint", "checkpoint.old"):  # .old survives a crash between renames
-        if (run_dir / name / "state.json").is_file():
-            return run_dir / name
-    return None
+def load_checkpoint(checkpoint: Path, policy: CausalLMPolicy, value: ValueModel,
+                    optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Restore what `save_checkpoint` wrote (strictly: a checkpoint of another model is an error)."""
+    load_model_weights(policy.model, checkpoint / "policy" / "model.safetensors")
+    load_model_weights(value, checkpoint / "value_model.safetensors")
+    optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
+    return read_state(checkpoint)
 
 
 # Training -------------------------------------------------------------------------
-def rollout_seed(config: PPOConfig, iteration: int) -> int:
-    """The reset seed of an iteration's rollout batch.
-
-    ``reset(seed=s)`` keys sub-env ``i`` with ``s + i``, so each (seed, iteration) takes its
-    own block of ``num_envs`` keys: every batch gets fresh prompts. (Seeds one apart, as
-    before 26 Nov 2026, gave consecutive batches all but one prompt in common; PPO then
-    fitted ~90 training prompts and the valid split did not move.)
-    """
-    return (config.seed * 1_000_003 + iteration) * config.num_envs
-
-
-def make_env(config: PPOConfig, num_envs: int, split: str, reward: str = "preference") -> TokenVectorEnv:
-    return gym.make_vec(
-        config.env,
-        num_envs=num_envs,
-        device=config.device,
-        split=split,
-        autoreset_mode="disabled",
-        missing_eos_penalty=config.missing_eos_penalty,
-        reward=reward,
-        **({"reward_model": config.reward_model} if config.reward_model is not None else {}),
+def make_optimizer(config: PPOConfig, actor_params: list[nn.Parameter], value_params: list[nn.Parameter]) -> torch.optim.Adam:
+    """One Adam over both models; the critic's own parameters at ``value_learning_rate``
+    (None: the policy's rate)."""
+    value_lr = config.learning_rate if config.value_learning_rate is None else config.value_learning_rate
+    return torch.optim.Adam(
+        [{"params": actor_params}, {"params": value_params, "lr": value_lr}], lr=config.learning_rate, eps=config.adam_eps
     )
-
-
-def default_policy_path(env: TokenVectorEnv, config: PPOConfig) -> str:
-    if config.policy is not None:
-        return config.policy
-    task_module = gym.spec(config.env).vector_entry_point.split(":")[0]
-    return str(__import__(task_module, fromlist=["assets"]).assets.default_policy_path())
-
-
-@torch.no_grad()
-def evaluate(env: TokenVectorEnv, policy: CausalLMPolicy, reference: CausalLMPolicy, seed: int) -> dict[str, float]:
-    """Fixed valid-split prompts and sampling seed: proxy reward, gold (and its standard
-    error over the episodes), KL, length."""
-    batch = collect_episodes(env, policy, seed=seed, generator=torch.Generator(env.device).manual_seed(seed))
-    ref_logprobs, _ = reference.token_logprobs(batch.input_ids, batch.attention_mask, env.max_prompt_tokens)
-    kl = ((batch.logprobs - ref_logprobs) * batch.response_mask).sum(-1)
-    gold = batch.gold[~torch.isnan(batch.gold)]
-    return {
-        "proxy_reward": batch.preference.mean().item(),
-        "gold": gold.mean().item(),  # NaN when the task has no gold judge
-        "gold_sem": (gold.std() / math.sqrt(len(gold))).item() if len(gold) > 1 else float("nan"),
-        "kl": kl.mean().item(),
-        "response_length": batch.response_lengths.float().mean().item(),
-        "eos_fraction": batch.terminated.float().mean().item(),
-    }
 
 
 def train(config: PPOConfig) -> dict[str, Any]:
@@ -252,11 +222,12 @@ def train(config: PPOConfig) -> dict[str, Any]:
     run_dir = Path(config.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(config.device)
-    env = make_env(config, config.num_envs, "train", reward=config.reward)
-    eval_env = make_env(config, config.eval_episodes, "valid")  # proxy and gold, whatever the training reward
-    policy_path = default_policy_path(env, config)
+    env_settings = dict(device=config.device, missing_eos_penalty=config.missing_eos_penalty, reward_model=config.reward_model)
+    env = make_env(config.env, config.num_envs, "train", reward=config.reward, **env_settings)
+    eval_env = make_env(config.env, config.eval_episodes, "valid", **env_settings)  # proxy and gold, whatever the training reward
+    temperature = protocol_temperature(config.env, config.temperature)
     torch.manual_seed(config.seed)
-    policy = CausalLMPolicy.from_pretrained(policy_path, temperature=config.temperature).to(device)
+    policy = CausalLMPolicy.from_pretrained(policy_path(config.env, config.policy), temperature=temperature).to(device)
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
     value = ValueModel.create(
         config.value_model, env.preference_model, policy, reward_is_preference=config.reward == "preference"
@@ -266,29 +237,23 @@ def train(config: PPOConfig) -> dict[str, Any]:
     actor_params = list(policy.parameters())
     value_params = [p for p in value.parameters() if id(p) not in policy_params]
     params = actor_params + value_params
-    value_lr = config.learning_rate if config.value_learning_rate is None else config.value_learning_rate
-    optimizer = torch.optim.Adam(
-        [{"params": actor_params}, {"params": value_params, "lr": value_lr}], lr=config.learning_rate, eps=config.adam_eps
-    )
+    optimizer = make_optimizer(config, actor_params, value_params)
 
     state: dict[str, Any] = {"iteration": 0, "env_steps": 0, "kl_coef": config.kl_coef, "history": [], "evals": [], "wall_time": 0.0}
     checkpoint = latest_checkpoint(run_dir) if config.resume else None
     if checkpoint is not None:
-        policy.model.load_state_dict(load_file(str(checkpoint / "policy" / "model.safetensors")), strict=False)
-        value.load_state_dict(load_file(str(checkpoint / "value_model.safetensors")))
-        optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
-        state = json.loads((checkpoint / "state.json").read_text())
+        state = load_checkpoint(checkpoint, policy, value, optimizer)
         print(f"resumed from {checkpoint} at iteration {state['iteration']}, {state['env_steps']} env steps")
     logger = RunLogger(run_dir, config=asdict(config), purge_step=state["env_steps"] if checkpoint else None)
     if not state["evals"]:
-        state["evals"].append({"env_steps": 0, **evaluate(eval_env, policy, reference, config.seed + 10_000)})
+        state["evals"].append({"env_steps": 0, **evaluate(eval_env, policy, reference, config.seed + EVAL_SEED_OFFSET)})
         logger.scalars("eval", state["evals"][-1], 0)
     progress = tqdm(total=config.total_steps, initial=state["env_steps"], unit="tok", desc="ppo", dynamic_ncols=True)
     started = time.time() - state["wall_time"]
 
     while state["env_steps"] < config.total_steps:
         iteration = state["iteration"]
-        iteration_seed = rollout_seed(config, iteration)  # resumable: derived, not carried
+        iteration_seed = rollout_seed(config.seed, iteration, config.num_envs)  # resumable: derived, not carried
         t0 = time.time()
 
         # Rollout
@@ -366,15 +331,16 @@ def train(config: PPOConfig) -> dict[str, Any]:
             **{k: float(np.mean(v)) for k, v in stats.items()},
         }
         state["history"].append(record)
-        logger.scalars("charts", {k: record[k] for k in ("proxy_reward", "gold", "kl", "kl_coef", "response_length", "tokens_per_second")}, state["env_steps"])
-        logger.scalars("losses", {k: record[k] for k in ("policy_loss", "value_loss", "clip_fraction", "approx_kl", "entropy", "explained_variance")}, state["env_steps"])
+        charts = ("proxy_reward", "gold", "kl", "kl_coef", "response_length", "tokens_per_second")
+        losses = ("policy_loss", "value_loss", "clip_fraction", "approx_kl", "entropy", "explained_variance")
+        logger.scalars("charts", {k: record[k] for k in charts}, state["env_steps"])
+        logger.scalars("losses", {k: record[k] for k in losses}, state["env_steps"])
         progress.update(steps)
         progress.set_postfix(proxy=f"{record['proxy_reward']:+.2f}", gold=f"{record['gold']:.3f}", kl=f"{sequence_kl:.2f}")
         if state["iteration"] % config.eval_every == 0 or state["env_steps"] >= config.total_steps:
-            state["evals"].append({"env_steps": state["env_steps"], **evaluate(eval_env, policy, reference, config.seed + 10_000)})
+            state["evals"].append({"env_steps": state["env_steps"], **evaluate(eval_env, policy, reference, config.seed + EVAL_SEED_OFFSET)})
             logger.scalars("eval", state["evals"][-1], state["env_steps"])
-            ev = state["evals"][-1]
-            progress.write(f"[eval] steps={ev['env_steps']} proxy={ev['proxy_reward']:+.3f} gold={ev['gold']:.3f} kl={ev['kl']:.2f} len={ev['response_length']:.1f}")
+            progress.write(eval_line(state["evals"][-1]))
         if state["iteration"] % config.checkpoint_every == 0 or state["env_steps"] >= config.total_steps:
             save_checkpoint(run_dir, policy, value, optimizer, state)
     progress.close()
@@ -382,8 +348,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
 
     # Results
     if config.paired_posts:
-        print(f"paired evaluation: final vs SFT policy on {config.paired_posts} valid posts")
-        state["paired"] = asdict(paired_gold(eval_env, policy.eval(), reference, posts=config.paired_posts, seed=PAIRED_SEED))
+        state["paired"] = paired_final_evaluation(eval_env, policy.eval(), reference, config.paired_posts)
     summary = finish_run(
         run_dir, "ppo", config, state, policy.model, env.tokenizer, title=f"PPO on {config.env} (seed {config.seed})"
     )

@@ -36,7 +36,7 @@ import torch  # noqa: E402
 import tyro  # noqa: E402
 
 import rlhf_gym  # noqa: E402, F401
-from rlhf_gym.agents.ppo import default_policy_path  # noqa: E402
+from rlhf_gym.agents.common import policy_path, protocol_temperature  # noqa: E402
 from rlhf_gym.env.rollout import collect_episodes  # noqa: E402
 from rlhf_gym.lm.policy import CausalLMPolicy  # noqa: E402
 
@@ -49,7 +49,7 @@ class Config:
     split: str = "valid"  # prompt split
     prompts: int = 128  # distinct prompts
     n_max: int = 16  # samples per prompt (a power of two)
-    temperature: float = 0.7  # sampling temperature (our PPO's)
+    temperature: float | None = None  # sampling temperature; None: the task's protocol temperature (0.7)
     batch_prompts: int = 16  # prompts per rollout batch (batch_prompts * n_max episodes)
     seed: int = 0
     threads: int = 2
@@ -109,8 +109,8 @@ def sample(config: Config) -> tuple[np.ndarray, np.ndarray]:
         split=config.split, autoreset_mode="disabled",
         **({"reward_model": config.reward_model} if config.reward_model else {}),
     )
-    path = default_policy_path(env, config)  # type: ignore[arg-type]  # reads .policy and .env
-    policy = CausalLMPolicy.from_pretrained(path, temperature=config.temperature).eval()
+    path = policy_path(config.env, config.policy)
+    policy = CausalLMPolicy.from_pretrained(path, temperature=protocol_temperature(config.env, config.temperature)).eval()
     proxy, gold = [], []
     for batch_index in range(math.ceil(config.prompts / config.batch_prompts)):
         seed = config.seed + batch_index

@@ -40,7 +40,7 @@ class Config:
     policies: tyro.conf.Positional[list[str]] = field(default_factory=list)  # trained policies (folders or hub ids)
     split: str = "valid"  # post split
     prompts: int = 512  # posts, one summary each per row
-    temperature: float = 0.7  # sampling temperature of the SFT row and the trained policies (the env's)
+    temperature: float = TASK.temperature  # sampling temperature of the SFT row and the trained policies (the protocol's)
     seed: int = 0  # seeds the sampling; every policy gets the same stream
     threads: int = 2
     out: str | None = None  # also write gold_terms.json here
@@ -79,7 +79,7 @@ def main(config: Config) -> list[dict[str, float | str]]:
             seed=config.seed, max_prompt_tokens=TASK.max_prompt_tokens,
         )
 
-    sft = assets.default_policy_path()
+    sft = TASK.policy_path()
     candidates = {"reference": [p.reference for p in posts],
                   f"SFT policy, T={config.temperature}": samples(sft, config.temperature),
                   "SFT policy, greedy": samples(sft, 0.0)}

@@ -24,7 +24,7 @@ import torch
 import tyro
 
 import rlhf_gym  # noqa: F401
-from rlhf_gym.agents.ppo import default_policy_path
+from rlhf_gym.agents.common import policy_path, protocol_temperature
 from rlhf_gym.env.rollout import collect_episodes, paired_difference
 from rlhf_gym.lm.policy import CausalLMPolicy
 
@@ -37,7 +37,7 @@ class Config:
     split: str = "valid"  # prompt split
     prompts: int = 1024  # posts, one episode each per policy
     batch: int = 128  # episodes per rollout batch
-    temperature: float = 0.7  # sampling temperature (our PPO's)
+    temperature: float | None = None  # sampling temperature; None: the task's protocol temperature (0.7)
     seed: int = 0
     threads: int = 2
     out: str | None = None  # also write paired_gold.json here
@@ -47,7 +47,7 @@ def sample_scores(env: gym.vector.VectorEnv, path: str, config: Config) -> dict[
     """Gold and proxy scores, (prompts,) each, of one episode per post, and the posts' prompt
     tokens (to check the pairing); batch ``b`` resets with
     seed ``seed + b * batch`` (sub-env keys never repeat, so no post is drawn twice by design)."""
-    policy = CausalLMPolicy.from_pretrained(path, temperature=config.temperature).eval()
+    policy = CausalLMPolicy.from_pretrained(path, temperature=protocol_temperature(config.env, config.temperature)).eval()
     gold, proxy, prompts = [], [], []
     for batch_index in range(math.ceil(config.prompts / config.batch)):
         seed = config.seed + batch_index * config.batch
@@ -62,10 +62,10 @@ def sample_scores(env: gym.vector.VectorEnv, path: str, config: Config) -> dict[
 def main(config: Config) -> list[dict[str, float | str]]:
     torch.set_num_threads(config.threads)
     env = gym.make_vec(config.env, num_envs=config.batch, split=config.split, autoreset_mode="disabled")
-    baseline_path = default_policy_path(env, config)  # type: ignore[arg-type]  # reads .policy and .env
+    baseline_path = policy_path(config.env, config.policy)
     baseline = sample_scores(env, baseline_path, config)
     rows: list[dict[str, float | str]] = []
-    print(f"{config.prompts} {config.split} posts, T={config.temperature}; baseline {baseline_path}: "
+    print(f"{config.prompts} {config.split} posts, T={protocol_temperature(config.env, config.temperature)}; baseline {baseline_path}: "
           f"gold {baseline['gold'].mean():.3f}, proxy {baseline['proxy'].mean():+.3f}")
     print("| policy | gold | gold vs baseline (paired) | proxy | proxy vs baseline (paired) |\n|---|---:|---:|---:|---:|")
     for path in config.policies:

@@ -28,17 +28,16 @@ import gymnasium as gym
 import torch
 import tyro
 
-import rlhf_gym  # noqa: F401
+import rlhf_gym
 from rlhf_gym.env.rollout import collect_episodes
-from rlhf_gym.envs.summarize.assets import default_policy_path
-from rlhf_gym.lm.policy import CausalLMPolicy
 
 
 @dataclass
 class Config:
+    env: str = "RLHF-Summarize-v0"  # registered env id
     num_envs: int = 64  # batch size on both sides
     repeats: int = 5  # interleaved timed runs per side
-    temperature: float = 0.7  # sampling temperature on both sides
+    temperature: float | None = None  # sampling temperature on both sides; None: the task's (0.7)
     threads: int = 2  # torch threads
     device: str = "cpu"
     seed: int = 0
@@ -47,8 +46,10 @@ class Config:
 
 def main(config: Config) -> None:
     torch.set_num_threads(config.threads)
-    env = gym.make_vec("RLHF-Summarize-v0", num_envs=config.num_envs, autoreset_mode="disabled", device=config.device)
-    policy = CausalLMPolicy.from_pretrained(default_policy_path(), temperature=config.temperature).to(config.device)
+    env = gym.make_vec(config.env, num_envs=config.num_envs, autoreset_mode="disabled", device=config.device)
+    task = rlhf_gym.get_task(config.env)
+    temperature = task.temperature if config.temperature is None else config.temperature
+    policy = task.sft_policy(config.device, temperature)
     model = policy.model
     width = env.max_prompt_tokens
     scoring_seconds = _time_calls_of_reward_and_gold(env)
@@ -66,7 +67,7 @@ def main(config: Config) -> None:
         start = time.perf_counter()
         with torch.no_grad():
             out = model.generate(
-                input_ids=ids, attention_mask=mask, do_sample=True, temperature=config.temperature,
+                input_ids=ids, attention_mask=mask, do_sample=True, temperature=temperature,
                 top_k=0, top_p=1.0, max_new_tokens=env.max_new_tokens,
                 pad_token_id=env.pad_token_id, eos_token_id=env.eos_token_id,
             )

@@ -19,16 +19,17 @@ from dataclasses import dataclass
 import torch
 import tyro
 
+import rlhf_gym
+from rlhf_gym.agents.common import make_env, policy_path
 from rlhf_gym.agents.sb3.policy import CausalLMActorCriticPolicy
-from rlhf_gym.agents.sb3.train import SB3Config, make_env
 from rlhf_gym.agents.sb3.vec_env import SB3VecEnv
 from rlhf_gym.env.kl_penalty import KLRewardWrapper
-from rlhf_gym.envs.summarize.assets import default_policy_path
 from rlhf_gym.lm.policy import CausalLMPolicy
 
 
 @dataclass
 class Config:
+    env: str = "RLHF-Summarize-v0"  # registered env id
     num_envs: int = 32  # sub-envs (SB3's default in rlhf-gym train)
     steps: int = 48  # env steps per timed rollout (SB3's n_steps)
     repeats: int = 3  # interleaved timed rollouts per side
@@ -38,9 +39,9 @@ class Config:
 
 def rollout_seconds(config: Config, cache_prompts: bool, seed: int) -> float:
     """Wall time of ``steps`` SB3-style rollout steps."""
-    core = make_env(SB3Config(num_envs=config.num_envs), config.num_envs, "train", "same_step")
-    path = str(default_policy_path())
-    reference = CausalLMPolicy.from_pretrained(path).eval().requires_grad_(False)
+    core = make_env(config.env, config.num_envs, "train", autoreset_mode="same_step", missing_eos_penalty=1.0)
+    path = policy_path(config.env, None)
+    reference = CausalLMPolicy.from_pretrained(path, temperature=rlhf_gym.get_task(config.env).temperature).eval().requires_grad_(False)
     venv = SB3VecEnv(KLRewardWrapper(core, reference, 0.05, cache_prompts=cache_prompts))
     policy = CausalLMActorCriticPolicy(
         venv.observation_space, venv.action_space, lambda _: 1e-5,

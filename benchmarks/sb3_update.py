@@ -22,8 +22,8 @@ import torch
 import tyro
 from stable_baselines3.common.vec_env import VecMonitor
 
-from rlhf_gym.agents.ppo import default_policy_path
-from rlhf_gym.agents.sb3.train import ALGOS, SB3Config, build_model, make_env
+from rlhf_gym.agents.common import make_env, policy_path, protocol_temperature
+from rlhf_gym.agents.sb3.train import ALGOS, SB3Config, build_model
 from rlhf_gym.agents.sb3.vec_env import SB3VecEnv
 from rlhf_gym.env.kl_penalty import KLRewardWrapper
 from rlhf_gym.lm.policy import CausalLMPolicy
@@ -46,11 +46,12 @@ def main(config: Config) -> None:
     torch.set_num_threads(config.threads)
     agent = SB3Config(algo=config.algo, num_envs=config.num_envs, n_steps=config.n_steps, n_epochs=1,  # type: ignore[arg-type]
                       seed=config.seed)
-    core = make_env(agent, agent.num_envs, "train", "same_step")
-    policy_path = default_policy_path(core, agent)  # type: ignore[arg-type]
-    reference = CausalLMPolicy.from_pretrained(policy_path, temperature=agent.temperature).eval().requires_grad_(False)
+    core = make_env(agent.env, agent.num_envs, "train", autoreset_mode="same_step", missing_eos_penalty=agent.missing_eos_penalty)
+    path = policy_path(agent.env, agent.policy)
+    temperature = protocol_temperature(agent.env, agent.temperature)
+    reference = CausalLMPolicy.from_pretrained(path, temperature=temperature).eval().requires_grad_(False)
     venv = VecMonitor(SB3VecEnv(KLRewardWrapper(core, reference, agent.kl_coef)))
-    model = build_model(agent, venv, policy_path, core.max_prompt_tokens)
+    model = build_model(agent, venv, path, core.max_prompt_tokens, temperature)
 
     start = time.perf_counter()
     _, callback = model._setup_learn(agent.n_steps * agent.num_envs, None)  # noqa: SLF001

@@ -28,7 +28,7 @@ import torch
 import tyro
 
 import rlhf_gym  # noqa: F401
-from rlhf_gym.agents.ppo import default_policy_path
+from rlhf_gym.agents.common import policy_path, protocol_temperature
 from rlhf_gym.env.rollout import EpisodeBatch, collect_episodes
 from rlhf_gym.lm.policy import CausalLMPolicy
 
@@ -40,7 +40,7 @@ class Config:
     split: str = "valid"  # prompt split
     prompts: int = 512  # prompts, one sample each per temperature
     batch_prompts: int = 128  # episodes per rollout batch
-    reference_temperature: float = 0.7  # the env's (and our PPO's) sampling temperature
+    reference_temperature: float | None = None  # None: the task's protocol temperature (0.7)
     temperatures: tuple[float, ...] = (0.7, 0.6, 0.5, 0.4, 0.3, 0.0)  # 0 means greedy
     seed: int = 0
     threads: int = 2
@@ -65,8 +65,8 @@ def frontier(config: Config) -> list[dict[str, float]]:
     if config.prompts % config.batch_prompts != 0:
         raise ValueError(f"prompts ({config.prompts}) must be a multiple of batch_prompts ({config.batch_prompts})")
     env = gym.make_vec(config.env, num_envs=config.batch_prompts, split=config.split, autoreset_mode="disabled")
-    path = default_policy_path(env, config)  # type: ignore[arg-type]  # config.policy if set
-    reference = CausalLMPolicy.from_pretrained(path, temperature=config.reference_temperature).eval()
+    path = policy_path(config.env, config.policy)
+    reference = CausalLMPolicy.from_pretrained(path, temperature=protocol_temperature(config.env, config.reference_temperature)).eval()
     rows = []
     for temperature in config.temperatures:
         greedy = temperature == 0.0

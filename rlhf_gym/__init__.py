@@ -2,6 +2,17 @@
 
 ``import rlhf_gym`` registers the suite (e.g. ``gym.make("RLHF-Summarize-v0")``); the heavy
 modules (torch, transformers) load only when an env or class is first used.
+
+Packages, by role (``docs/architecture.md`` has the data flow and the import rules):
+
+- ``rlhf_gym.env``: the runtime env (`TokenVectorEnv`, `TokenEnv`), tasks, rollouts;
+- ``rlhf_gym.rewards``: the learned rewards (`PreferenceModel`, `PreferenceEnsemble`);
+- ``rlhf_gym.lm``: language-model helpers (`CausalLMPolicy`, loading, sampling);
+- ``rlhf_gym.pipeline``: training a world's shipped assets;
+- ``rlhf_gym.envs``: the worlds; ``rlhf_gym.agents``: the baselines.
+
+For your own agent: ``rlhf_gym.get_task(env_id)`` gives a task's shipped SFT policy,
+tokenizer, preference model, gold judge and protocol temperature.
 """
 
 from __future__ import annotations
@@ -9,7 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from rlhf_gym.registration import SUITE, register_envs
+from rlhf_gym.registration import SUITE, get_task, register_envs
 
 __version__ = "0.1.0"
 
@@ -24,7 +35,7 @@ _LAZY = {
     "MissingArtifactError": "rlhf_gym.lm.loading",
 }
 
-__all__ = ["SUITE", "register_envs", "__version__", *_LAZY]
+__all__ = ["SUITE", "get_task", "register_envs", "__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

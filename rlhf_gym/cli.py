@@ -1,21 +1,24 @@
 """The ``rlhf-gym`` command line.
 
 - ``rlhf-gym envs``: the registered environments and their specs;
-- ``rlhf-gym build-assets summarize``: rebuild a task's shipped assets from seeds;
-- ``rlhf-gym train --agent NAME ...``: train an agent (flags from its config dataclass).
+- ``rlhf-gym train --agent NAME ...``: train an agent (flags from its config dataclass);
+- ``rlhf-gym build-assets TASK``: rebuild a task's shipped assets from seeds.
 
-Each subcommand is a plain function or dataclass whose signature tyro turns into flags.
+Each subcommand is a plain function or dataclass whose signature tyro turns into flags;
+``--help`` works at every level. The core names no task: ``build-assets`` finds the task's
+recipe through `rlhf_gym.get_task`.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Annotated, Any, Union
 
 import gymnasium as gym
 import tyro
 
-from rlhf_gym.registration import SUITE
+from rlhf_gym.registration import SUITE, get_task
 
 
 def envs(details: bool = False) -> None:
@@ -40,29 +43,58 @@ def envs(details: bool = False) -> None:
             env.close()
 
 
-TRAIN_USAGE = """usage: rlhf-gym train --agent NAME [--env ID] [--total-steps N] [--seed S] [--out DIR] [agent flags]
+def train() -> None:
+    """Train an agent: `rlhf-gym train --agent NAME [flags]`; `rlhf-gym train --help` lists the agents."""
+    raise AssertionError("main() dispatches `train` to train_cli")  # listed here for `rlhf-gym --help`
 
-Train an agent of rlhf_gym.agents; `rlhf-gym train --agent NAME --help` lists its flags.
-Agents: {agents}"""
 
-
-def train(argv: Sequence[str]) -> None:
-    """``rlhf-gym train --agent NAME ...``: the agent's config dataclass becomes its flags."""
+def train_cli(argv: Sequence[str]) -> None:
+    """``rlhf-gym train --agent NAME ...``: each agent is a tyro subcommand built from its
+    config dataclass; ``--agent NAME``, ``--agent=NAME`` and a bare ``NAME`` all choose it."""
     from rlhf_gym.agents import AGENTS  # the CLI reaches agents by name only
 
-    args = list(argv)
-    names = ", ".join(f"{name} ({entry.summary})" for name, entry in AGENTS.items())
-    if "--agent" not in args or args.index("--agent") + 1 >= len(args):
-        print(TRAIN_USAGE.format(agents=names))
-        raise SystemExit(0 if {"-h", "--help"} & set(args) else 2)
-    at = args.index("--agent")
-    name = args[at + 1]
-    del args[at : at + 2]
-    if name not in AGENTS:
-        raise SystemExit(f"unknown agent {name!r}; choose one of: {', '.join(AGENTS)}")
-    config_class, train_fn = AGENTS[name].load()
-    config = tyro.cli(config_class, args=args, prog=f"rlhf-gym train --agent {name}")
-    train_fn(config)
+    args, name = _agent_first(list(argv), AGENTS)
+    choices = []
+    for agent, entry in AGENTS.items():
+        factory, _ = entry.load()
+        choices.append(Annotated[entry.config_type(), tyro.conf.subcommand(agent, default=factory(), description=entry.summary)])
+    config = tyro.cli(
+        Union[tuple(choices)],  # noqa: UP007  (a runtime union of the agents' config types)
+        args=args,
+        prog="rlhf-gym train",
+        description="Train an agent on an env. Choose it with --agent NAME; "
+        "`rlhf-gym train --agent NAME --help` lists its flags.",
+    )
+    entry = AGENTS[name]  # tyro parsed the subcommand, so the name is a known agent
+    for field, value in entry.defaults:
+        if field != "out" and getattr(config, field) != value:
+            raise SystemExit(f"--{field.replace('_', '-')} {getattr(config, field)} conflicts with --agent {name} ({field}={value!r})")
+    entry.load()[1](config)
+
+
+def _agent_first(args: list[str], agents: Any) -> tuple[list[str], str | None]:
+    """Move ``--agent NAME`` or ``--agent=NAME`` to the front as tyro's subcommand word.
+
+    Returns the rewritten arguments and the agent name (None when none was given: tyro
+    then prints the usage, or the help with ``--help``).
+    """
+    for i, arg in enumerate(args):
+        if arg == "--agent":
+            if i + 1 >= len(args):
+                raise SystemExit(f"--agent needs a name; choose one of: {', '.join(agents)}")
+            name = args[i + 1]
+            rest = args[:i] + args[i + 2 :]
+            break
+        if arg.startswith("--agent="):
+            name = arg.split("=", 1)[1]
+            rest = args[:i] + args[i + 1 :]
+            break
+    else:
+        first = next((a for a in args if not a.startswith("-")), None)
+        return args, first if first in agents else None
+    if name not in agents:
+        raise SystemExit(f"unknown agent {name!r}; choose one of: {', '.join(agents)}")
+    return [name, *rest], name
 
 
 def build_assets(
@@ -77,7 +109,7 @@ def build_assets(
     """Rebuild a task's shipped assets from seeds (tokenizer, SFT policy, preference model, card).
 
     Args:
-        task: the task name (``summarize``).
+        task: the task name or env id (``summarize``, ``RLHF-Summarize-v0``).
         toy: a seconds-scale build with tiny sizes (for tests and trying the pipeline).
         out: write the assets here instead of into the installed package.
         reuse_policy: copy the tokenizer and SFT policy of this earlier build's folder
@@ -90,29 +122,27 @@ def build_assets(
             a full training run).
         device: where the models train and sample (``cpu``, ``cuda``, ``cuda:1``, ...).
     """
-    if task != "summarize":
-        raise SystemExit(f"unknown task {task!r}; tasks with assets: summarize")
     from pathlib import Path
 
-    from rlhf_gym.envs.summarize.assets import ASSETS_DIR
-    from rlhf_gym.envs.summarize.build import BuildConfig
-    from rlhf_gym.envs.summarize.build import build_assets as build
+    from rlhf_gym.env.task import BuildRequest
 
-    config = BuildConfig.toy() if toy else BuildConfig()
-    config.device = _checked_device(device)
-    if comparison_posts is not None:
-        if comparison_posts < 1:
-            raise SystemExit(f"--comparison-posts must be >= 1, got {comparison_posts}")
-        config.comparison_posts = comparison_posts
-    if preference_members is not None:
-        if preference_members < 1:
-            raise SystemExit(f"--preference-members must be >= 1, got {preference_members}")
-        config.preference_members = preference_members
-    build(
-        config,
-        Path(out) if out else ASSETS_DIR,
+    try:
+        declared = get_task(task)
+    except KeyError as error:
+        raise SystemExit(error.args[0]) from None
+    if declared.build_assets is None or (out is None and declared.assets_dir is None):
+        raise SystemExit(f"task {declared.name!r} declares no build recipe")
+    for flag, value in (("--comparison-posts", comparison_posts), ("--preference-members", preference_members)):
+        if value is not None and value < 1:
+            raise SystemExit(f"{flag} must be >= 1, got {value}")
+    declared.build_assets(BuildRequest(
+        out=Path(out) if out else declared.assets_dir,
+        toy=toy,
+        device=_checked_device(device),
         reuse_policy=Path(reuse_policy) if reuse_policy else None,
-    )
+        comparison_posts=comparison_posts,
+        preference_members=preference_members,
+    ))
 
 
 def _checked_device(name: str) -> str:
@@ -132,10 +162,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``rlhf-gym`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "train":
-        train(args[1:])
+        train_cli(args[1:])
         return
     tyro.extras.subcommand_cli_from_dict(
-        {"envs": envs, "build-assets": build_assets},
+        {"envs": envs, "train": train, "build-assets": build_assets},
         prog="rlhf-gym",
         description="rlhf-gym: token-level Gymnasium environments for RLHF on language.",
         args=args,

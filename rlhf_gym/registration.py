@@ -1,34 +1,19 @@
-"""Registers the suite's environments with Gymnasium (``import rlhf_gym`` does this).
+"""Registers the suite's environments with Gymnasium, and finds a task by its env id.
 
-Entry points are strings, so registering imports neither torch nor transformers; they load
-when an env is made. ``max_episode_steps`` is left unset on purpose: the env truncates
-itself at ``max_new_tokens`` (a kwarg users may change), and a registered TimeLimit would
-disagree with it whenever they do, cutting episodes before they are scored.
+``import rlhf_gym`` registers every env of `rlhf_gym.envs.SUITE`. Entry points are
+strings, so registering imports neither torch nor transformers; they load when an env is
+made. ``max_episode_steps`` is left unset on purpose: the env truncates itself at
+``max_new_tokens`` (a kwarg users may change), and a registered TimeLimit would disagree
+with it whenever they do, cutting episodes before they are scored.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
 
 import gymnasium as gym
 
-
-@dataclass(frozen=True)
-class SuiteEnv:
-    """One registered environment of the suite."""
-
-    env_id: str
-    module: str  # holds `make_env` and `make_vector_env`
-    summary: str
-
-
-SUITE: tuple[SuiteEnv, ...] = (
-    SuiteEnv(
-        "RLHF-Summarize-v0",
-        "rlhf_gym.envs.summarize",
-        "TL;DR summarisation of generated Reddit-style posts; learned preference reward, gold judge.",
-    ),
-)
+from rlhf_gym.envs import SUITE, SuiteEnv
 
 
 def register_envs() -> None:
@@ -43,3 +28,35 @@ def register_envs() -> None:
             max_episode_steps=None,
             nondeterministic=False,
         )
+
+
+def suite_env(name: str) -> SuiteEnv:
+    """The suite entry of an env id (``"RLHF-Summarize-v0"``) or task name (``"summarize"``).
+
+    Raises:
+        KeyError: no env of the suite has that id or task name (the message lists them).
+    """
+    for env in SUITE:
+        if name in (env.env_id, env.task_name):
+            return env
+    known = ", ".join(f"{env.env_id} ({env.task_name})" for env in SUITE)
+    raise KeyError(f"unknown env or task {name!r}; the suite has: {known}")
+
+
+def get_task(name: str):  # -> rlhf_gym.env.task.Task (not imported here: registering stays light)
+    """A task's declaration by env id or task name: its shipped SFT policy, tokenizer,
+    preference model, gold judge, protocol temperature and build recipe.
+
+    Example:
+        >>> import rlhf_gym
+        >>> task = rlhf_gym.get_task("RLHF-Summarize-v0")
+        >>> task.name, task.temperature, task.policy_path().name
+        ('summarize', 0.7, 'sft_policy')
+
+    Raises:
+        KeyError: an unknown env id or task name.
+    """
+    return importlib.import_module(suite_env(name).module).TASK
+
+
+__all__ = ["SUITE", "SuiteEnv", "get_task", "register_envs", "suite_env"]

@@ -10,7 +10,7 @@ proxy reward, gold score, KL and length every ``eval_every`` iterations, atomic
 checkpoints, ``--resume``, ``training_curves.png``, ``summary.json`` with the same keys,
 and ``final_policy/`` as an ordinary Hugging Face checkpoint.
 
-How the pieces fit (DESIGN.md §4):
+How the pieces fit (docs/sb3.md):
 
     TokenVectorEnv (SAME_STEP) -> KLRewardWrapper(reference, beta) -> SB3VecEnv -> VecMonitor
         -> PPO | A2C | MaskablePPO (masks: SB3VecEnv.action_masks -> TopPMaskProvider) | TRPO
@@ -46,15 +46,12 @@ uninterrupted one.
 from __future__ import annotations
 
 import copy
-import json
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import gymnasium as gym
 import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
@@ -67,17 +64,27 @@ from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 from tqdm.auto import tqdm
 
-import rlhf_gym  # noqa: F401  (registers the envs)
-from rlhf_gym.agents.common import RunLogger, finish_run
-from rlhf_gym.agents.ppo import default_policy_path, evaluate, latest_checkpoint
+from rlhf_gym.agents.common import (
+    EVAL_SEED_OFFSET,
+    RunLogger,
+    eval_line,
+    evaluate,
+    finish_run,
+    latest_checkpoint,
+    make_env,
+    paired_final_evaluation,
+    policy_path,
+    protocol_temperature,
+    read_state,
+    rollout_seed,
+    write_checkpoint,
+)
 from rlhf_gym.agents.sb3.kl_reward import PolicyLogProbReward
 from rlhf_gym.agents.sb3.masks import MaskModelRefresh, TopPMaskProvider
 from rlhf_gym.agents.sb3.policy import CausalLMActorCriticPolicy, MaskableCausalLMActorCriticPolicy
 from rlhf_gym.agents.sb3.trpo import FusedGradTRPO
 from rlhf_gym.agents.sb3.vec_env import SB3VecEnv
-from rlhf_gym.atomic_dir import swap_in
 from rlhf_gym.env.kl_penalty import KLRewardWrapper
-from rlhf_gym.env.vector_env import TokenVectorEnv
 from rlhf_gym.lm.policy import CausalLMPolicy
 
 Algo = Literal["ppo", "a2c", "maskable-ppo", "trpo"]
@@ -108,7 +115,7 @@ class SB3Config:
     learning_rate: float = 3e-5
     kl_coef: float = 0.05  # beta: KL(pi || pi_ref) coefficient (N+ uses 0.05)
     ent_coef: float | None = None  # entropy bonus; None = kl_coef: objective reward - beta KL
-    temperature: float = 0.7  # sampling temperature of policy, reference, masks and eval (N+ #16)
+    temperature: float | None = None  # sampling temperature of policy, reference, masks and eval (N+ #16); None: the task's (0.7)
     gamma: float = 1.0  # discount (N+)
     gae_lambda: float = 0.95  # GAE lambda (N+)
     clip_range: float = 0.2  # PPO ratio clip (N+)
@@ -123,6 +130,9 @@ class SB3Config:
     missing_eos_penalty: float | None = 1.0  # subtracted from responses without EOS (N+ #23)
     eval_every: int = 10  # iterations between evaluations on the valid split
     eval_episodes: int = 128  # valid-split episodes per evaluation (fixed prompts and seed)
+    # Valid posts on which the final policy and the SFT policy are sampled with the same
+    # prompts and sampling stream: summary.json's gold_improvement_paired (0 skips it).
+    paired_posts: int = 512
     checkpoint_every: int = 10  # iterations between atomic checkpoints
     resume: bool = False  # continue from the run folder's last checkpoint
 
@@ -139,7 +149,7 @@ class SB3Config:
                 f"batch_size ({self.batch_size}) must divide n_steps * num_envs "
                 f"({self.n_steps} * {self.num_envs}) so that every minibatch is full"
             )
-        if not self.temperature > 0:
+        if self.temperature is not None and not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if not (math.isfinite(self.kl_coef) and self.kl_coef >= 0):
             raise ValueError(f"kl_coef must be a finite number >= 0, got {self.kl_coef}")
@@ -148,40 +158,10 @@ class SB3Config:
                 "TRPO has no entropy bonus: leave ent_coef unset (the KL's entropy half goes "
                 "into the rewards, PolicyLogProbReward)"
             )
+        if self.paired_posts < 0 or self.paired_posts == 1:
+            raise ValueError(f"paired_posts must be 0 (off) or >= 2, got {self.paired_posts}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-
-
-@dataclass
-class SB3PPOConfig(SB3Config):
-    """``--agent sb3-ppo``: SB3 PPO with the LM policy."""
-
-    algo: Algo = "ppo"  # which SB3 / sb3-contrib algorithm
-    out: str = "runs/sb3-ppo"  # run folder: TensorBoard logs, checkpoints, plot, summary.json
-
-
-@dataclass
-class SB3A2CConfig(SB3Config):
-    """``--agent sb3-a2c``: SB3 A2C (Adam, normalised advantages) with the LM policy."""
-
-    algo: Algo = "a2c"  # which SB3 / sb3-contrib algorithm
-    out: str = "runs/sb3-a2c"  # run folder: TensorBoard logs, checkpoints, plot, summary.json
-
-
-@dataclass
-class SB3MaskablePPOConfig(SB3Config):
-    """``--agent sb3-maskable-ppo``: sb3-contrib MaskablePPO with NLPO top-p masks."""
-
-    algo: Algo = "maskable-ppo"  # which SB3 / sb3-contrib algorithm
-    out: str = "runs/sb3-maskable-ppo"  # run folder: TensorBoard logs, checkpoints, plot, summary.json
-
-
-@dataclass
-class SB3TRPOConfig(SB3Config):
-    """``--agent sb3-trpo``: sb3-contrib TRPO (`FusedGradTRPO`) with the LM policy (critic on its own LM copy)."""
-
-    algo: Algo = "trpo"  # which SB3 / sb3-contrib algorithm
-    out: str = "runs/sb3-trpo"  # run folder: TensorBoard logs, checkpoints, plot, summary.json
 
 
 # Episode statistics ---------------------------------------------------------------
@@ -238,19 +218,8 @@ def _nan_mean(values: list[float]) -> float:
 
 
 # Set-up ---------------------------------------------------------------------------
-def make_env(config: SB3Config, num_envs: int, split: str, autoreset_mode: str) -> TokenVectorEnv:
-    return gym.make_vec(
-        config.env,
-        num_envs=num_envs,
-        device=config.device,
-        split=split,
-        autoreset_mode=autoreset_mode,
-        missing_eos_penalty=config.missing_eos_penalty,
-    )
-
-
 def build_model(
-    config: SB3Config, venv: VecEnv, policy_path: str, prompt_width: int
+    config: SB3Config, venv: VecEnv, policy_path: str, prompt_width: int, temperature: float
 ) -> BaseAlgorithm:
     """The SB3 algorithm with the LM policy; ``ent_coef`` defaults to ``kl_coef``."""
     separate_critic = config.separate_critic
@@ -259,7 +228,7 @@ def build_model(
     policy_kwargs = dict(
         model_name_or_path=policy_path,
         prompt_width=prompt_width,
-        temperature=config.temperature,
+        temperature=temperature,
         share_features_extractor=not separate_critic,
         share_prefixes=config.share_prefixes,
         cache_prompts=config.cache_prompts,
@@ -306,33 +275,38 @@ def build_model(
 def save_checkpoint(
     run_dir: Path, model: BaseAlgorithm, mask_provider: TopPMaskProvider | None, state: dict[str, Any]
 ) -> None:
-    """Write tensors and JSON to a temp folder, then rename: never a torn checkpoint."""
-    temp = run_dir / "checkpoint.tmp"
-    shutil.rmtree(temp, ignore_errors=True)
-    temp.mkdir(parents=True)
-    save_model(model.policy, str(temp / "policy.safetensors"))  # LM(s) and value head
-    # Tensors and numbers only: loads with torch.load(weights_only=True).
-    torch.save(model.policy.optimizer.state_dict(), temp / "optimizer.pt")
-    if mask_provider is not None:
-        save_model(mask_provider.model, str(temp / "mask_model.safetensors"))
-    (temp / "state.json").write_text(json.dumps(state))
-    swap_in(temp, run_dir / "checkpoint")
+    """The policy's LM(s) and value head, its optimiser (tensors and numbers only: loads with
+    ``torch.load(weights_only=True)``) and the mask model, written atomically with the state."""
+
+    def write_tensors(folder: Path) -> None:
+        save_model(model.policy, str(folder / "policy.safetensors"))
+        torch.save(model.policy.optimizer.state_dict(), folder / "optimizer.pt")
+        if mask_provider is not None:
+            save_model(mask_provider.model, str(folder / "mask_model.safetensors"))
+
+    write_checkpoint(run_dir, state, write_tensors)
 
 
 def load_checkpoint(
     checkpoint: Path, model: BaseAlgorithm, mask_provider: TopPMaskProvider | None
 ) -> dict[str, Any]:
-    """Restore weights, optimizer and counters from one of our checkpoints; return its state."""
+    """Restore weights (strictly), optimizer and counters from one of our checkpoints; return its state."""
     device = str(model.policy.device)
     load_model(model.policy, str(checkpoint / "policy.safetensors"), device=device)
     optimizer_state = torch.load(checkpoint / "optimizer.pt", weights_only=True, map_location=device)
     model.policy.optimizer.load_state_dict(optimizer_state)
     if mask_provider is not None:
         load_model(mask_provider.model, str(checkpoint / "mask_model.safetensors"), device=device)
-    state = json.loads((checkpoint / "state.json").read_text())
+    state = read_state(checkpoint)
     model.num_timesteps = state["env_steps"]
     model._n_updates = state["n_updates"]  # type: ignore[attr-defined]
     return state
+
+
+def resumed_env_seed(config: SB3Config, iteration: int) -> int:
+    """The env's reset seed when a run resumes at ``iteration``: the iteration's own block of
+    ``num_envs`` sub-env keys (`rollout_seed`), so no prompt stream of the run is replayed."""
+    return rollout_seed(config.seed, iteration, config.num_envs)
 
 
 # Training -------------------------------------------------------------------------
@@ -343,22 +317,24 @@ def train(config: SB3Config) -> dict[str, Any]:
     run_dir = Path(config.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(config.device)
-    core = make_env(config, config.num_envs, "train", "same_step")
-    eval_env = make_env(config, config.eval_episodes, "valid", "disabled")
-    policy_path = default_policy_path(core, config)  # type: ignore[arg-type]
+    env_settings = dict(device=config.device, missing_eos_penalty=config.missing_eos_penalty)
+    core = make_env(config.env, config.num_envs, "train", autoreset_mode="same_step", **env_settings)
+    eval_env = make_env(config.env, config.eval_episodes, "valid", autoreset_mode="disabled", **env_settings)
+    path = policy_path(config.env, config.policy)
+    temperature = protocol_temperature(config.env, config.temperature)
     torch.manual_seed(config.seed)
-    reference = CausalLMPolicy.from_pretrained(policy_path, temperature=config.temperature).to(device)
+    reference = CausalLMPolicy.from_pretrained(path, temperature=temperature).to(device)
     reference.eval().requires_grad_(False)
     mask_provider = None
     if config.algo == "maskable-ppo":  # NLPO: the mask model starts as the reference
         mask_provider = TopPMaskProvider(
             copy.deepcopy(reference.model), prompt_width=core.max_prompt_tokens,
-            vocab_size=core.vocab_size, top_p=config.top_p, temperature=config.temperature,
+            vocab_size=core.vocab_size, top_p=config.top_p, temperature=temperature,
             cache_prompts=config.cache_prompts,
         )
     kl_env = KLRewardWrapper(core, reference, config.kl_coef, cache_prompts=config.cache_prompts)
     venv = VecMonitor(SB3VecEnv(kl_env, mask_provider=mask_provider))
-    model = build_model(config, venv, policy_path, core.max_prompt_tokens)
+    model = build_model(config, venv, path, core.max_prompt_tokens, temperature)
     model.set_logger(configure_sb3_logger(str(run_dir / "tensorboard"), ["tensorboard"]))
     stats = EpisodeStats(config.num_envs)
     callbacks: list[BaseCallback] = [stats]
@@ -368,8 +344,8 @@ def train(config: SB3Config) -> dict[str, Any]:
         callbacks.append(PolicyLogProbReward(config.kl_coef))
     callback = CallbackList(callbacks)
     # A view of the trained LM for evaluation (shares its weights; KV-cached sampling).
-    lm_policy = CausalLMPolicy(model.policy.lm, temperature=config.temperature)  # type: ignore[attr-defined]
-    eval_seed = config.seed + 10_000  # fixed valid-split prompts and sampling, as in our PPO
+    lm_policy = CausalLMPolicy(model.policy.lm, temperature=temperature)  # type: ignore[attr-defined]
+    eval_seed = config.seed + EVAL_SEED_OFFSET  # fixed valid-split prompts and sampling, as in our PPO
 
     def run_eval(env_steps: int) -> dict[str, float]:
         model.policy.set_training_mode(False)
@@ -381,7 +357,7 @@ def train(config: SB3Config) -> dict[str, Any]:
     checkpoint = latest_checkpoint(run_dir) if config.resume else None
     if checkpoint is not None:
         state = load_checkpoint(checkpoint, model, mask_provider)
-        venv.seed(config.seed * 1_000_003 + state["iteration"])  # fresh episodes, derived seed
+        venv.seed(resumed_env_seed(config, state["iteration"]))  # fresh episodes, a derived seed
         print(f"resumed from {checkpoint} at iteration {state['iteration']}, {state['env_steps']} steps")
     purge_step = state["env_steps"] if checkpoint else None
     logger = RunLogger(run_dir, config=asdict(config), purge_step=purge_step)
@@ -395,7 +371,7 @@ def train(config: SB3Config) -> dict[str, Any]:
 
     while state["env_steps"] < config.total_steps:
         # Rollout and update (one SB3 iteration)
-        set_random_seed(config.seed * 1_000_003 + state["iteration"])  # resumable: derived, not carried
+        set_random_seed(rollout_seed(config.seed, state["iteration"], 1))  # resumable: derived, not carried
         t0 = time.time()
         model.learn(total_timesteps=samples_per_iteration, callback=callback, log_interval=1,
                     reset_num_timesteps=False, progress_bar=False)
@@ -419,10 +395,7 @@ def train(config: SB3Config) -> dict[str, Any]:
             ev = run_eval(state["env_steps"])
             state["evals"].append(ev)
             logger.scalars("eval", ev, state["env_steps"])
-            progress.write(
-                f"[eval] steps={ev['env_steps']} proxy={ev['proxy_reward']:+.3f} gold={ev['gold']:.3f} "
-                f"kl={ev['kl']:.2f} len={ev['response_length']:.1f}"
-            )
+            progress.write(eval_line(ev))
         if state["iteration"] % config.checkpoint_every == 0 or last_iteration:
             save_checkpoint(run_dir, model, mask_provider, state)
     progress.close()
@@ -430,6 +403,9 @@ def train(config: SB3Config) -> dict[str, Any]:
     model.logger.close()
 
     # Results (the value head stays in the run's checkpoint, not in final_policy/)
+    if config.paired_posts:
+        model.policy.set_training_mode(False)
+        state["paired"] = paired_final_evaluation(eval_env, lm_policy, reference, config.paired_posts)
     summary = finish_run(
         run_dir, f"sb3-{config.algo}", config, state, model.policy.lm, core.tokenizer,  # type: ignore[attr-defined]
         title=f"SB3 {config.algo} on {config.env} (seed {config.seed})",

@@ -104,7 +104,7 @@ import numpy as np
 
 from rlhf_gym.env.prompts import GeneratedPromptSource, Prompt
 from rlhf_gym.env.single_env import TokenEnv
-from rlhf_gym.env.task import Task
+from rlhf_gym.env.task import BuildRequest, Task
 from rlhf_gym.env.task import make_env as _make_env
 from rlhf_gym.env.task import make_vector_env as _make_vector_env
 from rlhf_gym.env.vector_env import TokenVectorEnv
@@ -128,12 +128,24 @@ def gold_judge(prompts: Sequence[Prompt], responses: Sequence[str]) -> np.ndarra
     return gold_scores([p.record for p in prompts], responses)
 
 
+def build_assets(request: BuildRequest) -> None:
+    """The build recipe (``rlhf-gym build-assets summarize``): `rlhf_gym.envs.summarize.build`."""
+    from rlhf_gym.envs.summarize.build import build_from_request  # the pipeline loads only to build
+
+    build_from_request(request)
+
+
 TASK = Task(
     name="summarize",
+    env_id="RLHF-Summarize-v0",
     prompt_source=prompt_source,
     tokenizer=assets.default_tokenizer,
     preference_model=assets.default_preference_model,
+    policy_path=assets.sft_policy_path,
     gold_judge=gold_judge,
+    temperature=assets.TEMPERATURE,
+    build_assets=build_assets,
+    assets_dir=assets.ASSETS_DIR,
     splits=tuple(SPLITS),
     dataset_template="{}\nTL;DR:",
     max_prompt_tokens=224,
@@ -151,4 +163,4 @@ def make_env(**kwargs: Any) -> TokenEnv:
     return _make_env(TASK, **kwargs)
 
 
-__all__ = ["TASK", "make_env", "make_vector_env", "prompt_source", "gold_judge"]
+__all__ = ["TASK", "build_assets", "gold_judge", "make_env", "make_vector_env", "prompt_source"]

@@ -20,6 +20,12 @@ from rlhf_gym.lm.loading import MissingArtifactError, load_tokenizer
 from rlhf_gym.rewards.loading import load_reward_model
 from rlhf_gym.rewards.preference_model import PreferenceModel
 
+# The sampling temperature of the benchmark protocol: agents sample and evaluate at it,
+# the build writes it into the SFT policy's generation_config.json, and `TASK.temperature`
+# carries it (Huang et al. 2024 sample and score at 0.7 too). Greedy decoding is the
+# protocol's second setting.
+TEMPERATURE = 0.7
+
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 TOKENIZER_DIR = ASSETS_DIR / "tokenizer"
 POLICY_DIR = ASSETS_DIR / "sft_policy"
@@ -50,7 +56,7 @@ def default_preference_model(device: torch.device) -> PreferenceModel:
     return load_reward_model(require(PREFERENCE_MODEL_DIR), device=device, local_files_only=True)
 
 
-def default_policy_path() -> Path:
+def sft_policy_path() -> Path:
     """Folder of the shipped SFT policy (``AutoModelForCausalLM.from_pretrained`` loads it)."""
     return require(POLICY_DIR)
 

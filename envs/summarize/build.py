@@ -27,15 +27,16 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import GPT2LMHeadModel
+from transformers import GenerationConfig, GPT2LMHeadModel
 
 from rlhf_gym.atomic_dir import swap_in
+from rlhf_gym.env.task import BuildRequest
 from rlhf_gym.envs.summarize.annotators import (
     AnnotatorPool,
     label_accuracy_ceiling,
     scored_gold_agreement,
 )
-from rlhf_gym.envs.summarize.assets import ASSETS_DIR
+from rlhf_gym.envs.summarize.assets import ASSETS_DIR, TEMPERATURE
 from rlhf_gym.envs.summarize.gold_judge import gold_breakdown, gold_scores, style_shares
 from rlhf_gym.envs.summarize.perturbations import PERTURBATIONS, perturb
 from rlhf_gym.envs.summarize.world import (
@@ -127,6 +128,31 @@ class BuildConfig:
             normalization_posts=16,
             eval_posts=16,
         )
+
+
+def build_from_request(request: BuildRequest) -> None:
+    """Run the recipe as ``rlhf-gym build-assets summarize`` asks: the default (or toy)
+    sizes, with the request's overrides."""
+    config = BuildConfig.toy() if request.toy else BuildConfig()
+    config.device = request.device
+    for name in ("comparison_posts", "preference_members"):
+        value = getattr(request, name)
+        if value is not None:
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+            setattr(config, name, value)
+    build_assets(config, request.out, reuse_policy=request.reuse_policy)
+
+
+def write_generation_config(policy_dir: Path, tokenizer: Any, max_new_tokens: int) -> None:
+    """Save the protocol's decoding into ``policy_dir/generation_config.json``: pure sampling
+    at `TEMPERATURE` (no top-k, no top-p), so ``generate()`` with the saved defaults samples
+    as the benchmark does."""
+    GenerationConfig(
+        do_sample=True, temperature=TEMPERATURE, top_k=0, top_p=1.0, max_new_tokens=max_new_tokens,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    ).save_pretrained(policy_dir)
 
 
 def split_posts(split: str, count: int, offset: int = 0) -> list[Post]:
@@ -282,6 +308,7 @@ def build_policy(
         )
         policy.save_pretrained(out_dir / "sft_policy")
         tokenizer.save_pretrained(out_dir / "sft_policy")
+        write_generation_config(out_dir / "sft_policy", tokenizer, config.max_new_tokens)
         sft_figures = {
             "examples": config.sft_posts,
             "final_loss": sft_result.final_loss,
@@ -359,7 +386,7 @@ def evaluation_figures(
     prompts = [prompt_text(p) for p in eval_posts]
     reference_gold = gold_scores(records, [p.reference for p in eval_posts])
     figures: dict[str, Any] = {"posts": len(eval_posts), "reference_gold": float(reference_gold.mean())}
-    for name, temperature in (("sft_greedy", 0.0), ("sft_t0.7", 0.7)):
+    for name, temperature in (("sft_greedy", 0.0), ("sft_t0.7", TEMPERATURE)):  # key names the shipped 0.7
         samples = sample_completions(
             policy, tokenizer, prompts,
             max_new_tokens=config.max_new_tokens, temperature=temperature,

@@ -85,11 +85,7 @@ def collect_episodes(
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     texts: list[Any] = [None] * n
     for t in range(horizon):
-        if greedy:
-            tokens = logits.argmax(-1)
-            token_logprobs = torch.log_softmax(logits / policy.temperature, -1).gather(-1, tokens[:, None]).squeeze(-1)
-        else:
-            tokens, token_logprobs = policy.sample(logits, generator)
+        tokens, token_logprobs = policy.sample(logits, generator, greedy=greedy)
         active = ~finished
         logprobs[:, t] = torch.where(active, token_logprobs, torch.zeros_like(token_logprobs))
         obs, rewards, terminated, truncated, info = env.step(tokens)

@@ -1,9 +1,14 @@
-"""What a task (a world in ``rlhf_gym.envs``) provides, and how its envs are assembled.
+"""What a task (a world in ``rlhf_gym.envs``) declares, and how its envs are assembled.
 
-A task supplies defaults that work offline (its generated prompts, shipped tokenizer and
-preference model, gold judge); a user may replace any of them by a Hugging Face name or
-local path, or by an object. `make_vector_env` is the one place where that choice is made,
-shared by every task's registered entry points.
+A task declares everything the rest of the library finds through it: its generated
+prompts, its shipped assets (tokenizer, SFT policy, preference model), its gold judge,
+the sampling temperature of its benchmark protocol, and the recipe that rebuilds the
+assets. The CLI, the agents and the benchmarks reach a task by env id through
+`rlhf_gym.registration.get_task`; nothing outside a world's own package names it.
+
+A user may replace any default by a Hugging Face name or local path, or by an object.
+`make_vector_env` is the one place where that choice is made, shared by every task's
+registered entry points.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,6 +27,7 @@ from rlhf_gym.env.prompts import DatasetPromptSource, PromptSource
 from rlhf_gym.env.single_env import TokenEnv
 from rlhf_gym.env.vector_env import GoldJudge, TokenVectorEnv
 from rlhf_gym.lm.loading import check_tokenizer, load_tokenizer
+from rlhf_gym.lm.policy import CausalLMPolicy
 from rlhf_gym.rewards.loading import load_reward_model
 from rlhf_gym.rewards.preference_model import PreferenceModel
 
@@ -28,15 +35,48 @@ PathOrName = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)
-class Task:
-    """A world's defaults.
+class BuildRequest:
+    """What ``rlhf-gym build-assets TASK`` asks of a task's build recipe.
 
     Attributes:
-        name: short task name, e.g. ``"summarize"``.
+        out: folder to write the assets to (a task's own ``assets_dir`` by default).
+        toy: a seconds-scale build with tiny sizes (tests, trying the pipeline).
+        device: where the models train and sample.
+        reuse_policy: an earlier build's folder whose tokenizer and SFT policy to copy
+            instead of retraining them.
+        comparison_posts: prompts whose candidates are labelled for the preference model
+            (None: the recipe's).
+        preference_members: preference models trained and shipped as one ensemble
+            (None: the recipe's).
+    """
+
+    out: Path
+    toy: bool = False
+    device: str = "cpu"
+    reuse_policy: Path | None = None
+    comparison_posts: int | None = None
+    preference_members: int | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    """A world's declaration: its prompts, shipped assets, gold judge and protocol settings.
+
+    Get one by env id with ``rlhf_gym.get_task("RLHF-Summarize-v0")``.
+
+    Attributes:
+        name: short task name, e.g. ``"summarize"`` (``rlhf-gym build-assets NAME``).
+        env_id: the registered env id, e.g. ``"RLHF-Summarize-v0"``.
         prompt_source: ``split -> PromptSource`` for the task's own prompts.
-        tokenizer: loads the default policy tokenizer.
-        preference_model: ``device -> PreferenceModel``, the default learned reward.
-        gold_judge: true scorer of the task's own prompts (not of external datasets).
+        tokenizer: loads the shipped policy tokenizer (cached, shared).
+        preference_model: ``device -> PreferenceModel``, the shipped learned reward.
+        policy_path: ``() -> Path`` of the shipped SFT policy, a folder that
+            ``AutoModelForCausalLM.from_pretrained`` loads (see `sft_policy`).
+        gold_judge: the true scorer of the task's own prompts (not of external datasets).
+        temperature: the sampling temperature of the task's benchmark protocol: agents
+            sample and evaluate at it, and the shipped ``generation_config.json`` says it.
+        build_assets: the recipe that rebuilds the shipped assets (None: nothing to build).
+        assets_dir: where the shipped assets live inside the package.
         splits: the split names ``prompt_source`` accepts.
         dataset_template: how an external dataset's prompt column becomes prompt text.
         max_prompt_tokens: default prompt block width.
@@ -44,14 +84,35 @@ class Task:
     """
 
     name: str
+    env_id: str
     prompt_source: Callable[[str], PromptSource]
     tokenizer: Callable[[], PreTrainedTokenizerBase]
     preference_model: Callable[[torch.device], PreferenceModel]
+    policy_path: Callable[[], Path]
     gold_judge: GoldJudge | None
+    temperature: float = 0.7
+    build_assets: Callable[[BuildRequest], None] | None = None
+    assets_dir: Path | None = None
     splits: tuple[str, ...] = ("train", "valid", "test")
     dataset_template: str = "{}"
     max_prompt_tokens: int = 256
     max_new_tokens: int = 48
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"task {self.name!r}: temperature must be > 0, got {self.temperature}")
+        for name in ("max_prompt_tokens", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"task {self.name!r}: {name} must be >= 1, got {getattr(self, name)}")
+
+    def sft_policy(self, device: str | torch.device = "cpu", temperature: float | None = None) -> CausalLMPolicy:
+        """The shipped SFT policy as a `CausalLMPolicy` on ``device``, sampling at
+        ``temperature`` (None: the protocol's, `temperature`). A fresh copy each call."""
+        policy = CausalLMPolicy.from_pretrained(
+            self.policy_path(), temperature=self.temperature if temperature is None else temperature,
+            local_files_only=True,
+        )
+        return policy.to(device)
 
 
 def make_vector_env(
@@ -143,8 +204,8 @@ def make_vector_env(
         tokenizer=tokenizer_obj,
         preference_model=preference_model,
         gold_judge=gold_judge,
-        max_prompt_tokens=max_prompt_tokens or task.max_prompt_tokens,
-        max_new_tokens=max_new_tokens or task.max_new_tokens,
+        max_prompt_tokens=task.max_prompt_tokens if max_prompt_tokens is None else max_prompt_tokens,
+        max_new_tokens=task.max_new_tokens if max_new_tokens is None else max_new_tokens,
         device=device,
         autoreset_mode=autoreset_mode,
         group_size=group_size,

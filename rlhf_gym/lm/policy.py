@@ -107,10 +107,20 @@ class CausalLMPolicy(nn.Module):
         state.next_position = state.next_position + mask_column
         return out.logits[:, -1].float()
 
-    def sample(self, logits: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample from ``softmax(logits / T)``; return tokens (N,) and their log-probs (N,)."""
+    def sample(
+        self, logits: torch.Tensor, generator: torch.Generator | None = None, *, greedy: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Choose the next tokens: tokens (N,) and their log-probs (N,) under ``softmax(logits / T)``.
+
+        Samples from exactly that distribution, or takes the argmax with ``greedy`` (the
+        log-probs are still those of the tempered distribution). Every rollout and sampling
+        loop of the library chooses its tokens here.
+        """
         logprobs = torch.log_softmax(logits / self.temperature, dim=-1)
-        tokens = torch.multinomial(logprobs.exp(), 1, generator=generator).squeeze(-1)
+        if greedy:
+            tokens = logits.argmax(-1)
+        else:
+            tokens = torch.multinomial(logprobs.exp(), 1, generator=generator).squeeze(-1)
         return tokens, logprobs.gather(-1, tokens[:, None]).squeeze(-1)
 
     # Whole-sequence scoring ----------------------------------------------------------
@@ -138,6 +148,35 @@ class CausalLMPolicy(nn.Module):
         logprobs = logprobs_all.gather(-1, tokens[..., None]).squeeze(-1)
         entropy = -(logprobs_all.exp() * logprobs_all).sum(-1)
         return logprobs, entropy
+
+
+def per_token_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """Per-token KL estimate ``log pi(a_t|s_t) - log pi_ref(a_t|s_t)`` on the response tokens.
+
+    The k1 estimator (Ziegler et al. 2019; Schulman 2020, "Approximating KL Divergence"):
+    unbiased for each token's KL when ``a_t`` is sampled from ``pi`` at the temperature both
+    log-probs use; its sum over a response estimates KL(pi || pi_ref) of the whole response.
+
+    Args:
+        logprobs, ref_logprobs: (N, T) log-probs of the taken tokens under the policy and the
+            reference (`CausalLMPolicy.token_logprobs` of a final observation).
+        response_mask: (N, T) True on generated tokens.
+
+    Returns:
+        (N, T), zero off the mask.
+
+    Example:
+        >>> kl = per_token_kl(torch.tensor([[-1.0, -2.0]]), torch.tensor([[-1.5, -1.0]]), torch.tensor([[True, False]]))
+        >>> kl.tolist()
+        [[0.5, 0.0]]
+    """
+    if not logprobs.shape == ref_logprobs.shape == response_mask.shape:
+        raise ValueError(
+            f"logprobs, ref_logprobs and response_mask must share one (N, T) shape, got "
+            f"{tuple(logprobs.shape)}, {tuple(ref_logprobs.shape)} and {tuple(response_mask.shape)}"
+        )
+    difference = logprobs - ref_logprobs
+    return torch.where(response_mask.bool(), difference, torch.zeros_like(difference))
 
 
 def disable_dropout(model: nn.Module) -> None:

@@ -1,19 +1,21 @@
 """Sample text completions from a causal LM in batches, reproducibly.
 
-Used to build comparison data (SFT samples at several temperatures) and to evaluate
-policies. Sampling is from exactly the softmax of ``logits / temperature``: no top-k,
-no top-p, no repetition penalty, whatever the model's saved ``generation_config`` says,
-because RLHF compares these samples with log-probabilities computed the same way
-(Huang et al. 2024, "The N+ Implementation Details of RLHF with PPO": sample and score
-with one temperature; DESIGN.md §7 on KL going negative under top-k sampling).
+Used to build comparison data (SFT samples at several temperatures) and by benchmarks
+that start from prompt strings rather than an env. It runs the library's one sampling
+path: `rlhf_gym.lm.policy.CausalLMPolicy` prefills the left-padded prompts once and
+decodes one token per step from its KV cache, choosing tokens with
+`CausalLMPolicy.sample`, as the env rollouts (`rlhf_gym.env.rollout.collect_episodes`)
+do. Sampling is from exactly the softmax of ``logits / temperature``: no top-k, no top-p,
+no repetition penalty, whatever the model's saved ``generation_config`` says, because
+RLHF compares these samples with log-probabilities computed the same way (Huang et al.
+2024, "The N+ Implementation Details of RLHF with PPO": sample and score with one
+temperature; top-k sampling makes single-sample KL estimates go negative).
 
 Left padding. Prompts are left-padded so that every row's next token lands in the same
-column. ``generate`` in transformers 5.24 derives ``position_ids`` from the attention mask
-when none are passed (``cumsum(mask) - 1``, padding at 0: the rule of
-`rlhf_gym.lm.layout.position_ids_from_attention_mask`) and extends them by one per new
-token, so a padded row sees the same positions as the same prompt alone; we rely on that,
-and ``tests/test_generation.py`` checks it (greedy on a padded batch equals greedy on each
-prompt alone).
+column, with position ids counted over real tokens
+(`rlhf_gym.lm.layout.position_ids_from_attention_mask`), so a padded row sees the same
+positions as the same prompt alone. ``tests/lm/test_sampling.py`` checks that greedy
+decoding of a padded batch equals each prompt alone and equals ``generate()``.
 
 Example:
     >>> from rlhf_gym.pipeline.tokenizer_training import train_bpe_tokenizer
@@ -37,15 +39,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rlhf_gym.lm.layout import left_pad, tokenize_left_truncated
 from rlhf_gym.lm.loading import check_tokenizer
-
-# Generation settings that would change the sampling distribution if a model's saved
-# generation_config set them; generate() fills unset options from that config.
-_NEUTRAL_SETTINGS = dict(
-    num_beams=1,
-    repetition_penalty=1.0,
-    no_repeat_ngram_size=0,
-    min_new_tokens=0,
-)
+from rlhf_gym.lm.policy import CausalLMPolicy
 
 
 @torch.no_grad()
@@ -64,15 +58,15 @@ def sample_completions(
     """Complete each prompt by sampling (or greedy decoding) from ``model``.
 
     Args:
-        model: a causal LM with ``generate``; run in eval mode (its mode is restored).
+        model: a causal LM; run in eval mode (its mode is restored).
         tokenizer: its tokenizer (EOS and a distinct pad token).
         prompts: the prompt texts; each must produce at least one token.
         max_new_tokens: most tokens generated per prompt, EOS included.
         temperature: softmax temperature; 0 means greedy decoding.
-        seed: seeds the sampling; the same seed, prompts and ``batch_size`` give the
-            same completions. The global torch RNG is left as it was.
+        seed: seeds the sampling (a generator of its own: the global torch RNG is not
+            touched); the same seed, prompts and ``batch_size`` give the same completions.
         max_prompt_tokens: prompts keep at most their last this many tokens.
-        batch_size: prompts per ``generate`` call.
+        batch_size: prompts decoded together.
         progress: a label to show a progress bar over prompts with; None shows none.
 
     Returns:
@@ -102,39 +96,54 @@ def sample_completions(
     if empty:
         raise ValueError(f"prompts {empty[:5]} have no tokens; generation needs a non-empty prompt")
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    sampling = (
-        dict(do_sample=True, temperature=float(temperature), top_k=0, top_p=1.0)
-        if temperature > 0
-        else dict(do_sample=False)
-    )
     device = next(model.parameters()).device
+    greedy = temperature == 0
+    policy = CausalLMPolicy(model, temperature=1.0 if greedy else temperature)
+    generator = torch.Generator(device).manual_seed(seed)
     was_training = model.training
     model.eval()
     texts: list[str] = []
     try:
-        # generate() draws from the global torch RNG and takes no generator: fork it so
-        # the seed applies here only and the caller's RNG state is untouched.
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            bar = tqdm(total=len(rows), desc=progress, unit="prompt", disable=progress is None, leave=False)
-            for start in range(0, len(rows), batch_size):
-                batch_rows = rows[start : start + batch_size]
-                input_ids, attention_mask = left_pad(batch_rows, pad)  # (b, P) int64
-                output = model.generate(
-                    input_ids=input_ids.to(device),
-                    attention_mask=attention_mask.to(device),
-                    max_new_tokens=max_new_tokens,
-                    eos_token_id=eos,
-                    pad_token_id=pad,
-                    **sampling,
-                    **_NEUTRAL_SETTINGS,
-                )  # (b, P + n), n <= max_new_tokens; finished rows padded with pad
-                texts.extend(_decode_until_eos(tokenizer, output[:, input_ids.shape[1] :], eos))
-                bar.update(len(batch_rows))
-            bar.close()
+        bar = tqdm(total=len(rows), desc=progress, unit="prompt", disable=progress is None, leave=False)
+        for start in range(0, len(rows), batch_size):
+            batch_rows = rows[start : start + batch_size]
+            input_ids, attention_mask = left_pad(batch_rows, pad)  # (b, P) int64
+            generated = _decode(policy, input_ids.to(device), attention_mask.to(device), max_new_tokens, eos,
+                                generator=generator, greedy=greedy)
+            texts.extend(_decode_until_eos(tokenizer, generated, eos))
+            bar.update(len(batch_rows))
+        bar.close()
     finally:
         model.train(was_training)
     return texts
+
+
+def _decode(
+    policy: CausalLMPolicy,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    max_new_tokens: int,
+    eos_token_id: int,
+    *,
+    generator: torch.Generator,
+    greedy: bool,
+) -> torch.Tensor:
+    """(b, n) tokens, ``n <= max_new_tokens``: KV-cached steps until every row wrote EOS.
+
+    A row that finished keeps stepping (its later tokens are cut at its EOS by the caller)
+    but its tokens are masked out of its context, as in the env rollouts.
+    """
+    logits, state = policy.prefill(input_ids, attention_mask)
+    finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+    columns = []
+    for _ in range(max_new_tokens):
+        tokens, _ = policy.sample(logits, generator, greedy=greedy)
+        columns.append(tokens)
+        finished |= tokens == eos_token_id
+        if bool(finished.all()) or len(columns) == max_new_tokens:
+            break
+        logits = policy.decode(tokens, state)
+    return torch.stack(columns, dim=1)
 
 
 def _decode_until_eos(

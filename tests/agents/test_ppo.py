@@ -10,17 +10,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
-from rlhf_gym.agents.ppo import (
-    PPOConfig,
-    compute_gae,
-    evaluate,
-    make_env,
-    masked_whiten,
-    per_token_rewards,
-    rollout_seed,
-    train,
-)
+from rlhf_gym.agents.common import evaluate, make_env, rollout_seed
+from rlhf_gym.agents.ppo import PPOConfig, compute_gae, make_optimizer, masked_whiten, per_token_rewards, train
 from rlhf_gym.env.rollout import collect_episodes
 from rlhf_gym.env.vector_env import TokenVectorEnv
 from rlhf_gym.lm.policy import CausalLMPolicy
@@ -100,7 +93,7 @@ def test_rollout_batches_draw_fresh_prompts():
     seen = []
     for seed, iteration in ((0, 0), (0, 1), (0, 2), (1, 0)):
         config.seed = seed
-        _, info = env.reset(seed=rollout_seed(config, iteration))
+        _, info = env.reset(seed=rollout_seed(config.seed, iteration, config.num_envs))
         seen.append(set(info["prompt_index"].tolist()))
     assert all(len(batch) == 16 for batch in seen)
     assert len(set().union(*seen)) == 16 * len(seen)
@@ -133,6 +126,7 @@ def _register_toy(toy_tokenizer, toy_preference_model, toy_prompt_source, env_id
     return env_id
 
 
+@pytest.mark.slow
 def test_ppo_learns_a_trivial_preference(toy_tokenizer, toy_preference_model, toy_prompt_source, toy_dir, tmp_path, capsys):
     preference = LowTokenPreference(toy_preference_model.model, toy_tokenizer)
     env_id = _register_toy(toy_tokenizer, toy_preference_model, toy_prompt_source, "Toy-LowTokens-v0", preference)
@@ -158,6 +152,7 @@ def test_ppo_learns_a_trivial_preference(toy_tokenizer, toy_preference_model, to
     assert (run / "final_policy" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_oracle_run_trains_on_the_gold_judge(toy_tokenizer, toy_preference_model, toy_prompt_source, toy_dir, tmp_path):
     """``reward="gold"``: PPO climbs the gold judge, while evaluations still report the proxy."""
     low_tokens = LowTokenPreference(toy_preference_model.model, toy_tokenizer)
@@ -180,11 +175,12 @@ def test_oracle_run_trains_on_the_gold_judge(toy_tokenizer, toy_preference_model
     assert summary["final"]["proxy_reward"] != pytest.approx(summary["final"]["gold"], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_resume_reproduces_an_uninterrupted_run(toy_tokenizer, toy_preference_model, toy_prompt_source, toy_dir, tmp_path):
     env_id = _register_toy(toy_tokenizer, toy_preference_model, toy_prompt_source, "Toy-Resume-v0")
     common = dict(
         env=env_id, policy=str(toy_dir / "policy"), num_envs=8, num_minibatches=2, eval_episodes=8,
-        eval_every=100, checkpoint_every=1, seed=3, threads=1,
+        eval_every=100, checkpoint_every=1, seed=3, threads=1, temperature=0.7,
     )
     straight = train(PPOConfig(out=str(tmp_path / "a"), total_steps=8 * 6 * 3, **common))
     train(PPOConfig(out=str(tmp_path / "b"), total_steps=8 * 6 * 2, **common))
@@ -194,6 +190,15 @@ def test_resume_reproduces_an_uninterrupted_run(toy_tokenizer, toy_preference_mo
     b = CausalLMPolicy.from_pretrained(tmp_path / "b" / "final_policy").model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed["final"] == straight["final"]
+
+    # Resuming loads strictly: a checkpoint that lacks one of the policy's tensors is an error,
+    # not a policy left half at its initial weights.
+    weights = tmp_path / "b" / "checkpoint" / "policy" / "model.safetensors"
+    tensors = load_file(str(weights))
+    dropped = next(k for k in tensors if k.endswith("mlp.c_fc.weight"))
+    save_file({k: v for k, v in tensors.items() if k != dropped}, str(weights))
+    with pytest.raises(ValueError, match=f"missing keys \\['{dropped}'\\]"):
+        train(PPOConfig(out=str(tmp_path / "b"), total_steps=8 * 6 * 4, resume=True, **common))
 
 
 @pytest.mark.parametrize(
@@ -210,7 +215,14 @@ def test_resume_reproduces_an_uninterrupted_run(toy_tokenizer, toy_preference_mo
 def test_config_rejects_bad_values(field, value, match):
     with pytest.raises(ValueError, match=match):
         PPOConfig(**{field: value})
-    assert PPOConfig(value_learning_rate=None).value_learning_rate is None  # None: the policy's rate
+
+
+def test_critic_learning_rate_defaults_to_the_policys():
+    actor, critic = [torch.nn.Parameter(torch.zeros(1))], [torch.nn.Parameter(torch.zeros(1))]
+    groups = make_optimizer(PPOConfig(learning_rate=2e-5, value_learning_rate=None), actor, critic).param_groups
+    assert [g["lr"] for g in groups] == [2e-5, 2e-5]
+    groups = make_optimizer(PPOConfig(learning_rate=2e-5, value_learning_rate=3e-4), actor, critic).param_groups
+    assert [g["lr"] for g in groups] == [2e-5, 3e-4] and groups[0]["eps"] == PPOConfig().adam_eps
 
 
 def test_evaluation_reports_the_standard_error_of_its_gold_mean(make_toy_env, toy_dir):
@@ -238,6 +250,6 @@ def test_reward_model_replaces_the_envs_preference_model(tmp_path):
     PreferenceEnsemble([single, single]).save_pretrained(tmp_path / "rm")
     config = PPOConfig(reward_model=str(tmp_path / "rm"))
     for split in ("train", "valid"):
-        assert isinstance(make_env(config, 2, split).preference_model, PreferenceEnsemble)
-    chosen = make_env(PPOConfig(reward_model=str(tmp_path / "single")), 2, "valid").preference_model
+        assert isinstance(make_env(config.env, 2, split, reward_model=config.reward_model).preference_model, PreferenceEnsemble)
+    chosen = make_env(config.env, 2, "valid", reward_model=str(tmp_path / "single")).preference_model
     assert not isinstance(chosen, PreferenceEnsemble)

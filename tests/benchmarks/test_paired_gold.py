@@ -23,9 +23,9 @@ def test_paired_difference_is_the_mean_and_standard_error_of_differences(paired)
 def test_a_policy_against_itself_differs_by_exactly_zero(paired, tmp_path):
     """Common random numbers: the same posts and samples, so every paired difference is 0,
     while the posts themselves differ (one episode per post, no post drawn twice)."""
-    from rlhf_gym.envs.summarize.assets import default_policy_path
+    from rlhf_gym.envs.summarize.assets import sft_policy_path
 
-    config = paired.Config(policies=[str(default_policy_path())], prompts=6, batch=3, threads=1, out=str(tmp_path))
+    config = paired.Config(policies=[str(sft_policy_path())], prompts=6, batch=3, threads=1, out=str(tmp_path))
     (row,) = paired.main(config)
     assert row["gold_change"] == 0.0 and row["gold_change_sem"] == 0.0
     assert row["proxy_change"] == 0.0
@@ -34,5 +34,5 @@ def test_a_policy_against_itself_differs_by_exactly_zero(paired, tmp_path):
     import gymnasium as gym
 
     env = gym.make_vec(config.env, num_envs=config.batch, split=config.split, autoreset_mode="disabled")
-    scores = paired.sample_scores(env, str(default_policy_path()), config)
+    scores = paired.sample_scores(env, str(sft_policy_path()), config)
     assert len({row.tobytes() for row in scores["prompts"]}) == config.prompts  # six distinct posts

@@ -161,10 +161,18 @@ def test_disabled_autoreset_freezes_finished_rows_until_reset_mask(make_toy_env)
     env.step(torch.tensor([eos, tok]))
     before = env._input_ids[0].clone()
     obs, reward, terminated, truncated, info = env.step(torch.tensor([tok, tok]))
-    assert torch.equal(obs["input_ids"][0], before) and reward[0] == 0
-    assert not terminated[0] and not truncated[0] and "_preference" not in info or not info["_preference"][0]
-    _, _, _, truncated, _ = env.step(torch.tensor([tok, tok]))
+    # The finished row 0 ignores its action: its context is unchanged, it earns nothing,
+    # and it does not end (or get scored) again.
+    assert torch.equal(obs["input_ids"][0], before)
+    assert reward[0] == 0
+    assert not terminated[0]
+    assert not truncated[0]
+    # Row 1 has 2 of its 3 tokens, so no row ends this step and nothing is scored.
+    assert not terminated[1] and not truncated[1]
+    assert "_preference" not in info, info.get("_preference")
+    _, _, _, truncated, info = env.step(torch.tensor([tok, tok]))
     assert truncated.tolist() == [False, True] and env.finished.all()
+    assert info["_preference"].tolist() == [False, True]  # only row 1 is scored
     prompt_1 = env.prompts[1]
     obs, info = env.reset(options={"reset_mask": np.array([True, False])})
     assert info["_prompt_index"].tolist() == [True, False]

@@ -101,6 +101,20 @@ def test_greedy_on_a_left_padded_batch_equals_greedy_on_each_prompt_alone(random
     assert tokenizer.decode(shifted[0, 1:]) != alone[1]
 
 
+def test_greedy_equals_transformers_generate(random_model, tokenizer):
+    """Our KV-cached sampling path decodes what ``generate()`` decodes, prompt by prompt."""
+    ours = sample(random_model, tokenizer, PROMPTS, temperature=0.0)
+    for prompt_text, text in zip(PROMPTS, ours, strict=True):
+        prompt = torch.tensor([tokenizer(prompt_text)["input_ids"]])
+        out = random_model.generate(
+            input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=12, do_sample=False,
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        )[0, prompt.shape[1]:].tolist()
+        if tokenizer.eos_token_id in out:
+            out = out[: out.index(tokenizer.eos_token_id)]
+        assert tokenizer.decode(out, skip_special_tokens=False, clean_up_tokenization_spaces=False) == text
+
+
 def test_completions_stop_before_the_first_eos(echo_model, tokenizer):
     prompts = ["owl says", "cat says", "yak says"]
     greedy = sample(echo_model, tokenizer, prompts, temperature=0.0)

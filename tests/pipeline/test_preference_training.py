@@ -45,6 +45,7 @@ def tokenizer():
     return train_bpe_tokenizer([p + c for p, c in zip(prompts, chosen)] + rejected, vocab_size=300)
 
 
+@pytest.mark.slow
 def test_training_lifts_accuracy_on_a_learnable_preference(tokenizer):
     classifier = tiny_sequence_classifier(tokenizer, SIZE, seed=0)
     # A random head may happen to like GOOD already; a zero head has no preference at all:

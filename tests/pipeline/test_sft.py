@@ -115,6 +115,7 @@ def test_labels_do_not_depend_on_the_prompt(tokenizer):
     assert torch.equal(batch["labels"][0], batch["labels"][1])
 
 
+@pytest.mark.slow
 def test_sft_learns_fixed_answers_and_to_stop(tokenizer):
     prompts, completions = fixed_answer_task(192, seed=2)
     model = tiny_causal_lm(tokenizer, SIZE, seed=0)

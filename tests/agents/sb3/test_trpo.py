@@ -9,17 +9,18 @@ import torch
 from sb3_contrib import TRPO
 from torch.distributions import kl_divergence
 
-from rlhf_gym.agents.sb3.train import SB3TRPOConfig, build_model, make_env
+from rlhf_gym.agents.common import make_env
+from rlhf_gym.agents.sb3.train import SB3Config, build_model
 from rlhf_gym.agents.sb3.trpo import FusedGradTRPO
 from rlhf_gym.agents.sb3.vec_env import SB3VecEnv
 
 
 def test_fused_actor_gradients_equal_sb3_contribs(toy_env_id, policy_path, tmp_path):
-    config = SB3TRPOConfig(env=toy_env_id, policy=policy_path, num_envs=4, n_steps=8, batch_size=32,
+    config = SB3Config(algo="trpo", env=toy_env_id, policy=policy_path, num_envs=4, n_steps=8, batch_size=32, temperature=0.7,
                            threads=1, out=str(tmp_path))
-    core = make_env(config, config.num_envs, "train", "same_step")
+    core = make_env(config.env, config.num_envs, "train", autoreset_mode="same_step")
     venv = SB3VecEnv(core)
-    model = build_model(config, venv, policy_path, core.max_prompt_tokens)
+    model = build_model(config, venv, policy_path, core.max_prompt_tokens, config.temperature)
     assert isinstance(model, FusedGradTRPO)
     rng = np.random.default_rng(0)
     observations = [venv.reset()]

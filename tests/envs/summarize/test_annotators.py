@@ -39,6 +39,7 @@ def test_noiseless_zero_temperature_pool_agrees_with_gold() -> None:
     assert gold_agreement(oracle, PAIRS, np.random.default_rng(0)) >= 0.999
 
 
+@pytest.mark.slow
 def test_label_ceiling_bounds_the_observed_accuracy_of_the_best_scorer() -> None:
     """The Bayes rate is what the pool's own expected choice scores against fresh labels."""
     from rlhf_gym.envs.summarize.gold_judge import gold_score

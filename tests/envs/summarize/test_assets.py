@@ -59,7 +59,7 @@ def test_card_figures_are_consistent_and_meet_the_bars():
 def sft_samples() -> dict[str, object]:
     """The shipped SFT policy's summaries of the first 128 test posts, greedy and at T=0.7."""
     tokenizer = assets.default_tokenizer()
-    policy = AutoModelForCausalLM.from_pretrained(assets.default_policy_path()).eval()
+    policy = AutoModelForCausalLM.from_pretrained(assets.sft_policy_path()).eval()
     posts = split_posts("test", 128)
     prompts = [prompt_text(p) for p in posts]
     samples = {
@@ -70,6 +70,7 @@ def sft_samples() -> dict[str, object]:
     return {"posts": posts, "prompts": prompts, **samples}
 
 
+@pytest.mark.slow
 def test_sft_policy_states_numbers_faithfully(sft_samples):
     """Recomputed, not read from the card: invented or wrong numbers/entities per summary."""
     records = [p.record for p in sft_samples["posts"]]
@@ -78,6 +79,7 @@ def test_sft_policy_states_numbers_faithfully(sft_samples):
         assert rate <= bar + 0.05, (name, rate)  # 128 posts: the bar is checked on the card's 512
 
 
+@pytest.mark.slow
 def test_sft_policy_samples_spread_over_the_writer_styles(sft_samples):
     records = [p.record for p in sft_samples["posts"]]
     shares = style_shares(records, sft_samples["t0.7"])
@@ -92,13 +94,14 @@ def test_references_score_one():
     assert (gold_scores([p.record for p in posts], [p.reference for p in posts]) == 1.0).all()
 
 
+@pytest.mark.slow
 def test_preference_model_accuracy_is_recomputed_within_the_card_margin():
     """Valid comparisons rebuilt by the build's own code on its first 40 valid posts (~1,400
     pairs); the shipped model's accuracy on them is within 0.03 of the card's."""
     card = assets.model_card()
     config = BuildConfig()
     tokenizer = assets.default_tokenizer()
-    policy = AutoModelForCausalLM.from_pretrained(assets.default_policy_path()).eval()
+    policy = AutoModelForCausalLM.from_pretrained(assets.sft_policy_path()).eval()
     pairs = comparison_pairs(split_posts("valid", 40), policy, tokenizer, AnnotatorPool(seed=config.seed), config,
                          seed=config.seed + 2, progress=False)
     assert len(pairs["chosen"]) >= 1000
@@ -107,6 +110,7 @@ def test_preference_model_accuracy_is_recomputed_within_the_card_margin():
     assert abs(accuracy - card["preference_model"]["valid_accuracy_vs_annotators"]) <= 0.03, accuracy
 
 
+@pytest.mark.slow
 def test_card_figures_are_reproduced_by_the_shipped_models(sft_samples):
     """Recompute card figures on a slice of the test split: the card tells the truth."""
     card = assets.model_card()
@@ -132,7 +136,7 @@ def test_shipped_models_load_and_are_safetensors():
         assert (folder / "model.safetensors").is_file()
     for folder in (assets.POLICY_DIR, assets.PREFERENCE_MODEL_DIR):
         assert not list(folder.rglob("*.bin")) and not list(folder.rglob("*.pt")) and not list(folder.rglob("*.pkl"))
-    policy = AutoModelForCausalLM.from_pretrained(assets.default_policy_path())
+    policy = AutoModelForCausalLM.from_pretrained(assets.sft_policy_path())
     assert policy.config.vocab_size == len(assets.default_tokenizer())
 
 

@@ -19,6 +19,7 @@ from rlhf_gym.envs.summarize.perturbations import PERTURBATIONS
 from rlhf_gym.envs.summarize.world import STYLES
 
 
+@pytest.mark.slow
 def test_toy_build_end_to_end(tmp_path):
     out = tmp_path / "assets"
     card = build_assets(BuildConfig.toy(), out, progress=False)
@@ -55,6 +56,7 @@ def test_toy_build_end_to_end(tmp_path):
     assert obs["input_ids"].shape == (2, 288)
 
 
+@pytest.mark.slow
 def test_build_is_deterministic_in_its_seed(tmp_path):
     config = BuildConfig.toy()
     config.sft_posts, config.comparison_posts, config.valid_posts, config.eval_posts = 16, 8, 8, 8
@@ -80,6 +82,7 @@ def without_timings(card: dict) -> dict:
     return card
 
 
+@pytest.mark.slow
 def test_cli_sets_the_number_of_comparison_posts(tmp_path):
     from rlhf_gym.cli import main
 
@@ -124,6 +127,7 @@ def test_accuracy_by_source_counts_each_pair_under_its_sources(toy_preference_mo
     }
 
 
+@pytest.mark.slow
 def test_build_trains_an_ensemble_of_preference_models(tmp_path):
     config = BuildConfig.toy()
     config.sft_posts, config.comparison_posts, config.valid_posts, config.eval_posts = 16, 8, 8, 8

@@ -9,7 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlhf_gym.envs.summarize.gold_judge import gold_breakdown, gold_score, gold_scores
+from rlhf_gym.envs.summarize.gold_judge import (
+    gold_breakdown,
+    gold_score,
+    gold_scores,
+    record_tokens,
+)
 from rlhf_gym.envs.summarize.world import Post, generate_post
 
 POSTS = [generate_post(i) for i in range(200)]
@@ -125,16 +130,26 @@ def test_an_off_by_digit_number_does_not_count_as_the_fact() -> None:
 
 
 def test_inventing_a_fact_is_worse_than_the_same_without_it() -> None:
-    inventions = ["my cousin Tyler lives in Tokyo", "owes 777 to the bank", "moving in October"]
+    # Each invention and the names, places, numbers or months that make it one.
+    inventions = {
+        "my cousin Tyler lives in Tokyo": ("tyler", "tokyo"),
+        "owes 777 to the bank": ("777",),
+        "moving in October": ("october",),
+    }
+    checked = dict.fromkeys(inventions, 0)
     for post in POSTS:
         tag, phrases, ask = _parts(post)
-        for invention in inventions:
-            base = _summary(tag, phrases, ask)
+        base = _summary(tag, phrases, ask)
+        backed = record_tokens(post.record)
+        for invention, entities in inventions.items():
+            if all(e in backed for e in entities):
+                continue  # the record happens to hold it: no invention for this post
             invented = _summary(tag, phrases + [invention], ask)
-            if any(w.lower() in post.reference.lower() for w in invention.split()[-1:]):
-                continue  # the record happens to hold it
-            assert gold_score(post.record, invented) < gold_score(post.record, base)
-            assert gold_breakdown(post.record, invented).precision < 1.0
+            assert gold_score(post.record, invented) < gold_score(post.record, base), invented
+            assert gold_breakdown(post.record, invented).precision < 1.0, invented
+            checked[invention] += 1
+    # Every invention is checked on most posts (all 200 when this was written).
+    assert min(checked.values()) >= 0.75 * len(POSTS), checked
 
 
 def test_a_very_verbose_summary_is_worse_than_the_concise_one() -> None:

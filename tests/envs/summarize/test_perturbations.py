@@ -63,15 +63,68 @@ def test_change_number_keeps_everything_else() -> None:
         assert len(diff) == 1 and diff[0][0].isdigit() and diff[0][1].isdigit()
 
 
+NON_REFERENCE_TEXTS = [" i think they should just relax.", " 12 cats", " one more thing. and then?"]
+
+
 def test_perturbations_apply_to_non_reference_text() -> None:
     rng = np.random.default_rng(3)
     post = POSTS[0]
-    for kind in REQUIRED:
-        for text in [" i think they should just relax.", " 12 cats", ""]:
+    for kind in REQUIRED - {"truncate"}:  # truncate has its own test below
+        for text in NON_REFERENCE_TEXTS:
             out = perturb(post, text, kind, rng)
-            assert isinstance(out, str)
-            if text.strip() and kind != "truncate":
-                assert out != text
+            assert out != text, (kind, text)
+            assert out.isascii()
+    for text in NON_REFERENCE_TEXTS:
+        for kind in ("change_number", "invent_fact"):
+            assert gold_breakdown(post.record, perturb(post, text, kind, rng)).hallucinated >= 1
+        assert len(perturb(post, text, "repeat", rng).split()) > len(text.split())
+        assert len(perturb(post, text, "verbose", rng).split()) > 1.5 * len(text.split())
+
+
+def _check_truncation(post, text: str, cut: str) -> None:
+    """``cut`` keeps the first 30-80% of ``text``'s words, without a final stop."""
+    words, kept = text.split(), cut.split()
+    assert text.startswith(cut), (text, cut)
+    assert 0.3 * len(words) <= len(kept) <= 0.8 * len(words) < len(words), (text, cut)
+    assert kept[:-1] == words[: len(kept) - 1]
+    assert kept[-1] == words[len(kept) - 1].rstrip(".?!")
+    assert cut[-1] not in ".?!"
+    assert gold_breakdown(post.record, cut).well_formed < 1.0
+    assert gold_score(post.record, cut) < gold_score(post.record, text)
+
+
+def test_truncate_keeps_a_strict_prefix_of_the_words() -> None:
+    rng = np.random.default_rng(6)
+    lengths = set()
+    for post in POSTS:
+        cut = perturb(post, post.reference, "truncate", rng)
+        _check_truncation(post, post.reference, cut)
+        lengths.add(len(cut.split()) / len(post.reference.split()))
+    assert min(lengths) < 0.45 and max(lengths) > 0.65  # the cut point varies
+    for text in NON_REFERENCE_TEXTS:
+        _check_truncation(POSTS[0], text, perturb(POSTS[0], text, "truncate", rng))
+
+
+@pytest.mark.parametrize("text", ["", "   ", " single.", "word"])
+def test_truncate_cuts_a_summary_of_under_two_words_to_nothing(text: str) -> None:
+    assert perturb(POSTS[0], text, "truncate", np.random.default_rng(0)) == ""
+
+
+def test_perturbations_of_an_empty_summary() -> None:
+    rng = np.random.default_rng(7)
+    for post in POSTS[:30]:
+        out = {kind: perturb(post, "", kind, rng) for kind in REQUIRED}
+        # Nothing to drop, cut or repeat: the summary stays empty, and scores zero.
+        for kind in ("drop_fact", "truncate", "repeat"):
+            assert out[kind] == "", (kind, out[kind])
+            assert gold_score(post.record, out[kind]) == 0.0
+        # The others add text: a number or fact the post never states ...
+        for kind in ("change_number", "invent_fact"):
+            assert out[kind].strip() and out[kind].isascii()
+            assert gold_breakdown(post.record, out[kind]).hallucinated >= 1, out[kind]
+        # ... or filler and the post's distractors, nothing false.
+        padded = gold_breakdown(post.record, out["verbose"])
+        assert padded.hallucinated == 0 and padded.off_topic >= 1, out["verbose"]
 
 
 def test_sample_candidate_covers_every_source() -> None:
