@@ -38,6 +38,7 @@ import rlhf_gym  # noqa: E402  (registers the envs; get_task)
 from rlhf_gym.atomic_dir import swap_in  # noqa: E402
 from rlhf_gym.env.rollout import collect_episodes, paired_gold  # noqa: E402
 from rlhf_gym.env.vector_env import TokenVectorEnv  # noqa: E402
+from rlhf_gym.lm.loading import quiet_progress  # noqa: E402
 from rlhf_gym.lm.policy import CausalLMPolicy, per_token_kl  # noqa: E402
 
 EVAL_SEED_OFFSET = 10_000  # valid-split evaluations reset and sample with seed + this
@@ -153,7 +154,8 @@ def write_checkpoint(run_dir: Path, state: dict[str, Any], write_tensors: Callab
     temp = run_dir / "checkpoint.tmp"
     shutil.rmtree(temp, ignore_errors=True)
     temp.mkdir(parents=True)
-    write_tensors(temp)
+    with quiet_progress():
+        write_tensors(temp)
     (temp / "state.json").write_text(json.dumps(state))
     swap_in(temp, run_dir / "checkpoint")
 
@@ -273,8 +275,9 @@ def finish_run(
         "config": asdict(config),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    model.save_pretrained(run_dir / "final_policy")
-    tokenizer.save_pretrained(run_dir / "final_policy")
+    with quiet_progress():
+        model.save_pretrained(run_dir / "final_policy")
+        tokenizer.save_pretrained(run_dir / "final_policy")
     plot_training_curves(state["history"], state["evals"], run_dir / "training_curves.png", title=title)
     if "gold_improvement_paired" in summary:
         gold_line = (f"valid gold {summary['gold_baseline_paired']:.3f} -> {summary['gold_final_paired']:.3f} "

@@ -25,13 +25,25 @@ from rlhf_gym.registration import SUITE, get_task, register_envs
 __version__ = "0.1.0"
 
 _LAZY = {
+    # the env
     "TokenVectorEnv": "rlhf_gym.env.vector_env",
     "TokenEnv": "rlhf_gym.env.single_env",
-    "PreferenceModel": "rlhf_gym.rewards.preference_model",
-    "PreferenceEnsemble": "rlhf_gym.rewards.preference_ensemble",
+    "Task": "rlhf_gym.env.task",
     "Prompt": "rlhf_gym.env.prompts",
     "GeneratedPromptSource": "rlhf_gym.env.prompts",
     "DatasetPromptSource": "rlhf_gym.env.prompts",
+    "EpisodeBatch": "rlhf_gym.env.rollout",
+    "collect_episodes": "rlhf_gym.env.rollout",
+    "paired_gold": "rlhf_gym.env.rollout",
+    "KLRewardWrapper": "rlhf_gym.env.kl_penalty",
+    # the rewards
+    "PreferenceModel": "rlhf_gym.rewards.preference_model",
+    "PreferenceEnsemble": "rlhf_gym.rewards.preference_ensemble",
+    "load_reward_model": "rlhf_gym.rewards.loading",
+    # language-model helpers for your own agent
+    "CausalLMPolicy": "rlhf_gym.lm.policy",
+    "per_token_kl": "rlhf_gym.lm.policy",
+    "position_ids_from_attention_mask": "rlhf_gym.lm.layout",
     "MissingArtifactError": "rlhf_gym.lm.loading",
 }
 

@@ -1,6 +1,6 @@
 """Rebuild every asset of RLHF-Summarize-v0 from seeds: ``rlhf-gym build-assets summarize``.
 
-The recipe (DESIGN.md §3), each step deterministic in ``BuildConfig.seed``:
+The recipe (docs/architecture.md, "The asset pipeline"), each step deterministic in ``BuildConfig.seed``:
 
 1. a byte-level BPE tokenizer trained on generated posts and references;
 2. a tiny GPT-2 SFT policy trained on (post, reference) pairs, deliberately short of

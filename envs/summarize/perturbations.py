@@ -1,7 +1,7 @@
 """Summary perturbations: controlled ways to make a summary worse, for comparison data.
 
 The comparison data of the preference model pairs candidates from several sources
-(DESIGN.md §3); perturbations of the reference supply pairs whose difference is known
+(docs/architecture.md, "The asset pipeline"); perturbations of the reference supply pairs whose difference is known
 and targeted, one failure mode each, mirroring what RLHF summarisers get wrong:
 
 ================  =============================================================

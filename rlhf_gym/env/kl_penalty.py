@@ -5,7 +5,7 @@ from the model it started from (Ziegler et al. 2019, "Fine-Tuning Language Model
 Human Preferences", eq. 2; Stiennon et al. 2020). Our PPO applies that penalty itself from
 its own log-probs (`rlhf_gym.agents.ppo.per_token_rewards`). Agents that only see rewards
 (SB3's PPO, A2C, TRPO, MaskablePPO, or anyone's) get it from this wrapper plus an entropy
-bonus of the same ``beta`` (DESIGN.md §2).
+bonus of the same ``beta`` (docs/architecture.md, "KL regularisation").
 
 Derivation. At state ``s_t`` the agent samples ``a_t ~ pi(.|s_t)``; the wrapper adds
 ``beta * log pi_ref(a_t | s_t)`` to the step's reward, and the agent adds an entropy bonus

@@ -1,6 +1,6 @@
 """`TokenVectorEnv`: N text-generation episodes stepped as one token tensor on a device.
 
-This is the one implementation of the environment contract (DESIGN.md §2); the single
+This is the one implementation of the environment contract (docs/architecture.md, "The env contract"); the single
 env `rlhf_gym.env.single_env.TokenEnv` is a numpy view of it at ``num_envs=1``. Its docstring
 is the spec.
 """
@@ -118,6 +118,36 @@ class TokenVectorEnv(VectorEnv):
     | ``group_size`` | int | 1 | consecutive sub-envs sharing prompts |
     | ``missing_eos_penalty`` | float or None | None | subtracted when truncated |
     | ``text_in_info`` | bool | True | decode texts into info |
+
+    ## Attributes an agent reads
+    | name | meaning |
+    |---|---|
+    | ``num_envs`` | N |
+    | ``max_prompt_tokens`` | P, the prompt block width (responses start at column P) |
+    | ``max_new_tokens`` | T, the response budget |
+    | ``context_length`` | L = P + T, the observation width |
+    | ``vocab_size`` | V = ``len(tokenizer)``, the number of actions |
+    | ``tokenizer`` | the policy's tokenizer (decode responses with it) |
+    | ``pad_token_id``, ``eos_token_id`` | the padding token and the token that ends an episode |
+    | ``device`` | where observations, rewards and flags live |
+    | ``autoreset_mode``, ``group_size`` | as constructed |
+    | ``preference_model``, ``gold_judge``, ``prompt_source`` | the env's components |
+
+    ## Acting with a causal LM
+    `rlhf_gym.lm.policy.CausalLMPolicy` reads this layout: ``prefill`` the prompt block
+    ``obs["input_ids"][:, :P]`` once, then ``decode`` each sampled token from its KV cache;
+    ``token_logprobs`` scores a final observation's responses in one forward.
+    `rlhf_gym.env.rollout.collect_episodes` runs that loop in ``DISABLED`` mode::
+
+        policy = rlhf_gym.get_task("RLHF-Summarize-v0").sft_policy()
+        logits, state = policy.prefill(obs["input_ids"][:, :P], obs["attention_mask"][:, :P])
+        done = torch.zeros(env.num_envs, dtype=torch.bool)
+        while not done.all():
+            tokens, logprobs = policy.sample(logits, generator)
+            obs, reward, terminated, truncated, info = env.step(tokens)
+            active = ~done  # rows whose token joined their context (finished rows wait)
+            done |= terminated | truncated
+            logits = policy.decode(tokens, state, token_mask=active)
 
     ## Version History
     - v0: initial release.

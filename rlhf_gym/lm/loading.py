@@ -8,7 +8,9 @@ Remote code is never executed unless the caller opts in (`trust_remote_code=Fals
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from transformers import (
@@ -18,6 +20,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.utils import logging as hf_logging
 
 
 class MissingArtifactError(FileNotFoundError):
@@ -46,9 +49,28 @@ def missing_artifact_message(kind: str, name_or_path: str, cause: BaseException)
     )
 
 
+@contextlib.contextmanager
+def quiet_progress(enabled: bool = True) -> Iterator[None]:
+    """Hide transformers' own progress bars ("Loading weights", "Writing model shards") inside
+    the block, and restore the caller's setting after it (``enabled=False``: change nothing).
+
+    Making an env loads its preference model; a thousand ``gym.make`` calls should not print
+    two bars each.
+    """
+    if not enabled or not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
+
+
 def _from_pretrained(kind: str, loader: Any, name_or_path: str, **kwargs: Any) -> Any:
     try:
-        return loader.from_pretrained(name_or_path, **kwargs)
+        with quiet_progress():
+            return loader.from_pretrained(name_or_path, **kwargs)
     except (OSError, ValueError) as error:  # HF raises OSError (missing) or HFValidationError
         raise MissingArtifactError(missing_artifact_message(kind, name_or_path, error)) from error
 

@@ -116,3 +116,15 @@ def test_dataset_missing_column_names_the_columns(tmp_path: Path):
 def test_dataset_offline_hub_id_fails_fast():
     with pytest.raises(MissingArtifactError, match="dataset.*some-org/absent-dataset"):
         DatasetPromptSource.from_name("some-org/absent-dataset", local_files_only=True)
+
+
+def test_loading_prints_no_progress_bars_and_restores_the_setting(toy_dir, capfd):
+    from transformers.utils import logging as hf_logging
+
+    from rlhf_gym.lm.loading import load_causal_lm
+
+    assert hf_logging.is_progress_bar_enabled()
+    load_causal_lm(str(toy_dir / "policy"))
+    PreferenceModel.from_pretrained(toy_dir / "preference_model")
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # the caller's setting is back
