@@ -215,7 +215,8 @@ class RunLogger:
 def plot_training_curves(history: list[dict[str, float]], evals: list[dict[str, float]], path: Path, title: str) -> None:
     """Proxy reward, gold score and KL vs env steps: training batches (lines) and evals (dots)."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for ax, key, label in zip(axes, ("proxy_reward", "gold", "kl"), ("proxy reward (normalised)", "gold score", "KL(pi || pi_ref), nats/episode")):
+    labels = ("proxy reward (normalised)", "gold score", "KL(pi || pi_ref), nats/episode")
+    for ax, key, label in zip(axes, ("proxy_reward", "gold", "kl"), labels):
         if history:
             ax.plot([h["env_steps"] for h in history], [h[key] for h in history], color="tab:blue", alpha=0.6, label="train batches")
         if evals:

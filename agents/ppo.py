@@ -18,6 +18,7 @@ model may instead be a head on the policy (``value_model="head"``) to save one c
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -226,6 +227,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
     env = make_env(config.env, config.num_envs, "train", reward=config.reward, **env_settings)
     eval_env = make_env(config.env, config.eval_episodes, "valid", **env_settings)  # proxy and gold, whatever the training reward
     temperature = protocol_temperature(config.env, config.temperature)
+    config = dataclasses.replace(config, temperature=temperature)  # the run records what it used
     torch.manual_seed(config.seed)
     policy = CausalLMPolicy.from_pretrained(policy_path(config.env, config.policy), temperature=temperature).to(device)
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
@@ -338,7 +340,8 @@ def train(config: PPOConfig) -> dict[str, Any]:
         progress.update(steps)
         progress.set_postfix(proxy=f"{record['proxy_reward']:+.2f}", gold=f"{record['gold']:.3f}", kl=f"{sequence_kl:.2f}")
         if state["iteration"] % config.eval_every == 0 or state["env_steps"] >= config.total_steps:
-            state["evals"].append({"env_steps": state["env_steps"], **evaluate(eval_env, policy, reference, config.seed + EVAL_SEED_OFFSET)})
+            ev = evaluate(eval_env, policy, reference, config.seed + EVAL_SEED_OFFSET)
+            state["evals"].append({"env_steps": state["env_steps"], **ev})
             logger.scalars("eval", state["evals"][-1], state["env_steps"])
             progress.write(eval_line(state["evals"][-1]))
         if state["iteration"] % config.checkpoint_every == 0 or state["env_steps"] >= config.total_steps:

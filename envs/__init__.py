@@ -1,7 +1,8 @@
 """The suite's worlds, one package each, and `SUITE`, the catalogue that registers them.
 
-Each world's module defines ``TASK`` (an `rlhf_gym.env.task.Task`), ``make_env`` and
-``make_vector_env``. This file imports nothing, so ``import rlhf_gym`` stays light; a
+Each world's module defines ``TASK`` (an `rlhf_gym.env.task.Task`); every env is made by
+the one generic assembly, `rlhf_gym.env.task.make_vector_env`, told its task by the
+registered spec. This file imports nothing, so ``import rlhf_gym`` stays light; a
 world loads when one of its envs is made or its task is looked up
 (`rlhf_gym.get_task`).
 """
@@ -18,7 +19,7 @@ class SuiteEnv:
     Attributes:
         env_id: the Gymnasium id.
         task_name: the short name of its task (``rlhf-gym build-assets NAME``).
-        module: the world's module, which holds ``TASK``, ``make_env`` and ``make_vector_env``.
+        module: the world's module, which holds ``TASK``.
         summary: one line for ``rlhf-gym envs``.
     """
 

@@ -23,8 +23,9 @@ def register_envs() -> None:
             continue
         gym.register(
             id=env.env_id,
-            entry_point=f"{env.module}:make_env",
-            vector_entry_point=f"{env.module}:make_vector_env",
+            entry_point="rlhf_gym.env.task:make_env",
+            vector_entry_point="rlhf_gym.env.task:make_vector_env",
+            kwargs={"task": env.env_id},  # the one generic assembly, told which task
             max_episode_steps=None,
             nondeterministic=False,
         )

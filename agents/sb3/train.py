@@ -46,6 +46,7 @@ uninterrupted one.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -322,6 +323,7 @@ def train(config: SB3Config) -> dict[str, Any]:
     eval_env = make_env(config.env, config.eval_episodes, "valid", autoreset_mode="disabled", **env_settings)
     path = policy_path(config.env, config.policy)
     temperature = protocol_temperature(config.env, config.temperature)
+    config = dataclasses.replace(config, temperature=temperature)  # the run records what it used
     torch.manual_seed(config.seed)
     reference = CausalLMPolicy.from_pretrained(path, temperature=temperature).to(device)
     reference.eval().requires_grad_(False)

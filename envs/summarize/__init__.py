@@ -55,7 +55,7 @@ A post drawn from the split's id range by the env's seeded stream (train: ids
 | ``dataset`` | str, path or PromptSource | None | a Hugging Face dataset instead of the generated posts (no gold judge then) |
 | ``prompt_column``, ``reference_column``, ``template`` | str | ``"prompt"``, None, ``"{}\\nTL;DR:"`` | how dataset rows become prompts |
 | ``tokenizer`` | str, path or tokenizer | shipped BPE | the policy's tokenizer |
-| ``reward_model`` | str, path or PreferenceModel | shipped model | the learned reward (a saved ``PreferenceEnsemble`` folder loads as the ensemble) |
+| ``reward_model`` | str, path or PreferenceModel | shipped model | the learned reward (or a saved ``PreferenceEnsemble``) |
 | ``device`` | str | ``"cpu"`` | where tensors and the preference model live |
 | ``max_prompt_tokens`` | int | 224 | prompt block width (the longest generated prompts are ~220 tokens) |
 | ``max_new_tokens`` | int | 64 | summary budget (references: mean 35, max ~55 tokens) |
@@ -103,11 +103,7 @@ from typing import Any
 import numpy as np
 
 from rlhf_gym.env.prompts import GeneratedPromptSource, Prompt
-from rlhf_gym.env.single_env import TokenEnv
 from rlhf_gym.env.task import BuildRequest, Task
-from rlhf_gym.env.task import make_env as _make_env
-from rlhf_gym.env.task import make_vector_env as _make_vector_env
-from rlhf_gym.env.vector_env import TokenVectorEnv
 from rlhf_gym.envs.summarize import assets
 from rlhf_gym.envs.summarize.gold_judge import gold_scores
 from rlhf_gym.envs.summarize.world import SPLITS, generate_post, prompt_text
@@ -153,14 +149,4 @@ TASK = Task(
 )
 
 
-def make_vector_env(num_envs: int = 1, **kwargs: Any) -> TokenVectorEnv:
-    """``gym.make_vec("RLHF-Summarize-v0", ...)``: see the module docstring for arguments."""
-    return _make_vector_env(TASK, num_envs, **kwargs)
-
-
-def make_env(**kwargs: Any) -> TokenEnv:
-    """``gym.make("RLHF-Summarize-v0", ...)``: see the module docstring for arguments."""
-    return _make_env(TASK, **kwargs)
-
-
-__all__ = ["TASK", "build_assets", "gold_judge", "make_env", "make_vector_env", "prompt_source"]
+__all__ = ["TASK", "build_assets", "gold_judge", "prompt_source"]

@@ -605,13 +605,13 @@ def render_card(card: dict[str, Any]) -> str:
             f"| comparison pairs (train / valid) | {cmp_['train_pairs']:,} / {cmp_['valid_pairs']:,} |",
             f"| annotator agreement with gold judge | {cmp_['annotator_gold_agreement']:.3f} |",
             f"| best possible accuracy vs annotators (valid; Bayes rate of their labels) | {cmp_['valid_label_accuracy_ceiling']:.3f} |",
-            f"| gold judge as a reward model, accuracy vs annotators (valid; ties half) | {cmp_['valid_gold_judge_accuracy_vs_annotators']:.3f} |",
+            f"| gold judge as a reward model, accuracy vs annotators (valid; ties half) | {cmp_['valid_gold_judge_accuracy_vs_annotators']:.3f} |",  # noqa: E501
             f"| preference model accuracy vs annotators (valid) | {pm['valid_accuracy_vs_annotators']:.3f} |",
             f"| preference model accuracy vs gold (valid, no ties) | {pm['valid_accuracy_vs_gold']:.3f} |",
-            f"| reward normalisation (mean, std of raw reference scores) | {pm['normalization']['mean']:.3f}, {pm['normalization']['std']:.3f} |",
+            f"| reward normalisation (mean, std of raw reference scores) | {pm['normalization']['mean']:.3f}, {pm['normalization']['std']:.3f} |",  # noqa: E501
             f"| gold score: references (test) | {ev['reference_gold']:.3f} |",
             f"| gold score: SFT greedy / T=0.7 (test) | {ev['sft_greedy_gold']:.3f} / {ev['sft_t0.7_gold']:.3f} |",
-            f"| proxy reward: references / SFT greedy / SFT T=0.7 | {ev['reference_proxy']:.3f} / {ev['sft_greedy_proxy']:.3f} / {ev['sft_t0.7_proxy']:.3f} |",
+            f"| proxy reward: references / SFT greedy / SFT T=0.7 | {ev['reference_proxy']:.3f} / {ev['sft_greedy_proxy']:.3f} / {ev['sft_t0.7_proxy']:.3f} |",  # noqa: E501
             f"| gold headroom (references − SFT T=0.7) | {ev['headroom_gold_t0.7']:.3f} |",
             f"| invented or wrong numbers/entities per summary: SFT greedy / T=0.7 (test) | "
             f"{ev['sft_greedy_hallucinated']:.3f} / {ev['sft_t0.7_hallucinated']:.3f} |",

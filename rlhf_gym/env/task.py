@@ -116,9 +116,9 @@ class Task:
 
 
 def make_vector_env(
-    task: Task,
     num_envs: int = 1,
     *,
+    task: str | Task,
     split: str = "train",
     dataset: PathOrName | PromptSource | None = None,
     prompt_column: str = "prompt",
@@ -139,9 +139,12 @@ def make_vector_env(
 ) -> TokenVectorEnv:
     """Assemble a task's `TokenVectorEnv`, each component a default, a name/path or an object.
 
+    The registered vector entry point of every env of the suite: ``gym.make_vec(env_id,
+    num_envs=N, **kwargs)`` calls it with the spec's ``task=env_id``.
+
     Args:
-        task: the world's defaults.
         num_envs: number of sub-envs.
+        task: the world's declaration, or its env id / task name (`rlhf_gym.get_task`).
         split: split of the task's own prompts, or of ``dataset``.
         dataset: a Hugging Face dataset (hub id, local folder or data file) or a
             `PromptSource`; the task's gold judge applies only to its own prompts.
@@ -157,6 +160,7 @@ def make_vector_env(
         local_files_only: never reach the hub (the error then names the missing artifact).
         Other arguments: see `TokenVectorEnv`.
     """
+    task = _resolve(task)
     device = torch.device(device)
     gold_judge = task.gold_judge
     if dataset is None:
@@ -215,14 +219,23 @@ def make_vector_env(
     )
 
 
-def make_env(task: Task, *, render_mode: str | None = None, **kwargs: Any) -> TokenEnv:
+def make_env(*, task: str | Task, render_mode: str | None = None, **kwargs: Any) -> TokenEnv:
     """Assemble a task's single env: `make_vector_env` at N=1 behind the numpy view.
 
-    Takes the same keyword arguments as `make_vector_env` except ``num_envs``,
-    ``autoreset_mode`` and ``group_size``.
+    The registered entry point of every env of the suite (``gym.make(env_id)``). Takes the
+    same keyword arguments as `make_vector_env` except ``num_envs``, ``autoreset_mode``
+    and ``group_size``.
     """
     for name in ("num_envs", "autoreset_mode", "group_size"):
         if name in kwargs:
             raise TypeError(f"{name!r} applies to vector envs only (use gym.make_vec)")
-    vector_env = make_vector_env(task, 1, autoreset_mode=AutoresetMode.DISABLED, **kwargs)
+    vector_env = make_vector_env(1, task=task, autoreset_mode=AutoresetMode.DISABLED, **kwargs)
     return TokenEnv(vector_env, render_mode=render_mode)
+
+
+def _resolve(task: str | Task) -> Task:
+    if isinstance(task, Task):
+        return task
+    from rlhf_gym.registration import get_task  # the suite's catalogue; registration never imports this module
+
+    return get_task(task)

@@ -26,9 +26,27 @@ def local_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_suite_is_registered_with_both_entry_points():
     spec = gym.spec("RLHF-Summarize-v0")
-    assert spec.entry_point == "rlhf_gym.envs.summarize:make_env"
-    assert spec.vector_entry_point == "rlhf_gym.envs.summarize:make_vector_env"
+    assert spec.entry_point == "rlhf_gym.env.task:make_env"
+    assert spec.vector_entry_point == "rlhf_gym.env.task:make_vector_env"
+    assert spec.kwargs == {"task": "RLHF-Summarize-v0"}  # the one generic assembly, told its task
     assert [e.env_id for e in rlhf_gym.SUITE] == ["RLHF-Summarize-v0"]
+
+
+def test_get_task_finds_a_task_by_env_id_or_name():
+    from rlhf_gym.envs.summarize import TASK
+
+    assert rlhf_gym.get_task("RLHF-Summarize-v0") is TASK and rlhf_gym.get_task("summarize") is TASK
+    assert TASK.policy_path().is_dir() and TASK.assets_dir.is_dir() and TASK.build_assets is not None
+    with pytest.raises(KeyError, match="unknown env or task 'Nope-v0'.*RLHF-Summarize-v0"):
+        rlhf_gym.get_task("Nope-v0")
+
+
+def test_max_new_tokens_zero_is_an_error_not_the_default():
+    """``max_new_tokens=0`` once silently became the task's 64."""
+    with pytest.raises(ValueError, match="max_new_tokens must be a positive integer, got 0"):
+        gym.make_vec("RLHF-Summarize-v0", num_envs=1, max_new_tokens=0)
+    with pytest.raises(ValueError, match="max_prompt_tokens must be a positive integer, got 0"):
+        gym.make("RLHF-Summarize-v0", max_prompt_tokens=0)
 
 
 def test_make_with_components_by_path(toy_dir: Path, local_dataset: Path):

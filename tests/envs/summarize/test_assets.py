@@ -163,3 +163,14 @@ def test_default_env_is_made_offline_quickly_and_passes_checkers():
             break
     assert {"preference", "gold", "response_text"} <= set(info)
     assert 0.0 <= info["gold"] <= 1.0
+
+
+def test_shipped_generation_config_samples_at_the_protocol_temperature():
+    """``generate()`` with the SFT policy's saved defaults samples as the benchmark does."""
+    from transformers import GenerationConfig
+
+    from rlhf_gym.envs.summarize import TASK
+
+    config = GenerationConfig.from_pretrained(TASK.policy_path())
+    assert config.do_sample and config.temperature == TASK.temperature == 0.7
+    assert config.top_k == 0 and config.top_p == 1.0  # pure sampling, as the env rollouts
