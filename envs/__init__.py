@@ -1,10 +1,10 @@
 """The suite's worlds, one package each, and `SUITE`, the catalogue that registers them.
 
-Each world's module defines ``TASK`` (an `rlhf_gym.env.task.Task`); every env is made by
-the one generic assembly, `rlhf_gym.env.task.make_vector_env`, told its task by the
-registered spec. This file imports nothing, so ``import rlhf_gym`` stays light; a
-world loads when one of its envs is made or its task is looked up
-(`rlhf_gym.get_task`).
+Each world's module defines ``TASK`` (an `rlhf_gym.env.task.Task`). Every env is made by
+one generic assembly: `rlhf_gym.registration.make_vector_env` looks the task up and calls
+`rlhf_gym.env.task.make_vector_env`, told the task by the registered spec. This file
+imports nothing, so ``import rlhf_gym`` stays light; a world loads when one of its envs is
+made or its task is looked up (`rlhf_gym.get_task`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Checkpoints and built assets are written to a temporary sibling first and swapped in
 here: the old folder is moved to ``<name>.old``, the new one renamed into place, then
 the old one deleted. A crash between the two renames leaves ``<name>.old`` intact, which
-is why checkpoint loaders also look there (`rlhf_gym.agents.ppo.latest_checkpoint`).
+is why checkpoint loaders also look there (`rlhf_gym.agents.common.latest_checkpoint`).
 """
 
 from __future__ import annotations

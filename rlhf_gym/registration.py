@@ -10,6 +10,7 @@ with it whenever they do, cutting episodes before they are scored.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import gymnasium as gym
 
@@ -23,8 +24,8 @@ def register_envs() -> None:
             continue
         gym.register(
             id=env.env_id,
-            entry_point="rlhf_gym.env.task:make_env",
-            vector_entry_point="rlhf_gym.env.task:make_vector_env",
+            entry_point="rlhf_gym.registration:make_env",
+            vector_entry_point="rlhf_gym.registration:make_vector_env",
             kwargs={"task": env.env_id},  # the one generic assembly, told which task
             max_episode_steps=None,
             nondeterministic=False,
@@ -60,4 +61,19 @@ def get_task(name: str):  # -> rlhf_gym.env.task.Task (not imported here: regist
     return importlib.import_module(suite_env(name).module).TASK
 
 
-__all__ = ["SUITE", "SuiteEnv", "get_task", "register_envs", "suite_env"]
+def make_vector_env(num_envs: int = 1, *, task: str, **kwargs: Any):  # -> TokenVectorEnv
+    """The vector entry point of every env of the suite: ``gym.make_vec(env_id, ...)`` passes
+    the spec's ``task=env_id``; the task's `rlhf_gym.env.task.make_vector_env` assembles it."""
+    from rlhf_gym.env.task import make_vector_env as assemble  # torch loads when an env is made
+
+    return assemble(num_envs, task=get_task(task), **kwargs)
+
+
+def make_env(*, task: str, **kwargs: Any):  # -> TokenEnv
+    """The entry point of every env of the suite: ``gym.make(env_id, ...)``."""
+    from rlhf_gym.env.task import make_env as assemble
+
+    return assemble(task=get_task(task), **kwargs)
+
+
+__all__ = ["SUITE", "SuiteEnv", "get_task", "make_env", "make_vector_env", "register_envs", "suite_env"]

@@ -2,12 +2,15 @@
 
 The recipe (docs/architecture.md, "The asset pipeline"), each step deterministic in ``BuildConfig.seed``:
 
-1. a byte-level BPE tokenizer trained on generated posts and references;
-2. a tiny GPT-2 SFT policy trained on (post, reference) pairs, deliberately short of
-   perfect so that RL has headroom;
+1. a byte-level BPE tokenizer trained on generated posts, their authors' TL;DRs and
+   references;
+2. a tiny GPT-2 SFT policy trained on (post, author's TL;DR) pairs, the TL;DRs written in a
+   mixture of writer styles (`world.STYLES`), so that its samples spread in quality and RL
+   has headroom; its ``generation_config.json`` samples at the protocol temperature;
 3. comparison data: for each post, candidates from the reference, SFT samples at several
-   temperatures and perturbations (dropped fact, changed number, invented fact, verbose,
-   truncated, repeated), paired and labelled by the simulated annotators;
+   temperatures, summaries in two other writer styles and perturbations (dropped fact,
+   changed number, invented fact, verbose, truncated, repeated), paired and labelled by the
+   simulated annotators;
 4. a preference model initialised from the SFT backbone (Stiennon et al. 2020) and trained
    with the Bradley–Terry loss (or an ensemble of such models, differing in minibatch
    order), its reward normalised so references score mean 0, std 1;

@@ -118,7 +118,7 @@ class Task:
 def make_vector_env(
     num_envs: int = 1,
     *,
-    task: str | Task,
+    task: Task,
     split: str = "train",
     dataset: PathOrName | PromptSource | None = None,
     prompt_column: str = "prompt",
@@ -139,12 +139,12 @@ def make_vector_env(
 ) -> TokenVectorEnv:
     """Assemble a task's `TokenVectorEnv`, each component a default, a name/path or an object.
 
-    The registered vector entry point of every env of the suite: ``gym.make_vec(env_id,
-    num_envs=N, **kwargs)`` calls it with the spec's ``task=env_id``.
+    ``gym.make_vec(env_id, num_envs=N, **kwargs)`` reaches it through the registered entry
+    point `rlhf_gym.registration.make_vector_env`, which looks the task up.
 
     Args:
         num_envs: number of sub-envs.
-        task: the world's declaration, or its env id / task name (`rlhf_gym.get_task`).
+        task: the world's declaration.
         split: split of the task's own prompts, or of ``dataset``.
         dataset: a Hugging Face dataset (hub id, local folder or data file) or a
             `PromptSource`; the task's gold judge applies only to its own prompts.
@@ -160,7 +160,6 @@ def make_vector_env(
         local_files_only: never reach the hub (the error then names the missing artifact).
         Other arguments: see `TokenVectorEnv`.
     """
-    task = _resolve(task)
     device = torch.device(device)
     gold_judge = task.gold_judge
     if dataset is None:
@@ -219,10 +218,10 @@ def make_vector_env(
     )
 
 
-def make_env(*, task: str | Task, render_mode: str | None = None, **kwargs: Any) -> TokenEnv:
+def make_env(*, task: Task, render_mode: str | None = None, **kwargs: Any) -> TokenEnv:
     """Assemble a task's single env: `make_vector_env` at N=1 behind the numpy view.
 
-    The registered entry point of every env of the suite (``gym.make(env_id)``). Takes the
+    ``gym.make(env_id)`` reaches it through `rlhf_gym.registration.make_env`. Takes the
     same keyword arguments as `make_vector_env` except ``num_envs``, ``autoreset_mode``
     and ``group_size``.
     """
@@ -231,11 +230,3 @@ def make_env(*, task: str | Task, render_mode: str | None = None, **kwargs: Any)
             raise TypeError(f"{name!r} applies to vector envs only (use gym.make_vec)")
     vector_env = make_vector_env(1, task=task, autoreset_mode=AutoresetMode.DISABLED, **kwargs)
     return TokenEnv(vector_env, render_mode=render_mode)
-
-
-def _resolve(task: str | Task) -> Task:
-    if isinstance(task, Task):
-        return task
-    from rlhf_gym.registration import get_task  # the suite's catalogue; registration never imports this module
-
-    return get_task(task)

@@ -26,8 +26,8 @@ def local_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_suite_is_registered_with_both_entry_points():
     spec = gym.spec("RLHF-Summarize-v0")
-    assert spec.entry_point == "rlhf_gym.env.task:make_env"
-    assert spec.vector_entry_point == "rlhf_gym.env.task:make_vector_env"
+    assert spec.entry_point == "rlhf_gym.registration:make_env"
+    assert spec.vector_entry_point == "rlhf_gym.registration:make_vector_env"
     assert spec.kwargs == {"task": "RLHF-Summarize-v0"}  # the one generic assembly, told its task
     assert [e.env_id for e in rlhf_gym.SUITE] == ["RLHF-Summarize-v0"]
 
