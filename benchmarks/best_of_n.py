@@ -10,7 +10,7 @@ given KL with less gold than best-of-n at that KL is leaving reward on the table
 exploiting the proxy where best-of-n only selects among honest samples.
 
 The samples come from the env itself: ``group_size = n_max`` sub-envs share each prompt
-(valid split by default), rolled out by the policy at the env's temperature, so proxy
+(valid split by default), rolled out by the policy at the protocol temperature, so proxy
 rewards and gold scores are exactly what an agent sees. For each n the ``n_max`` samples
 of a prompt are split into ``n_max / n`` disjoint groups and the best of each group is
 averaged (a lower-variance estimate than one group per prompt).

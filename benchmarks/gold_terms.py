@@ -4,7 +4,7 @@ RLHF-Summarize-v0's gold score is a product, ``(0.6 recall + 0.25 ask + 0.15 wel
 precision * focus * (0.4 + 0.6 brevity) * repetition``; precision loses 0.4 per invented or
 contradicted number or entity, focus 0.4 per distractor repeated. A gold change alone does
 not say which of these an agent moved; this benchmark does. For the references, the env's
-SFT policy (sampled at the env's temperature, and greedy) and any trained policies, it
+SFT policy (sampled at the protocol temperature, and greedy) and any trained policies, it
 samples the same valid posts with the same seed and prints each term's mean, the number of
 hallucinated numbers/entities per summary (the faithfulness figure), the share of
 summaries without any, and how the summaries spread over the writer styles.

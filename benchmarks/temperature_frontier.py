@@ -5,7 +5,7 @@ higher in gold than its samples (its most likely tokens copy the post best). Low
 temperature is therefore the cheapest way to buy gold, and a baseline any trained agent
 should beat at the same KL: an RL run whose gold gain per nat is below this frontier has
 learned less than "be more confident". For each temperature the policy's own samples are
-scored by the env (proxy and gold), and the KL to the policy at the env's temperature is
+scored by the env (proxy and gold), and the KL to the policy at the protocol temperature is
 exact per token (summed over the vocabulary), summed over each response; greedy decoding's
 is ``-log pi_ref(token)`` per token.
 
@@ -100,7 +100,7 @@ def plot(rows: list[dict[str, float]], path: Path) -> None:
     ax.plot([r["kl"] for r in rows], [r["gold"] for r in rows], "o-")
     for r in rows:
         ax.annotate("greedy" if r["temperature"] == 0 else f"T={r['temperature']:g}", (r["kl"], r["gold"]), fontsize=8)
-    ax.set_xlabel("KL to the policy at the env's temperature (nats)")
+    ax.set_xlabel("KL to the policy at the protocol temperature (nats)")
     ax.set_ylabel("gold score")
     ax.set_title("Sampling colder: gold vs KL, no training")
     fig.tight_layout()

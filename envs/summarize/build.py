@@ -398,7 +398,7 @@ def evaluation_figures(
         figures[f"{name}_gold"] = float(gold_scores(records, samples).mean())
         figures[f"{name}_proxy"] = float(preference_model.score(prompts, samples).mean())
         # Faithfulness: invented or wrong numbers/entities per summary (issue bar: <= 0.25 at
-        # the env's temperature, <= 0.10 greedy); and how the samples spread over the styles.
+        # the protocol temperature, <= 0.10 greedy); and how the samples spread over the styles.
         figures[f"{name}_hallucinated"] = float(np.mean([gold_breakdown(r, s).hallucinated for r, s in zip(records, samples)]))
         figures[f"{name}_styles"] = style_shares(records, samples)
         if temperature == 0.0:

@@ -38,5 +38,5 @@ def test_rows_on_the_shipped_policy(gold_terms, tmp_path):
     assert [r["summaries"] for r in rows] == ["reference", "SFT policy, T=0.7", "SFT policy, greedy"]
     assert rows[0]["total"] == 1.0 and rows[0]["hallucinated"] == 0.0
     assert all(0.0 <= r["total"] <= 1.0 for r in rows[1:])
-    assert rows[1]["total"] < 1.0  # sampled at the env's temperature, the SFT policy writes flawed styles too
+    assert rows[1]["total"] < 1.0  # sampled at the protocol temperature, the SFT policy writes flawed styles too
     assert json.loads((tmp_path / "gold_terms.json").read_text())["rows"] == rows

@@ -70,7 +70,7 @@ def test_cli_trains_sb3_ppo(toy_env_id, policy_path, tmp_path):
     """``rlhf-gym train --agent sb3-ppo --total-steps N --seed S --out DIR`` end to end."""
     out = tmp_path / "cli"
     cli_main([
-        "train", "--agent", "sb3-ppo", "--env", toy_env_id, "--total-steps", "128", "--seed", "1", "--out", str(out),
+        "train", "--env", toy_env_id, "--agent=sb3-ppo", "--total-steps", "128", "--seed", "1", "--out", str(out),
         "--policy", policy_path, "--num-envs", "4", "--n-steps", "16", "--batch-size", "32", "--eval-episodes", "8",
         "--threads", "1", "--temperature", "0.7", "--paired-posts", "0",
     ])

@@ -49,7 +49,7 @@ def test_card_figures_are_consistent_and_meet_the_bars():
     assert comparisons["valid_pairs"] <= sum(f["pairs"] for f in by_source.values()) <= 2 * comparisons["valid_pairs"]
     assert {f"style_{s}" for s in STYLES[1:]} <= set(by_source)
     assert all(0.0 <= f["preference_model"] <= 1.0 and 0.0 <= f["gold_judge"] <= 1.0 for f in by_source.values())
-    # Headroom: the SFT policy at the env's temperature is well below the references.
+    # Headroom: the SFT policy at the protocol temperature is well below the references.
     assert evaluation["sft_t0.7_gold"] <= 0.65
     # The shipped model is what `build-assets summarize` builds: as many members as its config says.
     assert reward_model["members"] == card["config"]["preference_members"] == BuildConfig().preference_members

@@ -1,0 +1,73 @@
+"""The ``rlhf-gym`` command line: subcommands, --help at every level, the two --agent spellings, errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from rlhf_gym.agents import AGENTS
+from rlhf_gym.cli import _agent_first, main
+
+
+def _help(capsys, args: list[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_top_level_help_lists_every_command(capsys):
+    out = _help(capsys, ["--help"])
+    for command in ("envs", "train", "build-assets"):
+        assert command in out
+
+
+def test_train_help_lists_every_agent(capsys):
+    out = _help(capsys, ["train", "--help"])
+    assert all(name in out for name in AGENTS)
+
+
+@pytest.mark.parametrize("spelling", [["--agent", "ppo"], ["--agent=ppo"], ["ppo"]])
+def test_both_agent_spellings_reach_the_agents_flags(capsys, spelling):
+    out = _help(capsys, ["train", *spelling, "--help"])
+    assert "--total-steps" in out and "--kl-coef" in out and "--value-learning-rate" in out
+
+
+def test_an_sb3_agent_shows_its_own_defaults(capsys):
+    out = _help(capsys, ["train", "--agent=sb3-a2c", "--help"])
+    assert "runs/sb3-a2c" in out and "(default: a2c)" in out
+
+
+def test_agent_flags_may_come_before_the_agent():
+    args, name = _agent_first(["--env", "X", "--agent", "sb3-trpo", "--seed", "3"], AGENTS)
+    assert name == "sb3-trpo" and args == ["sb3-trpo", "--env", "X", "--seed", "3"]
+    args, name = _agent_first(["--seed", "3", "--agent=ppo"], AGENTS)
+    assert name == "ppo" and args == ["ppo", "--seed", "3"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--agent", "bogus"], "unknown agent 'bogus'; choose one of: ppo, sb3-ppo"),
+        (["train", "--agent=bogus"], "unknown agent 'bogus'"),
+        (["train", "--agent"], "--agent needs a name"),
+        (["train", "--agent", "sb3-a2c", "--algo", "ppo"], "--algo ppo conflicts with --agent sb3-a2c"),
+        (["build-assets", "nope"], "unknown env or task 'nope'; the suite has: RLHF-Summarize-v0 \\(summarize\\)"),
+    ],
+)
+def test_errors_name_the_bad_value(args, message):
+    with pytest.raises(SystemExit, match=message):
+        main(args)
+
+
+def test_a_bad_flag_value_is_named_and_exits_nonzero(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--agent", "ppo", "--total-steps", "many"])
+    assert exit_info.value.code != 0
+    captured = capsys.readouterr()
+    assert "--total-steps" in captured.err + captured.out and "many" in captured.err + captured.out
+
+
+def test_envs_lists_the_suite(capsys):
+    main(["envs"])
+    out = capsys.readouterr().out
+    assert "RLHF-Summarize-v0" in out and "rlhf_gym.registration:make_vector_env" in out
