@@ -106,14 +106,14 @@ def test_prompt_cache_empties_when_the_weights_change(make_toy_env, toy_dir):
     with torch.no_grad():
         expected, _ = next_token_outputs(model, obs["input_ids"], obs["attention_mask"], env.max_prompt_tokens)
     torch.testing.assert_close(cache.outputs(model, obs["input_ids"], obs["attention_mask"], env.max_prompt_tokens)[0],
-                               expected, atol=1e-5, rtol=0)
+                               expected, atol=1e-4, rtol=0)  # float32 order at logits ~10; a stale cache is off by > 0.1
     assert cache.prompt_forwards == 4
     first = next(model.parameters())
     first.data = first.data + 0.1  # TRPO's line search assigns .data
     with torch.no_grad():
         expected, _ = next_token_outputs(model, obs["input_ids"], obs["attention_mask"], env.max_prompt_tokens)
     torch.testing.assert_close(cache.outputs(model, obs["input_ids"], obs["attention_mask"], env.max_prompt_tokens)[0],
-                               expected, atol=1e-5, rtol=0)
+                               expected, atol=1e-4, rtol=0)
 
 
 def test_a_vocabulary_larger_than_the_models_head_is_rejected_by_both_reads(make_toy_env, toy_dir):
