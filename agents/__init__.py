@@ -50,6 +50,8 @@ def _sb3(algo: str, summary: str) -> AgentEntry:
 
 AGENTS: dict[str, AgentEntry] = {
     "ppo": AgentEntry("rlhf_gym.agents.ppo", "PPOConfig", "token-level PPO with KL penalty (N+ details)"),
+    "rloo": AgentEntry("rlhf_gym.agents.rloo", "RLOOConfig", "REINFORCE with leave-one-out baselines (Ahmadian et al. 2024)"),
+    "grpo": AgentEntry("rlhf_gym.agents.grpo", "GRPOConfig", "group-normalised advantages, clipped, KL in the loss (Shao et al. 2024)"),
     "sb3-ppo": _sb3("ppo", "Stable-Baselines3 PPO, LM policy, KL via reward wrapper"),
     "sb3-a2c": _sb3("a2c", "Stable-Baselines3 A2C, LM policy, KL via reward wrapper"),
     "sb3-maskable-ppo": _sb3("maskable-ppo", "sb3-contrib MaskablePPO with NLPO top-p masks"),

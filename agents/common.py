@@ -8,6 +8,8 @@
   sampling stream, and the final paired gold change against the SFT policy.
 - **Checkpoints** (`write_checkpoint`, `latest_checkpoint`, `load_model_weights`): atomic
   folders of tensors (safetensors, ``weights_only`` optimiser states) and JSON.
+- **The run around a critic-free group agent** (`GroupAgentConfig`, `GroupAgentRun`): set-up,
+  rollout, logging, evaluation, checkpoints and results for RLOO and GRPO.
 - **Finish-of-run** (`RunLogger`, `finish_run`): TensorBoard scalars under namespaced tags
   (``charts/``, ``losses/``, ``eval/``, as in CleanRL), hyper-parameters logged once as a
   table, ``summary.json``, ``final_policy/``, one PNG with proxy reward, gold score and KL
@@ -16,18 +18,23 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import math
 import shutil
+import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import matplotlib
+import numpy as np
 import torch
 from safetensors.torch import load_file
+from tqdm.auto import tqdm
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -36,7 +43,7 @@ from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
 import rlhf_gym  # noqa: E402  (registers the envs; get_task)
 from rlhf_gym.atomic_dir import swap_in  # noqa: E402
-from rlhf_gym.env.rollout import collect_episodes, paired_gold  # noqa: E402
+from rlhf_gym.env.rollout import EpisodeBatch, collect_episodes, paired_gold  # noqa: E402
 from rlhf_gym.env.vector_env import TokenVectorEnv  # noqa: E402
 from rlhf_gym.lm.loading import quiet_progress  # noqa: E402
 from rlhf_gym.lm.policy import CausalLMPolicy, per_token_kl  # noqa: E402
@@ -56,9 +63,10 @@ def make_env(
     missing_eos_penalty: float | None = None,
     reward: str = "preference",
     reward_model: str | None = None,
+    group_size: int = 1,
 ) -> TokenVectorEnv:
     """``gym.make_vec`` of a registered env with an agent's settings (``reward_model`` None:
-    the env's own preference model)."""
+    the env's own preference model; ``group_size`` k: k consecutive sub-envs share a prompt)."""
     return gym.make_vec(
         env_id,
         num_envs=num_envs,
@@ -67,6 +75,7 @@ def make_env(
         autoreset_mode=autoreset_mode,
         missing_eos_penalty=missing_eos_penalty,
         reward=reward,
+        **({"group_size": group_size} if group_size != 1 else {}),
         **({"reward_model": reward_model} if reward_model is not None else {}),
     )
 
@@ -170,6 +179,24 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 def read_state(checkpoint: Path) -> dict[str, Any]:
     return json.loads((checkpoint / "state.json").read_text())
+
+
+def save_policy_checkpoint(run_dir: Path, policy: CausalLMPolicy, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """A critic-free agent's checkpoint: the policy (a Hugging Face folder) and the optimiser
+    state (tensors only: it loads with ``weights_only``), written atomically with the state."""
+
+    def write_tensors(folder: Path) -> None:
+        policy.model.save_pretrained(folder / "policy")
+        torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+
+    write_checkpoint(run_dir, state, write_tensors)
+
+
+def load_policy_checkpoint(checkpoint: Path, policy: CausalLMPolicy, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Restore what `save_policy_checkpoint` wrote (strictly); return the run state."""
+    load_model_weights(policy.model, checkpoint / "policy" / "model.safetensors")
+    optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
+    return read_state(checkpoint)
 
 
 def load_model_weights(model: torch.nn.Module, path: Path) -> None:
@@ -292,3 +319,173 @@ def finish_run(
         f"{first['proxy_reward']:+.3f} -> {last['proxy_reward']:+.3f} | KL {last['kl']:.2f} | {run_dir}"
     )
     return summary
+
+
+# Critic-free group agents (RLOO, GRPO) -------------------------------------------------
+@dataclass
+class GroupAgentConfig:
+    """What every critic-free group agent (RLOO, GRPO) is configured by; each adds its own."""
+
+    env: str = "RLHF-Summarize-v0"  # registered env id
+    total_steps: int = 60_000  # env steps (generated tokens, all sub-envs) to train for
+    seed: int = 0  # seeds prompts, sampling and minibatch order
+    out: str = "runs/group"  # run folder: TensorBoard logs, checkpoints, plot, summary.json
+    policy: str | None = None  # causal LM (hub id or path); default: the env's SFT policy
+    device: str = "cpu"  # torch device of env, policy and models
+    threads: int = 2  # torch CPU threads
+    num_prompts: int = 16  # prompts per batch
+    group_size: int = 4  # responses per prompt, sampled by k consecutive sub-envs (64 episodes per batch, as our PPO)
+    temperature: float | None = None  # sampling and update temperature; None: the task's protocol temperature
+    learning_rate: float = 3e-5  # Adam step size
+    adam_eps: float = 1e-5  # Adam's epsilon
+    kl_coef: float = 0.05  # beta of the KL to the reference
+    max_grad_norm: float = 1.0  # global gradient-norm clip
+    missing_eos_penalty: float | None = 1.0  # subtracted from responses without EOS (N+ #23)
+    reward: Literal["preference", "gold"] = "preference"  # what the training env rewards
+    reward_model: str | None = None  # the preference model (path, hub id, ensemble); None: the env's
+    eval_every: int = 10  # iterations between evaluations on the valid split
+    eval_episodes: int = 128  # valid-split episodes per evaluation (fixed prompts and seed)
+    paired_posts: int = 512  # valid posts of the final paired evaluation against the SFT policy (0 skips it)
+    checkpoint_every: int = 10  # iterations between atomic checkpoints
+    resume: bool = False  # continue from the run folder's last checkpoint
+
+    @property
+    def num_envs(self) -> int:
+        """Episodes per batch: ``num_prompts * group_size``."""
+        return self.num_prompts * self.group_size
+
+    def __post_init__(self) -> None:
+        for name in ("total_steps", "num_prompts", "eval_every", "eval_episodes", "checkpoint_every", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.group_size < 2:
+            raise ValueError(f"group_size must be >= 2 (the group is the baseline), got {self.group_size}")
+        if self.temperature is not None and not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        for name in ("learning_rate", "adam_eps"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
+        if not (math.isfinite(self.kl_coef) and self.kl_coef >= 0):
+            raise ValueError(f"kl_coef must be a finite number >= 0, got {self.kl_coef}")
+        if self.paired_posts < 0 or self.paired_posts == 1:
+            raise ValueError(f"paired_posts must be 0 (off) or >= 2, got {self.paired_posts}")
+
+
+@dataclass
+class GroupRollout:
+    """One iteration's batch, with what every group agent needs of it.
+
+    Attributes:
+        batch: the episodes (groups of ``group_size`` consecutive rows share a prompt).
+        ref_logprobs: (N, T) the frozen reference's log-probs of the sampled tokens.
+        sequence_kl: (N,) k1 estimate of KL(pi || pi_ref) per response, nats.
+        seed: the iteration's seed (reset, sampling and minibatch order derive from it).
+    """
+
+    batch: EpisodeBatch
+    ref_logprobs: torch.Tensor
+    sequence_kl: torch.Tensor
+    seed: int
+
+
+class GroupAgentRun:
+    """The run around a critic-free group agent's update: what RLOO and GRPO share.
+
+    Set-up (the train env with ``group_size``, the valid env, the policy and its frozen
+    reference, Adam, resume from the last checkpoint, TensorBoard, the first evaluation),
+    `rollout` (one episode-synchronous batch and the reference's log-probs),
+    `end_iteration` (logging, evaluation, checkpoint) and `finish` (the paired evaluation
+    and the run folder). The agent's file holds only the advantages and the loss.
+    """
+
+    def __init__(self, config: GroupAgentConfig, agent: str) -> None:
+        torch.set_num_threads(config.threads)
+        self.agent = agent
+        self.run_dir = Path(config.out)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.device = torch.device(config.device)
+        settings = dict(device=config.device, missing_eos_penalty=config.missing_eos_penalty, reward_model=config.reward_model)
+        self.env = make_env(config.env, config.num_envs, "train", reward=config.reward, group_size=config.group_size, **settings)
+        self.eval_env = make_env(config.env, config.eval_episodes, "valid", **settings)
+        temperature = protocol_temperature(config.env, config.temperature)
+        self.config = config = dataclasses.replace(config, temperature=temperature)  # the run records what it used
+        torch.manual_seed(config.seed)
+        self.policy = CausalLMPolicy.from_pretrained(policy_path(config.env, config.policy), temperature=temperature).to(self.device)
+        self.reference = copy.deepcopy(self.policy).eval().requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate, eps=config.adam_eps)
+        self.state: dict[str, Any] = {"iteration": 0, "env_steps": 0, "history": [], "evals": [], "wall_time": 0.0}
+        checkpoint = latest_checkpoint(self.run_dir) if config.resume else None
+        if checkpoint is not None:
+            self.state = load_policy_checkpoint(checkpoint, self.policy, self.optimizer)
+            print(f"resumed from {checkpoint} at iteration {self.state['iteration']}, {self.state['env_steps']} env steps")
+        self.logger = RunLogger(self.run_dir, config=asdict(config), purge_step=self.state["env_steps"] if checkpoint else None)
+        if not self.state["evals"]:
+            self._evaluate()
+        self.progress = tqdm(total=config.total_steps, initial=self.state["env_steps"], unit="tok", desc=agent, dynamic_ncols=True)
+        self._started = time.time() - self.state["wall_time"]
+        self._rollout_seconds = 0.0
+
+    def unfinished(self) -> bool:
+        return self.state["env_steps"] < self.config.total_steps
+
+    def rollout(self) -> GroupRollout:
+        """Sample this iteration's batch: ``group_size`` responses to each of ``num_prompts`` prompts."""
+        seed = rollout_seed(self.config.seed, self.state["iteration"], self.config.num_envs)  # resumable: derived, not carried
+        self.policy.eval()
+        started = time.time()
+        batch = collect_episodes(self.env, self.policy, seed=seed, generator=torch.Generator(self.device).manual_seed(seed))
+        self._rollout_seconds = time.time() - started
+        with torch.no_grad():
+            ref_logprobs, _ = self.reference.token_logprobs(batch.input_ids, batch.attention_mask, self.env.max_prompt_tokens)
+        sequence_kl = per_token_kl(batch.logprobs, ref_logprobs, batch.response_mask).sum(-1)
+        self.policy.train()
+        return GroupRollout(batch, ref_logprobs, sequence_kl, seed)
+
+    def optimizer_step(self, loss: torch.Tensor) -> None:
+        """Backward, clip the global gradient norm, step."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+
+    def end_iteration(self, rollout: GroupRollout, losses: dict[str, list[float]]) -> None:
+        """Count the env steps, log the batch and the losses, evaluate and checkpoint on schedule."""
+        batch, state = rollout.batch, self.state
+        steps = int(batch.response_mask.sum().item())
+        state["env_steps"] += steps
+        state["iteration"] += 1
+        state["wall_time"] = time.time() - self._started
+        record = {
+            "env_steps": state["env_steps"],
+            "proxy_reward": batch.preference.mean().item(),
+            "gold": batch.gold.nanmean().item(),
+            "kl": rollout.sequence_kl.mean().item(),
+            "response_length": batch.response_lengths.float().mean().item(),
+            "reward_std_within_groups": batch.scores.view(-1, self.config.group_size).std(-1).mean().item(),
+            "tokens_per_second": steps / max(self._rollout_seconds, 1e-9),
+            **{k: float(np.mean(v)) for k, v in losses.items()},
+        }
+        state["history"].append(record)
+        self.logger.scalars("charts", {k: v for k, v in record.items() if k not in losses}, state["env_steps"])
+        self.logger.scalars("losses", {k: record[k] for k in losses}, state["env_steps"])
+        self.progress.update(steps)
+        self.progress.set_postfix(proxy=f"{record['proxy_reward']:+.2f}", gold=f"{record['gold']:.3f}", kl=f"{record['kl']:.2f}")
+        last = not self.unfinished()
+        if state["iteration"] % self.config.eval_every == 0 or last:
+            self._evaluate()
+            self.progress.write(eval_line(state["evals"][-1]))
+        if state["iteration"] % self.config.checkpoint_every == 0 or last:
+            save_policy_checkpoint(self.run_dir, self.policy, self.optimizer, state)
+
+    def finish(self, title: str) -> dict[str, Any]:
+        """The paired final evaluation, then the run folder (`finish_run`); returns the summary."""
+        self.progress.close()
+        self.logger.close()
+        if self.config.paired_posts:
+            self.state["paired"] = paired_final_evaluation(self.eval_env, self.policy.eval(), self.reference, self.config.paired_posts)
+        return finish_run(self.run_dir, self.agent, self.config, self.state, self.policy.model, self.env.tokenizer, title=title)
+
+    def _evaluate(self) -> None:
+        result = evaluate(self.eval_env, self.policy, self.reference, self.config.seed + EVAL_SEED_OFFSET)
+        self.state["evals"].append({"env_steps": self.state["env_steps"], **result})
+        self.logger.scalars("eval", self.state["evals"][-1], self.state["env_steps"])

@@ -61,8 +61,14 @@ def collect_episodes(
     seed: int,
     generator: torch.Generator,
     greedy: bool = False,
+    share_group_prompts: bool = True,
 ) -> EpisodeBatch:
     """Run one episode in every sub-env of ``env`` with a KV cache.
+
+    With ``env.group_size = k > 1`` the k sub-envs of a group start from the same prompt,
+    so by default the prompt is forwarded once per group and its KV cache repeated k times
+    (`CausalLMPolicy.prefill_groups`): N/k prompt forwards instead of N, the same
+    log-probs to float precision.
 
     Args:
         env: a `TokenVectorEnv` in autoreset mode ``DISABLED``.
@@ -70,13 +76,22 @@ def collect_episodes(
         seed: reset seed: fixes the prompts of this batch.
         generator: the sampling RNG (on the env's device).
         greedy: take the argmax token instead of sampling.
+        share_group_prompts: prefill one row per group (off: every row, as with k = 1).
+
+    Raises:
+        ValueError: If the env is not in ``DISABLED`` mode, or (sharing on) the rows of a
+            group do not have identical prompt blocks after the reset.
     """
     if env.autoreset_mode != AutoresetMode.DISABLED:
         raise ValueError(f"collect_episodes needs autoreset_mode DISABLED, got {env.autoreset_mode}")
     n, width, horizon = env.num_envs, env.max_prompt_tokens, env.max_new_tokens
     device = env.device
     obs, _ = env.reset(seed=seed)
-    logits, state = policy.prefill(obs["input_ids"][:, :width], obs["attention_mask"][:, :width])
+    prompt_ids, prompt_mask = obs["input_ids"][:, :width], obs["attention_mask"][:, :width]
+    if share_group_prompts and env.group_size > 1:
+        logits, state = policy.prefill_groups(prompt_ids, prompt_mask, env.group_size)
+    else:
+        logits, state = policy.prefill(prompt_ids, prompt_mask)
     logprobs = torch.zeros((n, horizon), device=device)
     scores = torch.zeros(n, device=device)
     preference = torch.zeros(n, device=device)

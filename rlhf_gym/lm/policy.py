@@ -84,6 +84,45 @@ class CausalLMPolicy(nn.Module):
         )
         return out.logits[:, -1].float(), state
 
+    def prefill_groups(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, group_size: int
+    ) -> tuple[torch.Tensor, DecodeState]:
+        """`prefill` for rows in groups of ``group_size`` that share their prompt block.
+
+        Runs the prompt of each group's first row only (rows ``::k``), then repeats the
+        logits and the KV cache k times along the batch (``repeat_interleave``): the prompt
+        is forwarded N/k times instead of N, and the result is what `prefill` of all N rows
+        gives, to float precision. The repeated cache tensors are copies, so `decode`
+        appends to each row's cache independently.
+
+        Args:
+            input_ids: (N, P) left-padded prompts, rows ``g*k .. g*k+k-1`` identical
+                (a `TokenVectorEnv` built with ``group_size=k`` after a full reset).
+            attention_mask: (N, P).
+            group_size: k, dividing N.
+
+        Raises:
+            ValueError: If k does not divide N, or a row's prompt block differs from its
+                group's first row (named in the message).
+        """
+        n, width = input_ids.shape
+        k = int(group_size)
+        if k < 1 or n % k != 0:
+            raise ValueError(f"group_size must be >= 1 and divide the batch size {n}, got {group_size}")
+        ids, mask = input_ids.reshape(n // k, k, width), attention_mask.reshape(n // k, k, width)
+        differs = ((ids != ids[:, :1]) | (mask != mask[:, :1])).any(-1).flatten()  # (N,)
+        if bool(differs.any()):
+            rows = differs.nonzero().flatten().tolist()
+            raise ValueError(
+                f"rows {rows} do not share the prompt block of their group's first row "
+                f"(group_size={k}: rows g*k .. g*k+k-1 must have identical prompts)"
+            )
+        logits, state = self.prefill(input_ids[::k], attention_mask[::k])
+        state.cache.batch_repeat_interleave(k)  # transformers' Cache: every layer's keys and values
+        state.attention_mask = attention_mask
+        state.next_position = attention_mask.sum(-1)
+        return logits.repeat_interleave(k, dim=0), state
+
     def decode(self, tokens: torch.Tensor, state: DecodeState, token_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Feed one token per row; return next-token logits (N, V). Updates ``state``.
 

@@ -54,3 +54,89 @@ def test_paired_gold_pairs_posts_and_sampling_streams(make_toy_env, toy_dir):
     assert other.change == pytest.approx(other.policy_gold - other.baseline_gold) and other.sem > 0
     with pytest.raises(ValueError, match="posts must be >= 2"):
         paired_gold(env, policy, policy, posts=1, seed=0)
+
+
+@pytest.mark.parametrize("group_size", [2, 4])
+def test_sharing_group_prompts_gives_the_same_episodes(make_toy_env, toy_dir, group_size):
+    """One prompt forward per group, its cache repeated k times, is the per-row prefill to
+    float precision: greedy episodes are token for token the same, sampled ones start alike,
+    and the rows of a group then decode independently from their own cache rows."""
+    policy = CausalLMPolicy.from_pretrained(toy_dir / "policy", temperature=0.7)
+    env = make_toy_env(8, autoreset_mode="disabled", max_new_tokens=8, group_size=group_size)
+    width = env.max_prompt_tokens
+
+    def rollout(share: bool, greedy: bool):
+        generator = torch.Generator().manual_seed(1)
+        return collect_episodes(env, policy, seed=2, generator=generator, greedy=greedy, share_group_prompts=share)
+
+    shared, unshared = rollout(True, greedy=True), rollout(False, greedy=True)
+    assert torch.equal(shared.input_ids, unshared.input_ids) and torch.equal(shared.response_mask, unshared.response_mask)
+    assert shared.response_texts == unshared.response_texts
+    assert torch.allclose(shared.logprobs, unshared.logprobs, atol=1e-5)
+    assert torch.allclose(shared.scores, unshared.scores, atol=1e-5)
+
+    shared, unshared = rollout(True, greedy=False), rollout(False, greedy=False)
+    # The first token is drawn from the same distribution with the same stream (a flip would
+    # need a uniform draw within float error of a CDF boundary).
+    assert torch.equal(shared.input_ids[:, : width + 1], unshared.input_ids[:, : width + 1])
+    assert torch.allclose(shared.logprobs[:, 0], unshared.logprobs[:, 0], atol=1e-5)
+    responses = shared.input_ids[:, width:].reshape(-1, group_size, env.max_new_tokens)
+    assert (responses != responses[:, :1]).any(), "the rows of a group should sample different responses"
+    with torch.no_grad():
+        full, _ = policy.token_logprobs(shared.input_ids, shared.attention_mask, width)
+    mask = shared.response_mask
+    assert torch.allclose(shared.logprobs[mask], full[mask], atol=1e-5)  # each row's own cache
+
+
+@pytest.mark.parametrize("group_size", [2, 4])
+def test_the_prompt_is_forwarded_once_per_group(make_toy_env, toy_dir, monkeypatch, group_size):
+    policy = CausalLMPolicy.from_pretrained(toy_dir / "policy", temperature=0.7)
+    env = make_toy_env(8, autoreset_mode="disabled", max_new_tokens=4, group_size=group_size)
+    prompt_rows: list[int] = []  # batch size of every forward over the prompt block
+    forward = policy.model.forward
+
+    def counting_forward(*args, **kwargs):
+        if kwargs["input_ids"].shape[1] == env.max_prompt_tokens:
+            prompt_rows.append(kwargs["input_ids"].shape[0])
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(policy.model, "forward", counting_forward)
+    collect_episodes(env, policy, seed=0, generator=torch.Generator().manual_seed(0))
+    assert prompt_rows == [8 // group_size]
+    collect_episodes(env, policy, seed=0, generator=torch.Generator().manual_seed(0), share_group_prompts=False)
+    assert prompt_rows == [8 // group_size, 8]
+
+
+class _ClaimsGroupsOfTwo:
+    """A wrapper that reports ``group_size = 2`` for an env that draws a prompt per row."""
+
+    group_size = 2
+
+    def __init__(self, env):
+        self.env = env
+
+    def __getattr__(self, name):
+        return getattr(self.env, name)
+
+
+def test_sharing_rejects_groups_whose_prompts_differ(make_toy_env, toy_dir):
+    """An env built with group_size=1 behind a wrapper claiming groups of 2: the rows that
+    differ from their group's first row are named, and no prompt is guessed."""
+    policy = CausalLMPolicy.from_pretrained(toy_dir / "policy", temperature=0.7)
+    inner = make_toy_env(4, autoreset_mode="disabled", max_new_tokens=4)
+    obs, _ = inner.reset(seed=0)
+    prompts = obs["input_ids"][:, : inner.max_prompt_tokens]
+    differing = [row for row in (1, 3) if not torch.equal(prompts[row], prompts[row - 1])]
+    assert differing == [1, 3]  # four different posts
+    env = _ClaimsGroupsOfTwo(inner)
+    with pytest.raises(ValueError, match=r"rows \[1, 3\] do not share the prompt block"):
+        collect_episodes(env, policy, seed=0, generator=torch.Generator().manual_seed(0))
+    collect_episodes(env, policy, seed=0, generator=torch.Generator().manual_seed(0), share_group_prompts=False)
+    # The check also reads the attention mask, and the group size must divide the batch.
+    mask = obs["attention_mask"][:2, : inner.max_prompt_tokens].clone()
+    ids = prompts[[0, 0]]
+    mask[1, -1] = 0
+    with pytest.raises(ValueError, match=r"rows \[1\]"):
+        policy.prefill_groups(ids, mask, 2)
+    with pytest.raises(ValueError, match="divide the batch size 4"):
+        policy.prefill_groups(prompts, obs["attention_mask"][:, : inner.max_prompt_tokens], 3)
