@@ -24,7 +24,7 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -42,6 +42,7 @@ from matplotlib.ticker import EngFormatter  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
 import rlhf_gym  # noqa: E402  (registers the envs; get_task)
+from rlhf_gym.agents.distributed import Distributed  # noqa: E402
 from rlhf_gym.atomic_dir import swap_in  # noqa: E402
 from rlhf_gym.env.rollout import EpisodeBatch, collect_episodes, paired_gold  # noqa: E402
 from rlhf_gym.env.vector_env import TokenVectorEnv  # noqa: E402
@@ -276,7 +277,8 @@ def _paired_figures(paired: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def finish_run(
-    run_dir: Path, agent: str, config: Any, state: dict[str, Any], model: Any, tokenizer: Any, title: str
+    run_dir: Path, agent: str, config: Any, state: dict[str, Any], model: Any, tokenizer: Any, title: str,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write what every finished run leaves: ``summary.json``, ``final_policy/`` (an ordinary
     Hugging Face checkpoint of ``model`` and ``tokenizer``), the PNG, and a result line.
@@ -301,6 +303,7 @@ def finish_run(
         **_paired_figures(state.get("paired")),
         "evals": state["evals"],  # every valid-split evaluation: the learning curve
         "config": asdict(config),
+        **(extra or {}),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     with quiet_progress():
@@ -393,20 +396,34 @@ class GroupAgentRun:
 
     Set-up (the train env with ``group_size``, the valid env, the policy and its frozen
     reference, Adam, resume from the last checkpoint, TensorBoard, the first evaluation),
-    `rollout` (one episode-synchronous batch and the reference's log-probs),
-    `end_iteration` (logging, evaluation, checkpoint) and `finish` (the paired evaluation
-    and the run folder). The agent's file holds only the advantages and the loss.
+    `rollout` (one episode-synchronous batch and the reference's log-probs), `minibatches`
+    and `optimizer_step` (the update's rows and steps), `end_iteration` (logging,
+    evaluation, checkpoint) and `finish` (the paired evaluation and the run folder). The
+    agent's file holds only the advantages and the loss.
+
+    Launched by ``torchrun``, each rank runs its shard of the batch (`Distributed`): rows
+    ``[offset, offset + n)`` of the single-process batch, with the same prompts and sampling
+    draws, and gradients averaged across ranks. Only rank 0 evaluates and writes the run
+    folder. A run of W ranks therefore computes what one process computes with the same
+    total batch, up to the order of floating-point sums.
     """
 
     def __init__(self, config: GroupAgentConfig, agent: str) -> None:
         torch.set_num_threads(config.threads)
+        self.dist = Distributed.from_environment(config.device)
         self.agent = agent
         self.run_dir = Path(config.out)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.device = torch.device(config.device)
-        settings = dict(device=config.device, missing_eos_penalty=config.missing_eos_penalty, reward_model=config.reward_model)
-        self.env = make_env(config.env, config.num_envs, "train", reward=config.reward, group_size=config.group_size, **settings)
-        self.eval_env = make_env(config.env, config.eval_episodes, "valid", **settings)
+        self.device = torch.device(self.dist.device(config.device))
+        self.local_envs, self.row_offset = self.dist.shard(config.num_envs)
+        if self.local_envs % config.group_size != 0:
+            raise ValueError(
+                f"each of the {self.dist.world_size} ranks runs {self.local_envs} sub-envs, not a whole number of "
+                f"groups of {config.group_size}: make num_prompts ({config.num_prompts}) a multiple of the world size"
+            )
+        settings = dict(device=str(self.device), missing_eos_penalty=config.missing_eos_penalty, reward_model=config.reward_model)
+        self.env = make_env(config.env, self.local_envs, "train", reward=config.reward, group_size=config.group_size, **settings)
+        self.eval_env = make_env(config.env, config.eval_episodes, "valid", **settings) if self.dist.is_main else None
         temperature = protocol_temperature(config.env, config.temperature)
         self.config = config = dataclasses.replace(config, temperature=temperature)  # the run records what it used
         torch.manual_seed(config.seed)
@@ -418,10 +435,12 @@ class GroupAgentRun:
         if checkpoint is not None:
             self.state = load_policy_checkpoint(checkpoint, self.policy, self.optimizer)
             print(f"resumed from {checkpoint} at iteration {self.state['iteration']}, {self.state['env_steps']} env steps")
-        self.logger = RunLogger(self.run_dir, config=asdict(config), purge_step=self.state["env_steps"] if checkpoint else None)
+        purge_step = self.state["env_steps"] if checkpoint else None
+        self.logger = RunLogger(self.run_dir, config=asdict(config), purge_step=purge_step) if self.dist.is_main else None
         if not self.state["evals"]:
             self._evaluate()
-        self.progress = tqdm(total=config.total_steps, initial=self.state["env_steps"], unit="tok", desc=agent, dynamic_ncols=True)
+        self.progress = tqdm(total=config.total_steps, initial=self.state["env_steps"], unit="tok", desc=agent, dynamic_ncols=True,
+                             disable=not self.dist.is_main)
         self._started = time.time() - self.state["wall_time"]
         self._rollout_seconds = 0.0
 
@@ -433,7 +452,10 @@ class GroupAgentRun:
         seed = rollout_seed(self.config.seed, self.state["iteration"], self.config.num_envs)  # resumable: derived, not carried
         self.policy.eval()
         started = time.time()
-        batch = collect_episodes(self.env, self.policy, seed=seed, generator=torch.Generator(self.device).manual_seed(seed))
+        # This rank's rows of the whole batch: their prompts (reset keys seed + row) and their
+        # slice of the batch's sampling draws.
+        batch = collect_episodes(self.env, self.policy, seed=seed + self.row_offset, generator=torch.Generator(self.device).manual_seed(seed),
+                                 rows=(self.row_offset, self.config.num_envs))
         self._rollout_seconds = time.time() - started
         with torch.no_grad():
             ref_logprobs, _ = self.reference.token_logprobs(batch.input_ids, batch.attention_mask, self.env.max_prompt_tokens)
@@ -441,51 +463,86 @@ class GroupAgentRun:
         self.policy.train()
         return GroupRollout(batch, ref_logprobs, sequence_kl, seed)
 
-    def optimizer_step(self, loss: torch.Tensor) -> None:
-        """Backward, clip the global gradient norm, step."""
+    def minibatches(self, num_minibatches: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, float]]:
+        """One epoch's minibatches: this rank's rows of each, and the factor its loss takes.
+
+        The order is a permutation of the whole batch's rows, the same on every rank, cut into
+        ``num_minibatches`` slices; a rank takes the rows of each slice it holds. A loss that is
+        a mean over the rank's rows, times the factor ``world_size * rows / slice``, averages
+        over the ranks to the mean over the whole slice: the single-process loss.
+        """
+        order = torch.randperm(self.config.num_envs, generator=generator)
+        size = self.config.num_envs // num_minibatches
+        for start in range(0, self.config.num_envs, size):
+            rows = order[start : start + size]
+            local = rows[(rows >= self.row_offset) & (rows < self.row_offset + self.local_envs)] - self.row_offset
+            yield local.to(self.device), self.dist.world_size * len(local) / size
+
+    def optimizer_step(self, loss: torch.Tensor | None) -> None:
+        """Backward, average the gradients over the ranks, clip the global gradient norm, step.
+
+        ``loss`` None: this rank holds no row of the minibatch (its gradient is zero), but it
+        still joins the average and the step, so the ranks stay identical.
+        """
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if loss is not None:
+            loss.backward()
+        self.dist.average_gradients(self.policy.parameters())
         torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
 
     def end_iteration(self, rollout: GroupRollout, losses: dict[str, list[float]]) -> None:
         """Count the env steps, log the batch and the losses, evaluate and checkpoint on schedule."""
         batch, state = rollout.batch, self.state
-        steps = int(batch.response_mask.sum().item())
+        steps = int(self.dist.sum(batch.response_mask.sum().item()))  # all ranks' tokens
         state["env_steps"] += steps
         state["iteration"] += 1
         state["wall_time"] = time.time() - self._started
-        record = {
-            "env_steps": state["env_steps"],
+        record = self.dist.mean({  # means over the ranks' equal shards: the batch's means
             "proxy_reward": batch.preference.mean().item(),
             "gold": batch.gold.nanmean().item(),
             "kl": rollout.sequence_kl.mean().item(),
             "response_length": batch.response_lengths.float().mean().item(),
             "reward_std_within_groups": batch.scores.view(-1, self.config.group_size).std(-1).mean().item(),
-            "tokens_per_second": steps / max(self._rollout_seconds, 1e-9),
-            **{k: float(np.mean(v)) for k, v in losses.items()},
-        }
+            **{k: float(np.mean(v)) if v else 0.0 for k, v in losses.items()},
+        })
+        record = {"env_steps": state["env_steps"], **record, "tokens_per_second": steps / max(self._rollout_seconds, 1e-9)}
         state["history"].append(record)
-        self.logger.scalars("charts", {k: v for k, v in record.items() if k not in losses}, state["env_steps"])
-        self.logger.scalars("losses", {k: record[k] for k in losses}, state["env_steps"])
+        if self.logger is not None:
+            self.logger.scalars("charts", {k: v for k, v in record.items() if k not in losses}, state["env_steps"])
+            self.logger.scalars("losses", {k: record[k] for k in losses}, state["env_steps"])
         self.progress.update(steps)
         self.progress.set_postfix(proxy=f"{record['proxy_reward']:+.2f}", gold=f"{record['gold']:.3f}", kl=f"{record['kl']:.2f}")
         last = not self.unfinished()
         if state["iteration"] % self.config.eval_every == 0 or last:
             self._evaluate()
-            self.progress.write(eval_line(state["evals"][-1]))
-        if state["iteration"] % self.config.checkpoint_every == 0 or last:
+            if self.dist.is_main:
+                self.progress.write(eval_line(state["evals"][-1]))
+        if (state["iteration"] % self.config.checkpoint_every == 0 or last) and self.dist.is_main:
             save_policy_checkpoint(self.run_dir, self.policy, self.optimizer, state)
 
     def finish(self, title: str) -> dict[str, Any]:
         """The paired final evaluation, then the run folder (`finish_run`); returns the summary."""
         self.progress.close()
+        if not self.dist.is_main:  # rank 0 evaluates and writes the run folder
+            self.dist.barrier()
+            self.dist.close()
+            return {}
         self.logger.close()
         if self.config.paired_posts:
             self.state["paired"] = paired_final_evaluation(self.eval_env, self.policy.eval(), self.reference, self.config.paired_posts)
-        return finish_run(self.run_dir, self.agent, self.config, self.state, self.policy.model, self.env.tokenizer, title=title)
+        summary = finish_run(self.run_dir, self.agent, self.config, self.state, self.policy.model, self.env.tokenizer, title=title,
+                             extra={"world_size": self.dist.world_size})
+        self.dist.barrier()
+        self.dist.close()
+        return summary
 
     def _evaluate(self) -> None:
-        result = evaluate(self.eval_env, self.policy, self.reference, self.config.seed + EVAL_SEED_OFFSET)
-        self.state["evals"].append({"env_steps": self.state["env_steps"], **result})
-        self.logger.scalars("eval", self.state["evals"][-1], self.state["env_steps"])
+        """Rank 0 evaluates on the valid split; the other ranks wait (their policies are the same)."""
+        if self.dist.is_main:
+            result = evaluate(self.eval_env, self.policy, self.reference, self.config.seed + EVAL_SEED_OFFSET)
+            self.state["evals"].append({"env_steps": self.state["env_steps"], **result})
+            self.logger.scalars("eval", self.state["evals"][-1], self.state["env_steps"])
+        else:
+            self.state["evals"].append({"env_steps": self.state["env_steps"]})  # placeholder: ranks keep equal counters
+        self.dist.barrier()

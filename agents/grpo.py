@@ -98,12 +98,12 @@ def train(config: GRPOConfig) -> dict[str, Any]:
 
         # Clipped-ratio updates on shuffled minibatches, the KL to the reference in the loss
         order_generator = torch.Generator().manual_seed(rollout.seed)
-        minibatch = config.num_envs // config.num_minibatches
         losses: dict[str, list[float]] = {k: [] for k in ("policy_loss", "kl_loss", "clip_fraction", "approx_kl", "entropy")}
         for _epoch in range(config.num_epochs):
-            order = torch.randperm(config.num_envs, generator=order_generator).to(run.device)
-            for start in range(0, config.num_envs, minibatch):
-                rows = order[start : start + minibatch]
+            for rows, share in run.minibatches(config.num_minibatches, order_generator):  # share: this rank's part of the mean
+                if len(rows) == 0:
+                    run.optimizer_step(None)
+                    continue
                 m = mask[rows]
                 new_logprobs, entropy = policy.token_logprobs(batch.input_ids[rows], batch.attention_mask[rows], width)
                 log_ratio = new_logprobs - batch.logprobs[rows]
@@ -112,7 +112,7 @@ def train(config: GRPOConfig) -> dict[str, Any]:
                 surrogate = torch.min(ratio * adv, ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef) * adv)
                 pg_loss = -per_response_mean(surrogate, m)
                 kl_loss = per_response_mean(k3_kl(new_logprobs, rollout.ref_logprobs[rows]), m)
-                run.optimizer_step(pg_loss + config.kl_coef * kl_loss if config.kl_in == "loss" else pg_loss)
+                run.optimizer_step(share * (pg_loss + config.kl_coef * kl_loss if config.kl_in == "loss" else pg_loss))
                 with torch.no_grad():
                     losses["policy_loss"].append(pg_loss.item())
                     losses["kl_loss"].append(kl_loss.item())

@@ -81,16 +81,17 @@ def train(config: RLOOConfig) -> dict[str, Any]:
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
         # REINFORCE on whole responses: -A_i * log pi(y_i | x)
-        order = torch.randperm(config.num_envs, generator=torch.Generator().manual_seed(rollout.seed)).to(run.device)
-        minibatch = config.num_envs // config.num_minibatches
         losses: dict[str, list[float]] = {k: [] for k in ("policy_loss", "kl_loss", "approx_kl", "entropy")}
-        for start in range(0, config.num_envs, minibatch):
-            rows = order[start : start + minibatch]
+        order_generator = torch.Generator().manual_seed(rollout.seed)
+        for rows, share in run.minibatches(config.num_minibatches, order_generator):  # share: this rank's part of the mean
+            if len(rows) == 0:
+                run.optimizer_step(None)
+                continue
             m = mask[rows]
             new_logprobs, entropy = policy.token_logprobs(batch.input_ids[rows], batch.attention_mask[rows], width)
             pg_loss = -(advantages[rows] * (new_logprobs * m).sum(-1)).mean()
             kl_loss = per_response_mean(k3_kl(new_logprobs, rollout.ref_logprobs[rows]), m)
-            run.optimizer_step(pg_loss + config.kl_coef * kl_loss if config.kl_in == "loss" else pg_loss)
+            run.optimizer_step(share * (pg_loss + config.kl_coef * kl_loss if config.kl_in == "loss" else pg_loss))
             with torch.no_grad():
                 log_ratio = new_logprobs - batch.logprobs[rows]
                 losses["policy_loss"].append(pg_loss.item())

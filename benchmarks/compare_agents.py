@@ -59,6 +59,16 @@ def mean_std(values: list[float]) -> str:
     return f"{np.mean(values):+.3f} ± {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:+.3f}"
 
 
+def paired_change(summaries: list[dict[str, Any]]) -> str:
+    """Mean over seeds of the paired gold change against the SFT policy, with the standard
+    error of that mean from the runs' own paired standard errors (seeds are independent)."""
+    if not all("gold_improvement_paired" in s for s in summaries):
+        return "—"
+    changes = [s["gold_improvement_paired"] for s in summaries]
+    sem = np.sqrt(np.sum(np.square([s["gold_improvement_paired_sem"] for s in summaries]))) / len(summaries)
+    return f"{np.mean(changes):+.3f} ± {sem:.3f}"
+
+
 def table(results: dict[str, list[dict[str, Any]]], config: Config) -> str:
     """Markdown table: one row per agent, mean ± std over seeds."""
     lines = [
@@ -66,8 +76,9 @@ def table(results: dict[str, list[dict[str, Any]]], config: Config) -> str:
         "after the iteration that reaches it: env steps is what it used), seeds "
         f"{config.seeds}; valid-split evaluation (fixed prompts, T as configured), mean ± std over seeds.",
         "",
-        "| agent | env steps | gold (final) | gold change | proxy reward (final) | KL (final) | wall time (s) |",
-        "|---|---|---|---|---|---|---|",
+        "| agent | env steps | gold (final) | gold change | gold change, paired (± s.e.) | proxy reward (final) "
+        "| KL (final) | wall time (s) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for agent, summaries in results.items():
         finals = [s["final"] for s in summaries]
@@ -75,6 +86,7 @@ def table(results: dict[str, list[dict[str, Any]]], config: Config) -> str:
             f"| {agent} | {np.mean([s['env_steps'] for s in summaries]):,.0f} "
             f"| {mean_std([f['gold'] for f in finals])} "
             f"| {mean_std([s['gold_improvement'] for s in summaries])} "
+            f"| {paired_change(summaries)} "
             f"| {mean_std([f['proxy_reward'] for f in finals])} "
             f"| {mean_std([f['kl'] for f in finals])} "
             f"| {np.mean([s['wall_time_seconds'] for s in summaries]):.0f} |"

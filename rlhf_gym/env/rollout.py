@@ -62,6 +62,7 @@ def collect_episodes(
     generator: torch.Generator,
     greedy: bool = False,
     share_group_prompts: bool = True,
+    rows: tuple[int, int] | None = None,
 ) -> EpisodeBatch:
     """Run one episode in every sub-env of ``env`` with a KV cache.
 
@@ -77,6 +78,11 @@ def collect_episodes(
         generator: the sampling RNG (on the env's device).
         greedy: take the argmax token instead of sampling.
         share_group_prompts: prefill one row per group (off: every row, as with k = 1).
+        rows: ``(offset, total)``: this env is rows ``[offset, offset + N)`` of a batch of
+            ``total`` (a data-parallel shard). Each step draws ``total`` uniforms from
+            ``generator`` and samples with this shard's slice (`CausalLMPolicy.sample`
+            ``uniforms=``), so the shard samples what those rows of the whole batch would.
+            Reset the env with the whole batch's seed plus ``offset`` for its prompts.
 
     Raises:
         ValueError: If the env is not in ``DISABLED`` mode, or (sharing on) the rows of a
@@ -100,7 +106,11 @@ def collect_episodes(
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     texts: list[Any] = [None] * n
     for t in range(horizon):
-        tokens, token_logprobs = policy.sample(logits, generator, greedy=greedy)
+        uniforms = None
+        if rows is not None:
+            offset, total = rows
+            uniforms = torch.rand(total, generator=generator, device=device)[offset : offset + n]
+        tokens, token_logprobs = policy.sample(logits, generator, greedy=greedy, uniforms=uniforms)
         active = ~finished
         logprobs[:, t] = torch.where(active, token_logprobs, torch.zeros_like(token_logprobs))
         obs, rewards, terminated, truncated, info = env.step(tokens)

@@ -147,17 +147,31 @@ class CausalLMPolicy(nn.Module):
         return out.logits[:, -1].float()
 
     def sample(
-        self, logits: torch.Tensor, generator: torch.Generator | None = None, *, greedy: bool = False
+        self,
+        logits: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        greedy: bool = False,
+        uniforms: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Choose the next tokens: tokens (N,) and their log-probs (N,) under ``softmax(logits / T)``.
 
         Samples from exactly that distribution, or takes the argmax with ``greedy`` (the
         log-probs are still those of the tempered distribution). Every rollout and sampling
         loop of the library chooses its tokens here.
+
+        Args:
+            uniforms: (N,) draws in [0, 1): sample each row by inverting its CDF at its draw
+                instead of ``torch.multinomial``. A row's token then depends on its own draw
+                only, so a shard of a batch samples what those rows sample in the whole batch
+                (data-parallel ranks, `rlhf_gym.env.rollout.collect_episodes` ``rows=``).
         """
         logprobs = torch.log_softmax(logits / self.temperature, dim=-1)
         if greedy:
             tokens = logits.argmax(-1)
+        elif uniforms is not None:
+            cdf = logprobs.exp().cumsum(-1)
+            tokens = torch.searchsorted(cdf, (uniforms * cdf[:, -1])[:, None]).squeeze(-1).clamp(max=logits.shape[-1] - 1)
         else:
             tokens = torch.multinomial(logprobs.exp(), 1, generator=generator).squeeze(-1)
         return tokens, logprobs.gather(-1, tokens[:, None]).squeeze(-1)
