@@ -454,7 +454,8 @@ class GroupAgentRun:
         started = time.time()
         # This rank's rows of the whole batch: their prompts (reset keys seed + row) and their
         # slice of the batch's sampling draws.
-        batch = collect_episodes(self.env, self.policy, seed=seed + self.row_offset, generator=torch.Generator(self.device).manual_seed(seed),
+        generator = torch.Generator(self.device).manual_seed(seed)
+        batch = collect_episodes(self.env, self.policy, seed=seed + self.row_offset, generator=generator,
                                  rows=(self.row_offset, self.config.num_envs))
         self._rollout_seconds = time.time() - started
         with torch.no_grad():

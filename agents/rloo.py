@@ -33,6 +33,10 @@ class RLOOConfig(GroupAgentConfig):
 
     out: str = "runs/rloo"  # run folder: TensorBoard logs, checkpoints, plot, summary.json
     num_minibatches: int = 1  # gradient steps per batch (1: on-policy, as the paper)
+    # One REINFORCE step per batch wants a larger step than PPO's 16: on RLHF-Summarize-v0
+    # (seed 0, 20k env steps, paired gold change on 512 valid posts) 3e-5 gained +0.087,
+    # 1e-4 +0.254, and 3e-4 +0.148 at KL 5.6, the proxy up and the gold down (over-optimised).
+    learning_rate: float = 1e-4
     kl_coef: float = 0.05  # beta (our PPO's)
     kl_in: Literal["reward", "loss"] = "reward"  # the paper puts the KL in the reward
     normalize_advantages: bool = False  # whiten the batch's advantages (TRL's option; off in the paper)

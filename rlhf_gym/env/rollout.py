@@ -92,6 +92,7 @@ def collect_episodes(
         raise ValueError(f"collect_episodes needs autoreset_mode DISABLED, got {env.autoreset_mode}")
     n, width, horizon = env.num_envs, env.max_prompt_tokens, env.max_new_tokens
     device = env.device
+    shard = rows  # the loop below reuses `rows` for the finished rows of a step
     obs, _ = env.reset(seed=seed)
     prompt_ids, prompt_mask = obs["input_ids"][:, :width], obs["attention_mask"][:, :width]
     if share_group_prompts and env.group_size > 1:
@@ -107,8 +108,8 @@ def collect_episodes(
     texts: list[Any] = [None] * n
     for t in range(horizon):
         uniforms = None
-        if rows is not None:
-            offset, total = rows
+        if shard is not None:
+            offset, total = shard
             uniforms = torch.rand(total, generator=generator, device=device)[offset : offset + n]
         tokens, token_logprobs = policy.sample(logits, generator, greedy=greedy, uniforms=uniforms)
         active = ~finished
