@@ -109,6 +109,14 @@ class Distributed:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return dict(zip(values, (tensor / self.world_size).tolist()))
 
+    def all_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The sum of a (no-grad) tensor over the ranks; the tensor itself in a world of one."""
+        if not self.active:
+            return tensor
+        total = tensor.detach().clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
+
     def sum(self, value: float) -> float:
         if not self.active:
             return value
@@ -123,3 +131,7 @@ class Distributed:
     def close(self) -> None:
         if self.active and dist.is_initialized():
             dist.destroy_process_group()
+
+
+SINGLE = Distributed()
+"""A world of one: every collective is the identity."""

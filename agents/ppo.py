@@ -47,6 +47,7 @@ from rlhf_gym.agents.common import (
     rollout_seed,
     write_checkpoint,
 )
+from rlhf_gym.agents.distributed import SINGLE, Distributed
 from rlhf_gym.agents.value_model import ValueModel
 from rlhf_gym.env.rollout import EpisodeBatch, collect_episodes
 from rlhf_gym.lm.policy import CausalLMPolicy, disable_dropout, per_token_kl
@@ -101,6 +102,10 @@ class PPOConfig:
     # prompts and sampling stream: summary.json's gold_improvement_paired and its standard
     # error (0 skips it).
     paired_posts: int = 512
+    # Sample each episode from its own uniform draws (as data-parallel ranks always do, so
+    # that a shard samples what its rows of the whole batch would): a single process with
+    # it on computes what a torchrun world computes with the same total batch.
+    row_sampling: bool = False
     checkpoint_every: int = 10  # iterations between atomic checkpoints
     resume: bool = False  # continue from the run folder's last checkpoint
 
@@ -156,14 +161,22 @@ def compute_gae(
     return advantages, (advantages + values) * mask_f
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (x * mask).sum() / mask.sum().clamp(min=1)
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, count: torch.Tensor | None = None, world_size: int = 1) -> torch.Tensor:
+    """Mean of ``x`` over the valid tokens (``mask``).
+
+    Data-parallel, ``count`` is every rank's token count and each rank returns its own
+    tokens' sum over it, times ``world_size``: the average of the ranks' gradients is then
+    the gradient of the mean over all their tokens, whatever each rank's share.
+    """
+    count = mask.sum() if count is None else count
+    return (x * mask).sum() / count.clamp(min=1) * world_size
 
 
-def masked_whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Whiten over valid tokens only (N+ #19: advantages whitened; rewards not)."""
-    mean = masked_mean(x, mask)
-    var = masked_mean((x - mean) ** 2, mask)
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8, dist: Distributed = SINGLE) -> torch.Tensor:
+    """Whiten over valid tokens only, those of every rank (N+ #19: advantages whitened; rewards not)."""
+    count = dist.all_sum(mask.sum()).clamp(min=1)
+    mean = dist.all_sum((x * mask).sum()) / count
+    var = dist.all_sum(((x - mean) ** 2 * mask).sum()) / count
     return (x - mean) * torch.rsqrt(var + eps) * mask
 
 
@@ -218,14 +231,17 @@ def make_optimizer(config: PPOConfig, actor_params: list[nn.Parameter], value_pa
 
 def train(config: PPOConfig) -> dict[str, Any]:
     """Train PPO as configured; return the run summary (also written to summary.json)."""
-    # Set-up
+    # Set-up (under torchrun, each rank runs rows [offset, offset + local_envs) of the batch)
     torch.set_num_threads(config.threads)
+    dist = Distributed.from_environment(config.device)
     run_dir = Path(config.out)
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device(config.device)
-    env_settings = dict(device=config.device, missing_eos_penalty=config.missing_eos_penalty, reward_model=config.reward_model)
-    env = make_env(config.env, config.num_envs, "train", reward=config.reward, **env_settings)
-    eval_env = make_env(config.env, config.eval_episodes, "valid", **env_settings)  # proxy and gold, whatever the training reward
+    device = torch.device(dist.device(config.device))
+    local_envs, row_offset = dist.shard(config.num_envs)
+    env_settings = dict(device=str(device), missing_eos_penalty=config.missing_eos_penalty, reward_model=config.reward_model)
+    env = make_env(config.env, local_envs, "train", reward=config.reward, **env_settings)
+    # Rank 0 evaluates: proxy and gold, whatever the training reward.
+    eval_env = make_env(config.env, config.eval_episodes, "valid", **env_settings) if dist.is_main else None
     temperature = protocol_temperature(config.env, config.temperature)
     config = dataclasses.replace(config, temperature=temperature)  # the run records what it used
     torch.manual_seed(config.seed)
@@ -246,11 +262,12 @@ def train(config: PPOConfig) -> dict[str, Any]:
     if checkpoint is not None:
         state = load_checkpoint(checkpoint, policy, value, optimizer)
         print(f"resumed from {checkpoint} at iteration {state['iteration']}, {state['env_steps']} env steps")
-    logger = RunLogger(run_dir, config=asdict(config), purge_step=state["env_steps"] if checkpoint else None)
-    if not state["evals"]:
+    logger = RunLogger(run_dir, config=asdict(config), purge_step=state["env_steps"] if checkpoint else None) if dist.is_main else None
+    if not state["evals"] and dist.is_main:
         state["evals"].append({"env_steps": 0, **evaluate(eval_env, policy, reference, config.seed + EVAL_SEED_OFFSET)})
         logger.scalars("eval", state["evals"][-1], 0)
-    progress = tqdm(total=config.total_steps, initial=state["env_steps"], unit="tok", desc="ppo", dynamic_ncols=True)
+    progress = tqdm(total=config.total_steps, initial=state["env_steps"], unit="tok", desc="ppo", dynamic_ncols=True,
+                    disable=not dist.is_main)
     started = time.time() - state["wall_time"]
 
     while state["env_steps"] < config.total_steps:
@@ -261,7 +278,8 @@ def train(config: PPOConfig) -> dict[str, Any]:
         # Rollout
         policy.eval()
         batch: EpisodeBatch = collect_episodes(
-            env, policy, seed=iteration_seed, generator=torch.Generator(device).manual_seed(iteration_seed)
+            env, policy, seed=iteration_seed + row_offset, generator=torch.Generator(device).manual_seed(iteration_seed),
+            rows=(row_offset, config.num_envs) if dist.active or config.row_sampling else None,
         )
         mask = batch.response_mask
         rollout_seconds = time.time() - t0
@@ -272,7 +290,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
         # Rewards and GAE
         rewards, kl = per_token_rewards(batch.scores, batch.logprobs, ref_logprobs, mask, state["kl_coef"])
         advantages, returns = compute_gae(rewards, old_values, mask, config.gamma, config.gae_lambda)
-        advantages = masked_whiten(advantages, mask)
+        advantages = masked_whiten(advantages, mask, dist=dist)
 
         # PPO update
         policy.train()
@@ -284,20 +302,31 @@ def train(config: PPOConfig) -> dict[str, Any]:
             order = torch.randperm(config.num_envs, generator=order_generator).to(device)
             for start in range(0, config.num_envs, minibatch):
                 rows = order[start : start + minibatch]
+                rows = rows[(rows >= row_offset) & (rows < row_offset + local_envs)] - row_offset  # this rank's rows
                 m = mask[rows].float()
+                tokens = dist.all_sum(m.sum())  # every rank's tokens in this minibatch
+                if rows.numel() == 0:  # none of them on this rank: a zero gradient, but it joins the step
+                    optimizer.zero_grad(set_to_none=True)
+                    dist.average_gradients(params)
+                    nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+                    optimizer.step()
+                    continue
                 new_logprobs, entropy = policy.token_logprobs(batch.input_ids[rows], batch.attention_mask[rows], env.max_prompt_tokens)
                 # Policy loss: clipped surrogate (Schulman et al. 2017)
                 log_ratio = new_logprobs - batch.logprobs[rows]
                 ratio = log_ratio.exp()
                 adv = advantages[rows]
-                pg_loss = masked_mean(torch.max(-adv * ratio, -adv * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)), m)
+                surrogate = torch.max(-adv * ratio, -adv * ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef))
+                pg_loss = masked_mean(surrogate, m, tokens, dist.world_size)
                 # Value loss: clipped around the rollout values (N+)
                 new_values = value(batch.input_ids[rows], batch.attention_mask[rows], env.max_prompt_tokens)
                 clipped = old_values[rows] + (new_values - old_values[rows]).clamp(-config.value_clip_coef, config.value_clip_coef)
-                v_loss = 0.5 * masked_mean(torch.max((new_values - returns[rows]) ** 2, (clipped - returns[rows]) ** 2), m)
+                value_error = torch.max((new_values - returns[rows]) ** 2, (clipped - returns[rows]) ** 2)
+                v_loss = 0.5 * masked_mean(value_error, m, tokens, dist.world_size)
                 loss = pg_loss + config.value_coef * v_loss
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                dist.average_gradients(params)  # data-parallel: every rank takes the same step
                 nn.utils.clip_grad_norm_(params, config.max_grad_norm)
                 optimizer.step()
                 with torch.no_grad():
@@ -306,55 +335,68 @@ def train(config: PPOConfig) -> dict[str, Any]:
                     stats["clip_fraction"].append(masked_mean(((ratio - 1).abs() > config.clip_coef).float(), m).item())
                     stats["approx_kl"].append(masked_mean((ratio - 1) - log_ratio, m).item())  # k3 (Schulman 2020)
                     stats["entropy"].append(masked_mean(entropy, m).item())
-            if config.target_approx_kl is not None and np.mean(stats["approx_kl"][-config.num_minibatches:]) > config.target_approx_kl:
-                break  # approx-KL early stop
+            epoch_kl = dist.mean({"approx_kl": float(np.mean(stats["approx_kl"][-config.num_minibatches:]))})["approx_kl"]
+            if config.target_approx_kl is not None and epoch_kl > config.target_approx_kl:
+                break  # approx-KL early stop (every rank decides alike)
 
         # Adaptive KL controller (Ziegler et al. 2019, §2.2)
-        sequence_kl = kl.sum(-1).mean().item()
+        sequence_kl = dist.mean({"kl": kl.sum(-1).mean().item()})["kl"]
         if config.adaptive_kl:
             error = float(np.clip(sequence_kl / config.target_kl_penalty - 1, -0.2, 0.2))
             state["kl_coef"] *= 1 + error * config.num_envs / config.kl_horizon
 
         # Logging
-        steps = int(mask.sum().item())
+        steps = int(dist.sum(mask.sum().item()))  # every rank's tokens
         state["env_steps"] += steps
         state["iteration"] = iteration + 1
         state["wall_time"] = time.time() - started
         explained_var = 1 - torch.var((returns - old_values)[mask]) / torch.var(returns[mask]).clamp(min=1e-8)
         record = {
             "env_steps": state["env_steps"],
-            "proxy_reward": batch.preference.mean().item(),
-            "gold": batch.gold.nanmean().item(),
+            **dist.mean({  # the ranks' shards are equal: their means' mean is the batch's
+                "proxy_reward": batch.preference.mean().item(),
+                "gold": batch.gold.nanmean().item(),
+                "response_length": batch.response_lengths.float().mean().item(),
+                "explained_variance": explained_var.item(),
+                **{k: float(np.mean(v)) for k, v in stats.items()},
+            }),
             "kl": sequence_kl,
             "kl_coef": state["kl_coef"],
-            "response_length": batch.response_lengths.float().mean().item(),
-            "explained_variance": explained_var.item(),
             "tokens_per_second": steps / max(rollout_seconds, 1e-9),
-            **{k: float(np.mean(v)) for k, v in stats.items()},
         }
         state["history"].append(record)
-        charts = ("proxy_reward", "gold", "kl", "kl_coef", "response_length", "tokens_per_second")
-        losses = ("policy_loss", "value_loss", "clip_fraction", "approx_kl", "entropy", "explained_variance")
-        logger.scalars("charts", {k: record[k] for k in charts}, state["env_steps"])
-        logger.scalars("losses", {k: record[k] for k in losses}, state["env_steps"])
         progress.update(steps)
         progress.set_postfix(proxy=f"{record['proxy_reward']:+.2f}", gold=f"{record['gold']:.3f}", kl=f"{sequence_kl:.2f}")
-        if state["iteration"] % config.eval_every == 0 or state["env_steps"] >= config.total_steps:
-            ev = evaluate(eval_env, policy, reference, config.seed + EVAL_SEED_OFFSET)
-            state["evals"].append({"env_steps": state["env_steps"], **ev})
-            logger.scalars("eval", state["evals"][-1], state["env_steps"])
-            progress.write(eval_line(state["evals"][-1]))
-        if state["iteration"] % config.checkpoint_every == 0 or state["env_steps"] >= config.total_steps:
-            save_checkpoint(run_dir, policy, value, optimizer, state)
+        last_iteration = state["env_steps"] >= config.total_steps
+        if dist.is_main:  # rank 0 logs, evaluates and checkpoints; the others wait at the barrier
+            charts = ("proxy_reward", "gold", "kl", "kl_coef", "response_length", "tokens_per_second")
+            losses = ("policy_loss", "value_loss", "clip_fraction", "approx_kl", "entropy", "explained_variance")
+            logger.scalars("charts", {k: record[k] for k in charts}, state["env_steps"])
+            logger.scalars("losses", {k: record[k] for k in losses}, state["env_steps"])
+            if state["iteration"] % config.eval_every == 0 or last_iteration:
+                ev = evaluate(eval_env, policy, reference, config.seed + EVAL_SEED_OFFSET)
+                state["evals"].append({"env_steps": state["env_steps"], **ev})
+                logger.scalars("eval", state["evals"][-1], state["env_steps"])
+                progress.write(eval_line(state["evals"][-1]))
+            if state["iteration"] % config.checkpoint_every == 0 or last_iteration:
+                save_checkpoint(run_dir, policy, value, optimizer, state)
+        dist.barrier()
     progress.close()
+    if not dist.is_main:
+        dist.barrier()
+        dist.close()
+        return {}
     logger.close()
 
     # Results
     if config.paired_posts:
         state["paired"] = paired_final_evaluation(eval_env, policy.eval(), reference, config.paired_posts)
     summary = finish_run(
-        run_dir, "ppo", config, state, policy.model, env.tokenizer, title=f"PPO on {config.env} (seed {config.seed})"
+        run_dir, "ppo", config, state, policy.model, env.tokenizer, title=f"PPO on {config.env} (seed {config.seed})",
+        extra={"world_size": dist.world_size},
     )
+    dist.barrier()
+    dist.close()
     return summary
 
 

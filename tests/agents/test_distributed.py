@@ -14,15 +14,17 @@ import torch
 from rlhf_gym.agents.distributed import Distributed
 from rlhf_gym.agents.grpo import GRPOConfig
 from rlhf_gym.agents.grpo import train as train_grpo
+from rlhf_gym.agents.ppo import PPOConfig
+from rlhf_gym.agents.ppo import train as train_ppo
 from rlhf_gym.agents.rloo import RLOOConfig
 from rlhf_gym.agents.rloo import train as train_rloo
 from rlhf_gym.lm.policy import CausalLMPolicy
 
-AGENTS = {"rloo": (RLOOConfig, train_rloo), "grpo": (GRPOConfig, train_grpo)}
+AGENTS = {"ppo": (PPOConfig, train_ppo), "rloo": (RLOOConfig, train_rloo), "grpo": (GRPOConfig, train_grpo)}
 # Two ranks average two shard gradients where one process takes the gradient of the whole
 # batch: equal in exact arithmetic, a few float32 roundings apart. Measured after three
-# iterations at lr 1e-3 (1 Dec 2026): RLOO's final parameters differ by at most 7.8e-8, GRPO's
-# by 1.2e-7, while training moved them by 5.8e-3 and 1.2e-2.
+# iterations at lr 1e-3 (1 Dec 2026): the final parameters differ by at most 1.5e-7 (PPO),
+# 7.8e-8 (RLOO) and 1.2e-7 (GRPO), while training moved them by 1.2e-2, 5.8e-3 and 1.2e-2.
 TOLERANCE = 1e-5
 
 
@@ -48,23 +50,24 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _digest(model: torch.nn.Module) -> str:
-    return hashlib.sha256(b"".join(p.detach().cpu().numpy().tobytes() for p in model.parameters())).hexdigest()
+def _digest(optimizer: torch.optim.Optimizer) -> str:
+    """A hash of every parameter the optimiser updates (policy and, for PPO, critic)."""
+    tensors = [p.detach().cpu().numpy().tobytes() for group in optimizer.param_groups for p in group["params"]]
+    return hashlib.sha256(b"".join(tensors)).hexdigest()
 
 
 def _rank(rank: int, port: int, agent: str, settings: dict, queue) -> None:
     """One torchrun-like rank (forked): train, recording the parameters after every update."""
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    from rlhf_gym.agents.common import GroupAgentRun
-
     digests: list[str] = []
-    step = GroupAgentRun.optimizer_step
+    step = torch.optim.Adam.step
 
-    def recording_step(self, loss):
-        step(self, loss)
-        digests.append(_digest(self.policy))
+    def recording_step(self, *args, **kwargs):
+        result = step(self, *args, **kwargs)
+        digests.append(_digest(self))
+        return result
 
-    GroupAgentRun.optimizer_step = recording_step
+    torch.optim.Adam.step = recording_step
     try:
         config_class, train = AGENTS[agent]
         train(config_class(**settings))
@@ -74,14 +77,17 @@ def _rank(rank: int, port: int, agent: str, settings: dict, queue) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("agent", ["rloo", "grpo"])
+@pytest.mark.parametrize("agent", ["ppo", "rloo", "grpo"])
 def test_two_gloo_ranks_stay_identical_and_match_one_process(agent, register_toy_env, toy_dir, tmp_path):
     env_id = register_toy_env(f"Toy-DDP-{agent}-v0")
     settings = dict(
-        env=env_id, policy=str(toy_dir / "policy"), num_prompts=4, group_size=2, total_steps=8 * 6 * 2,
-        num_minibatches=2, learning_rate=1e-3, temperature=1.0, missing_eos_penalty=None, eval_episodes=8,
-        eval_every=100, checkpoint_every=100, paired_posts=0, threads=1, seed=0,
+        env=env_id, policy=str(toy_dir / "policy"), total_steps=8 * 6 * 2, num_minibatches=2, learning_rate=1e-3,
+        temperature=1.0, missing_eos_penalty=None, eval_episodes=8, eval_every=100, checkpoint_every=100,
+        paired_posts=0, threads=1, seed=0,
     )
+    # 8 episodes per batch; PPO samples each from its own draws (as its ranks do), the group
+    # agents always do.
+    settings.update(dict(num_envs=8, row_sampling=True, num_epochs=2) if agent == "ppo" else dict(num_prompts=4, group_size=2))
     context = mp.get_context("fork")  # the children inherit the registered toy env
     queue = context.Queue()
     port = _free_port()
@@ -96,7 +102,7 @@ def test_two_gloo_ranks_stay_identical_and_match_one_process(agent, register_toy
     config_class, train = AGENTS[agent]
     single = train(config_class(**settings, out=str(tmp_path / "single")))
     # every update leaves the two ranks with bit-identical parameters
-    updates_per_iteration = settings["num_minibatches"] * (config_class().num_epochs if agent == "grpo" else 1)
+    updates_per_iteration = settings["num_minibatches"] * (2 if agent in ("ppo", "grpo") else 1)
     assert len(digests_0) == single["iterations"] * updates_per_iteration and digests_0 == digests_1
     ddp_model = CausalLMPolicy.from_pretrained(tmp_path / "ddp" / "final_policy").model.state_dict()
     single_model = CausalLMPolicy.from_pretrained(tmp_path / "single" / "final_policy").model.state_dict()
