@@ -47,7 +47,7 @@ def test_agent_flags_may_come_before_the_agent():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "--agent", "bogus"], "unknown agent 'bogus'; choose one of: ppo, sb3-ppo"),
+        (["train", "--agent", "bogus"], "unknown agent 'bogus'; choose one of: ppo, rloo, grpo, sb3-ppo"),
         (["train", "--agent=bogus"], "unknown agent 'bogus'"),
         (["train", "--agent"], "--agent needs a name"),
         (["train", "--agent", "sb3-a2c", "--algo", "ppo"], "--algo ppo conflicts with --agent sb3-a2c"),

@@ -115,3 +115,25 @@ def test_two_gloo_ranks_stay_identical_and_match_one_process(agent, register_toy
 
     ddp = json.loads((Path(tmp_path) / "ddp" / "summary.json").read_text())
     assert ddp["world_size"] == 2 and ddp["env_steps"] == single["env_steps"]
+
+
+@pytest.mark.slow
+def test_the_readme_torchrun_command_runs_on_two_cpu_processes(tmp_path):
+    """The single-node command of the README, at a toy budget, launched by torchrun itself."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
+    out = tmp_path / "grpo-ddp"
+    command = [
+        torchrun, "--nproc_per_node", "2", "-m", "rlhf_gym.cli", "train", "--agent", "grpo", "--env", "RLHF-Summarize-v0",
+        "--total-steps", "100", "--threads", "1", "--out", str(out),
+        "--num-prompts", "2", "--group-size", "2", "--eval-episodes", "8", "--paired-posts", "8",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["agent"] == "grpo" and summary["env_steps"] >= 100
+    assert "done:" in result.stdout and result.stdout.count("done:") == 1  # rank 0 alone reports
