@@ -137,3 +137,38 @@ def test_the_readme_torchrun_command_runs_on_two_cpu_processes(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["agent"] == "grpo" and summary["env_steps"] >= 100
     assert "done:" in result.stdout and result.stdout.count("done:") == 1  # rank 0 alone reports
+
+
+def _launch_two_ranks(agent: str, settings: dict) -> None:
+    context = mp.get_context("fork")
+    queue = context.Queue()
+    port = _free_port()
+    ranks = [context.Process(target=_rank, args=(r, port, agent, settings, queue)) for r in (0, 1)]
+    for process in ranks:
+        process.start()
+    reports = sorted(queue.get(timeout=600) for _ in ranks)
+    for process in ranks:
+        process.join(timeout=60)
+    assert [error for _, _, error in reports] == [None, None], reports
+
+
+@pytest.mark.slow
+def test_a_two_rank_run_resumes_at_the_same_world_size(register_toy_env, toy_dir, tmp_path):
+    """Two ranks stop, resume from rank 0's checkpoint, and end where one uninterrupted process ends."""
+    env_id = register_toy_env("Toy-DDP-resume-v0")
+    settings = dict(
+        env=env_id, policy=str(toy_dir / "policy"), num_prompts=4, group_size=2, num_minibatches=2, learning_rate=1e-3,
+        temperature=1.0, missing_eos_penalty=None, eval_episodes=8, eval_every=100, checkpoint_every=1,
+        paired_posts=0, threads=1, seed=0,
+    )
+    steps = 8 * 6  # at most one iteration's worth of tokens
+    _launch_two_ranks("grpo", {**settings, "out": str(tmp_path / "ddp"), "total_steps": 2 * steps})
+    _launch_two_ranks("grpo", {**settings, "out": str(tmp_path / "ddp"), "total_steps": 3 * steps, "resume": True})
+    straight = train_grpo(GRPOConfig(**settings, out=str(tmp_path / "single"), total_steps=3 * steps))
+    import json
+
+    resumed = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert resumed["iterations"] == straight["iterations"] and resumed["env_steps"] == straight["env_steps"]
+    a = CausalLMPolicy.from_pretrained(tmp_path / "ddp" / "final_policy").model.state_dict()
+    b = CausalLMPolicy.from_pretrained(tmp_path / "single" / "final_policy").model.state_dict()
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < TOLERANCE
