@@ -45,6 +45,8 @@ _LAZY = {
     "per_token_kl": "rlhf_gym.lm.policy",
     "position_ids_from_attention_mask": "rlhf_gym.lm.layout",
     "MissingArtifactError": "rlhf_gym.lm.loading",
+    # the leaderboard's evaluation protocol
+    "evaluate": "rlhf_gym.leaderboard.evaluate",
 }
 
 __all__ = ["SUITE", "get_task", "register_envs", "__version__", *_LAZY]

@@ -2,6 +2,8 @@
 
 - ``rlhf-gym envs``: the registered environments and their specs;
 - ``rlhf-gym train --agent NAME ...``: train an agent (flags from its config dataclass);
+- ``rlhf-gym evaluate --env ID --policy PATH``: run the env's leaderboard protocol;
+- ``rlhf-gym leaderboard {validate,verify,build}``: the leaderboard;
 - ``rlhf-gym build-assets TASK``: rebuild a task's shipped assets from seeds.
 
 Each subcommand is a plain function or dataclass whose signature tyro turns into flags;
@@ -145,6 +147,85 @@ def build_assets(
     ))
 
 
+def evaluate(
+    env: str,
+    policy: list[str],
+    seed: list[int] | None = None,
+    device: str = "cpu",
+    submission: str | None = None,
+    agent: str | None = None,
+    training_env_steps: int = 0,
+    paper: str | None = None,
+    code: str | None = None,
+) -> None:
+    """Run an env's leaderboard protocol on policies (one per run) and optionally write a submission.
+
+    Args:
+        env: the env id (its protocol: rlhf_gym.leaderboard.protocol).
+        policy: one causal LM (path or hub id) per run.
+        seed: the runs' seeds (default 0, 1, ...): each selects its sampling stream.
+        device: where the env and the models run.
+        submission: write a leaderboard submission (JSON) here.
+        agent: the submission's agent name (default: the first policy's folder name).
+        training_env_steps: the agent's training budget in env steps.
+        paper: a link to the agent's paper.
+        code: a link to the agent's code.
+    """
+    from rlhf_gym.leaderboard.evaluate import evaluate_main
+
+    evaluate_main(env, policy, seed, _checked_device(device), submission, agent, training_env_steps, paper, code)
+
+
+def leaderboard() -> None:
+    """The leaderboard: `rlhf-gym leaderboard {validate,verify,build} --help`."""
+    raise AssertionError("main() dispatches `leaderboard` to leaderboard_cli")  # listed here for `rlhf-gym --help`
+
+
+def validate(files: tyro.conf.Positional[list[str]]) -> None:
+    """Check submission files against the schema and the protocol; exit 1 if any is invalid.
+
+    Args:
+        files: the submission JSON files.
+    """
+    from rlhf_gym.leaderboard.validate import validate_files
+
+    raise SystemExit(validate_files(files))
+
+
+def verify(file: tyro.conf.Positional[str], policy: list[str] | None = None, device: str = "cpu") -> None:
+    """Re-run the protocol on a submission's checkpoints; exit 1 if a metric is off beyond its tolerance.
+
+    Args:
+        file: the submission JSON file.
+        policy: each run's policy location, overriding the submission's (one per run, or one template with {seed}).
+        device: where the env and the models run.
+    """
+    from rlhf_gym.leaderboard.verify import verify_main
+
+    raise SystemExit(verify_main(file, policy, _checked_device(device)))
+
+
+def build(submissions: str | None = None, out: str | None = None) -> None:
+    """Aggregate the submissions into the table (README.md) and the page (index.html).
+
+    Args:
+        submissions: the folder of submission files (default: the package's leaderboard/submissions).
+        out: where to write README.md and index.html (default: the package's leaderboard/).
+    """
+    from rlhf_gym.leaderboard.build import build_main
+
+    build_main(submissions, out)
+
+
+def leaderboard_cli(argv: Sequence[str]) -> None:
+    tyro.extras.subcommand_cli_from_dict(
+        {"validate": validate, "verify": verify, "build": build},
+        prog="rlhf-gym leaderboard",
+        description="The leaderboard: validate and verify submissions, build the table and the page.",
+        args=list(argv),
+    )
+
+
 def _checked_device(name: str) -> str:
     """``name`` if torch can run on it here, else a SystemExit saying why."""
     import torch
@@ -164,8 +245,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args and args[0] == "train":
         train_cli(args[1:])
         return
+    if args and args[0] == "leaderboard":
+        leaderboard_cli(args[1:])
+        return
     tyro.extras.subcommand_cli_from_dict(
-        {"envs": envs, "train": train, "build-assets": build_assets},
+        {"envs": envs, "train": train, "evaluate": evaluate, "leaderboard": leaderboard, "build-assets": build_assets},
         prog="rlhf-gym",
         description="rlhf-gym: token-level Gymnasium environments for RLHF on language.",
         args=args,

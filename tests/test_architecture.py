@@ -1,6 +1,6 @@
 """The import architecture of the package, checked from source (docs/architecture.md, "What may import what").
 
-Every ``.py`` file under ``rlhf_gym/``, ``agents/`` and ``envs/`` is parsed with `ast`, never
+Every ``.py`` file under ``rlhf_gym/``, ``agents/``, ``envs/`` and ``leaderboard/`` is parsed with `ast`, never
 imported, so this runs in well under a second and loads no model. Source files map to the
 module names they install as (``pyproject.toml``'s ``package-dir``)::
 
@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 # Source folder -> the package it installs as (pyproject.toml, [tool.setuptools] package-dir).
-SOURCE_ROOTS = {"rlhf_gym": "rlhf_gym", "agents": "rlhf_gym.agents", "envs": "rlhf_gym.envs"}
+SOURCE_ROOTS = {"rlhf_gym": "rlhf_gym", "agents": "rlhf_gym.agents", "envs": "rlhf_gym.envs", "leaderboard": "rlhf_gym.leaderboard"}
 
 CATALOGUE = "rlhf_gym.envs"  # the suite's catalogue (`SUITE`); its subpackages are the worlds
 CORE = (
@@ -242,6 +242,8 @@ RULES = (
          lambda s: within(s, "rlhf_gym.agents"), lambda s, t: is_world(t)),
     Rule("worlds import no rlhf_gym.agents",
          is_world, lambda s, t: within(t, "rlhf_gym.agents")),
+    Rule("the leaderboard imports neither rlhf_gym.agents nor a world (it judges agents by their checkpoints, through get_task)",
+         lambda s: within(s, "rlhf_gym.leaderboard"), lambda s, t: within(t, "rlhf_gym.agents") or is_world(t)),
 )
 
 

@@ -1,0 +1,470 @@
+"""Check leaderboard submissions (``rlhf-gym leaderboard validate FILE...``).
+
+A submission is one UTF-8 JSON object in the format of ``schema.json`` (this folder; JSON
+Schema draft 2020-12, shipped as package data). `validate_submission` returns one
+human-readable line per problem, naming the field, the bad value and what was expected;
+an empty list means the submission is valid. It never raises, whatever the input: every
+stage below turns what it rejects into problems, and a later stage runs only when the
+earlier ones found none (except semantics, which run alongside the schema):
+
+1. size: at most `MAX_BYTES` (a file's size is checked before it is read);
+2. encoding: UTF-8 (no byte order mark);
+3. JSON, strictly: no ``NaN`` / ``Infinity`` / ``-Infinity``, no number that overflows to
+   infinity, no duplicate key in an object, at most `MAX_DEPTH` levels of nesting;
+4. the top level is a JSON object;
+5. the schema: every error, with its JSON path (``runs[2].metrics.sampled.gold: 1.5 is
+   greater than the maximum of 1``);
+6. semantics beyond the schema: ``env_id`` is an env of the suite with a leaderboard
+   protocol, ``protocol_version`` and ``protocol_hash`` are that protocol's current ones,
+   the seeds are distinct, there are at least 3 runs, integers are written as integers,
+   the date is a real calendar date, and every number is finite.
+
+Example:
+    >>> validate_submission(b"[1, 2]")
+    ['(top level): a submission must be a JSON object {...}, got an array']
+    >>> validate_submission('{"a": 1, "a": 2}')
+    ['invalid JSON: duplicate key "a" in an object']
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, TextIO
+
+MAX_BYTES = 1 << 20
+"""The largest submission accepted, in bytes (1 MiB; a 100-run submission is about 100 KiB)."""
+MAX_DEPTH = 32
+"""The deepest nesting of arrays and objects accepted (a valid submission has 5 levels)."""
+MAX_PROBLEMS = 100
+"""At most this many problems are listed, then a line says how many more there were."""
+MIN_RUNS = 3
+"""A submission reports at least this many seeds."""
+
+_ROOT = "(top level)"
+_SHOW_CHARS = 80  # a bad value is shown with at most this many characters
+_MESSAGE_CHARS = 300  # a schema message (which quotes the value) is cut at this many
+
+ProtocolLookup = Callable[[str], Any]
+"""``env_id -> Protocol`` (attributes ``version`` and ``hash``); raises KeyError for an env without one."""
+
+
+def get_protocol(env_id: str) -> Any:
+    """The current leaderboard protocol of ``env_id`` (`rlhf_gym.leaderboard.protocol.get_protocol`).
+
+    Imported when called: validating a file's syntax and schema loads nothing else.
+    """
+    from rlhf_gym.leaderboard.protocol import get_protocol as lookup
+
+    return lookup(env_id)
+
+
+# Public API -------------------------------------------------------------------------------
+def validate_submission(data: bytes | str | Path, *, protocol_lookup: ProtocolLookup | None = None) -> list[str]:
+    """The problems of one submission; an empty list means it is valid.
+
+    Args:
+        data: the submission's bytes, its text (a ``str`` is JSON text, not a path), or the
+            `Path` of its file.
+        protocol_lookup: ``env_id -> Protocol``; by default this module's `get_protocol`
+            (looked up when called, so tests can monkeypatch it).
+
+    Never raises: an unreadable file, bad bytes or an unexpected failure of a check are
+    problems too.
+    """
+    try:
+        raw, problems = _read(data)
+        if problems:
+            return problems
+        text, problems = _decode(raw)
+        if problems:
+            return problems
+        value, problems = parse_json(text)
+        if problems:
+            return problems
+        return check_submission(value, protocol_lookup=protocol_lookup)
+    except Exception as error:  # the contract: problems, never a traceback
+        return [f"internal error of the validator ({type(error).__name__}: {_cut(str(error), _MESSAGE_CHARS)}); please report it"]
+
+
+def validate_files(
+    paths: Sequence[str | Path], *, protocol_lookup: ProtocolLookup | None = None, out: TextIO | None = None
+) -> int:
+    """Validate submission files; prints ``OK path`` or ``FAIL path`` and one indented line per problem.
+
+    Returns:
+        The exit code: 0 when every file is valid, 1 when one is not (or no file was given).
+    """
+    out = sys.stdout if out is None else out
+    if not paths:
+        print("FAIL no submission file given", file=out)
+        return 1
+    failed = False
+    for path in paths:
+        problems = validate_submission(Path(path), protocol_lookup=protocol_lookup)
+        failed = failed or bool(problems)
+        print(f"{'FAIL' if problems else 'OK'} {path}", file=out)
+        for problem in problems:
+            print(f"  {problem}", file=out)
+    return 1 if failed else 0
+
+
+def parse_json(text: str) -> tuple[Any, list[str]]:
+    """Strictly parse JSON text: ``(value, [])``, or ``(None, problems)``.
+
+    Rejects ``NaN`` / ``Infinity`` / ``-Infinity`` (not JSON, though Python's `json` accepts
+    them), numbers too large for a float, duplicate keys, nesting deeper than `MAX_DEPTH`,
+    and integers too long to convert (Python's digit limit).
+    """
+    if text.startswith("\ufeff"):
+        return None, ["invalid JSON: the text starts with a byte order mark (U+FEFF); save it as UTF-8 without BOM"]
+    if not text.strip():
+        return None, ["invalid JSON: the file is empty (expected a JSON object)"]
+    found: list[str] = []
+
+    def constant(name: str) -> None:
+        found.append(f"invalid JSON: {name} is not a JSON number (JSON has no NaN or Infinity; every metric must be finite)")
+        return None
+
+    def number(literal: str) -> float:
+        value = float(literal)
+        if not math.isfinite(value):
+            shown = _cut(literal, _SHOW_CHARS)
+            found.append(f"invalid JSON: the number {shown} is too large for a 64-bit float (it overflows to infinity)")
+        return value
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, item in items:
+            if key in result:
+                found.append(f"invalid JSON: duplicate key {_show(key)} in an object")
+            result[key] = item
+        return result
+
+    try:
+        value = json.loads(text, parse_constant=constant, parse_float=number, object_pairs_hook=pairs)
+    except RecursionError:
+        return None, [f"invalid JSON: nested too deeply (arrays/objects more than {MAX_DEPTH} levels deep)"]
+    except json.JSONDecodeError as error:
+        return None, [f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"]
+    except ValueError as error:  # e.g. an integer literal longer than Python's int digit limit
+        return None, [f"invalid JSON: {_cut(str(error), _MESSAGE_CHARS)}"]
+    if found:
+        return None, _capped(list(dict.fromkeys(found)))
+    depth = _depth(value)
+    if depth > MAX_DEPTH:
+        return None, [f"invalid JSON: nested {depth} levels deep; at most {MAX_DEPTH} levels of arrays/objects are allowed"]
+    return value, []
+
+
+def check_submission(value: Any, *, protocol_lookup: ProtocolLookup | None = None) -> list[str]:
+    """The problems of a parsed submission: the top-level type, the schema and the semantics."""
+    if not isinstance(value, dict):
+        return [f"{_ROOT}: a submission must be a JSON object {{...}}, got {_json_type(value)}"]
+    schema_errors = schema_problems(value)
+    flagged = {path for path, _ in schema_errors}
+    semantic = semantic_problems(value, protocol_lookup=protocol_lookup, skip=flagged)
+    return _capped([f"{path}: {message}" for path, message in schema_errors] + semantic)
+
+
+def schema_problems(value: Any) -> list[tuple[str, str]]:
+    """Every schema error of ``value`` as ``(json path, message)``, sorted by path."""
+    errors = [(json_path(error.absolute_path), _schema_message(error)) for error in _validator().iter_errors(value)]
+    return sorted(errors, key=lambda e: (_path_sort_key(e[0]), e[1]))
+
+
+def _schema_message(error: Any) -> str:
+    """jsonschema's message, with the value shown as JSON and cut short, and what was expected."""
+    instance, keyword, expected = error.instance, error.validator, error.validator_value
+    if keyword == "minItems":
+        return f"{len(instance)} item(s); expected at least {expected}"
+    if keyword == "maxItems":
+        return f"{len(instance)} items; expected at most {expected}"
+    if keyword == "const":
+        return f"{_show(instance)}; expected {_show(expected)}"
+    if keyword == "type":
+        got = "null" if instance is None else f"the {_json_type_name(instance)} {_show(instance)}"
+        return f"expected {' or '.join(_listed(expected))}, got {got}"
+    message = error.message
+    if message.startswith(repr(instance)):  # "5 is not of type 'string'": show the value as JSON, cut short
+        message = _show(instance) + message[len(repr(instance)) :]
+    message = _cut(message, _MESSAGE_CHARS)
+    if keyword == "pattern" and isinstance(error.schema, dict) and "description" in error.schema:
+        message += f" (expected {error.schema['description']})"
+    return message
+
+
+def _listed(types: Any) -> list[str]:
+    names = {"object": "an object", "array": "an array", "string": "a string", "integer": "an integer",
+             "number": "a number", "boolean": "a boolean", "null": "null"}
+    return [names.get(t, str(t)) for t in ([types] if isinstance(types, str) else types)]
+
+
+def _json_type_name(value: Any) -> str:
+    """The JSON type of a parsed value: object, array, string, boolean, null, integer or number."""
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "integer" if isinstance(value, int) else "number"
+
+
+def semantic_problems(value: Any, *, protocol_lookup: ProtocolLookup | None = None, skip: set[str] = frozenset()) -> list[str]:
+    """The checks the schema cannot express, on a parsed submission (any shape: never raises on one).
+
+    A field whose path is in ``skip`` (the schema already reported it) is not checked again.
+    """
+    if not isinstance(value, dict):
+        return [f"{_ROOT}: a submission must be a JSON object {{...}}, got {_json_type(value)}"]
+    problems: list[str] = []
+    problems += _check_integers(value)
+    problems += _check_env_and_protocol(value, protocol_lookup, skip)
+    problems += _check_date(value, skip)
+    problems += _check_runs(value, skip)
+    problems += [f"{path}: {_show(number)} is not a finite number" for path, number in _non_finite(value)]
+    return problems
+
+
+def json_path(parts: Sequence[str | int]) -> str:
+    """``["runs", 2, "metrics"]`` -> ``runs[2].metrics``; the empty path is ``(top level)``."""
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
+            text += f".{part}" if text else part
+        else:
+            text += f"[{json.dumps(part)}]"
+    return text or _ROOT
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict[str, Any]:
+    """The submission schema (``schema.json``, package data of `rlhf_gym.leaderboard`)."""
+    try:
+        from importlib.resources import files
+
+        text = files(__package__).joinpath("schema.json").read_text(encoding="utf-8") if __package__ else None
+    except (ImportError, OSError, TypeError, ValueError):
+        text = None
+    if text is None:  # run as a plain file (python leaderboard/validate.py)
+        text = Path(__file__).with_name("schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+# Stages ---------------------------------------------------------------------------------
+def _read(data: bytes | str | Path) -> tuple[bytes, list[str]]:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        raw = bytes(data)
+    elif isinstance(data, str):
+        if len(data) > MAX_BYTES:  # every character is at least one byte
+            return b"", [_too_large(f"more than {MAX_BYTES} characters")]
+        try:
+            raw = data.encode("utf-8")
+        except UnicodeEncodeError as error:
+            bad = _show(data[error.start : error.end])
+            return b"", [f"not valid UTF-8: the text has an unpaired surrogate {bad} at character {error.start}"]
+    elif isinstance(data, os.PathLike):
+        data = Path(data)
+        try:
+            size = data.stat().st_size
+            if size > MAX_BYTES:
+                return b"", [_too_large(f"{size} bytes")]
+            with data.open("rb") as file:
+                raw = file.read(MAX_BYTES + 1)  # a file may grow, or report size 0 (a pipe, /dev/zero)
+        except OSError as error:
+            return b"", [f"cannot read the file: {error.strerror or error}"]
+    else:
+        return b"", [f"cannot validate a {type(data).__name__}: expected bytes, JSON text (str) or a file Path"]
+    if len(raw) > MAX_BYTES:
+        return b"", [_too_large(f"more than {MAX_BYTES} bytes" if isinstance(data, Path) else f"{len(raw)} bytes")]
+    return raw, []
+
+
+def _too_large(size: str) -> str:
+    return f"too large: {size}; a submission may have at most {MAX_BYTES} bytes ({MAX_BYTES // 1024} KiB)"
+
+
+def _decode(raw: bytes) -> tuple[str, list[str]]:
+    try:
+        return raw.decode("utf-8"), []
+    except UnicodeDecodeError as error:
+        byte = raw[error.start : error.start + 1].hex()
+        return "", [f"not valid UTF-8: byte 0x{byte} at offset {error.start} ({error.reason}); a submission is UTF-8 JSON text"]
+
+
+def _depth(value: Any) -> int:
+    """The nesting depth of arrays/objects (a scalar is 0, ``[]`` is 1), without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            return depth  # enough to reject it
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[Any]:
+    """``pattern`` with ECMA-262 semantics for ``$``: the end of the string only.
+
+    Python's ``$`` also matches before a final newline, so ``"2026-12-01\\n"`` would pass
+    ``^...$``; `re.search` with ``\\Z`` in place of a final ``$`` does not.
+    """
+    from jsonschema.exceptions import ValidationError
+
+    if not validator.is_type(instance, "string"):
+        return
+    python_pattern = pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith(r"\$") else pattern
+    if re.search(python_pattern, instance) is None:
+        yield ValidationError(f"{_show(instance)} does not match {pattern!r}")
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator, validators
+
+    schema = load_schema()
+    Draft202012Validator.check_schema(schema)
+    return validators.extend(Draft202012Validator, {"pattern": _pattern})(schema)
+
+
+# Semantic checks --------------------------------------------------------------------------
+def _check_integers(value: dict[str, Any]) -> list[str]:
+    """JSON Schema counts ``1.0`` as an integer; a submission writes its integers as integers."""
+    fields: list[tuple[str, Any]] = [(key, value.get(key)) for key in ("schema_version", "training_env_steps")]
+    runs = value.get("runs")
+    if isinstance(runs, list):
+        fields += [(f"runs[{i}].seed", run.get("seed")) for i, run in enumerate(runs) if isinstance(run, dict)]
+    return [
+        f"{path}: {_show(number)} must be written as an integer ({int(number)}), without a decimal point or exponent"
+        for path, number in fields
+        if isinstance(number, float) and math.isfinite(number) and number.is_integer()
+    ]
+
+
+def _check_env_and_protocol(value: dict[str, Any], lookup: ProtocolLookup | None, skip: set[str]) -> list[str]:
+    env_id = value.get("env_id")
+    if "env_id" in skip or not isinstance(env_id, str):
+        return []  # missing or of the wrong type: the schema said so
+    from rlhf_gym.envs import SUITE
+
+    suite = [env.env_id for env in SUITE]
+    if env_id not in suite:
+        return [f"env_id: {_show(env_id)} is not an env of the suite; expected one of: {', '.join(suite)}"]
+    lookup = get_protocol if lookup is None else lookup
+    try:
+        protocol = lookup(env_id)
+        current = {"protocol_version": str(protocol.version), "protocol_hash": str(protocol.hash)}
+    except KeyError as error:
+        reason = error.args[0] if error.args and isinstance(error.args[0], str) else "no protocol is defined for it"
+        return [f"env_id: {_show(env_id)} has no leaderboard protocol ({_cut(reason, _MESSAGE_CHARS)})"]
+    except Exception as error:  # a broken protocol is a problem to report, not a crash
+        return [f"env_id: cannot load the protocol of {_show(env_id)} ({type(error).__name__}: {_cut(str(error), _MESSAGE_CHARS)})"]
+    problems = []
+    for key, expected in current.items():
+        given = value.get(key)
+        if key not in skip and isinstance(given, str) and given != expected:
+            problems.append(
+                f"{key}: {_show(given)} is not the current protocol's {key.removeprefix('protocol_')} for {env_id}, "
+                f"which is {_show(expected)}; evaluate with the current protocol (rlhf-gym evaluate) and resubmit"
+            )
+    return problems
+
+
+def _check_date(value: dict[str, Any], skip: set[str]) -> list[str]:
+    date = value.get("date")
+    if "date" in skip or not isinstance(date, str):
+        return []
+    try:
+        datetime.date(int(date[0:4]), int(date[5:7]), int(date[8:10]))
+    except ValueError as error:
+        return [f"date: {_show(date)} is not a calendar date ({error}); expected YYYY-MM-DD"]
+    return []
+
+
+def _check_runs(value: dict[str, Any], skip: set[str]) -> list[str]:
+    runs = value.get("runs")
+    if not isinstance(runs, list):
+        return []  # missing or of the wrong type: the schema said so
+    problems = []
+    if "runs" not in skip and len(runs) < MIN_RUNS:
+        problems.append(f"runs: {len(runs)} run(s); a submission reports at least {MIN_RUNS} runs (distinct seeds)")
+    first: dict[int, int] = {}
+    for i, run in enumerate(runs):
+        seed = run.get("seed") if isinstance(run, dict) else None
+        if f"runs[{i}].seed" in skip or isinstance(seed, bool) or not isinstance(seed, (int, float)) or not math.isfinite(seed):
+            continue
+        if seed in first:
+            problems.append(f"runs[{i}].seed: {_show(seed)} repeats the seed of runs[{first[seed]}]; every run needs a distinct seed")
+        else:
+            first[seed] = i
+    return problems
+
+
+def _non_finite(value: Any) -> Iterator[tuple[str, float]]:
+    """``(path, number)`` of every NaN or infinite float, without recursion."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            yield json_path(path), item
+        elif isinstance(item, dict):
+            stack.extend((child, (*path, key)) for key, child in item.items())
+        elif isinstance(item, list):
+            stack.extend((child, (*path, i)) for i, child in enumerate(item))
+
+
+# Formatting -----------------------------------------------------------------------------
+def _show(value: Any) -> str:
+    """A value as JSON, cut to `_SHOW_CHARS` (NaN and infinities as Python writes them)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=True)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return _cut(text, _SHOW_CHARS)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return f"a string ({_show(value)})"
+    if value is None or isinstance(value, bool):
+        return f"the literal {_show(value)}"
+    return f"a number ({_show(value)})"
+
+
+def _path_sort_key(path: str) -> tuple[Any, ...]:
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\[\]]+", path) if p)
+
+
+def _capped(problems: list[str]) -> list[str]:
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    return problems[:MAX_PROBLEMS] + [f"... and {len(problems) - MAX_PROBLEMS} more problems"]
+
+
+if __name__ == "__main__":
+    sys.exit(validate_files(sys.argv[1:]))
