@@ -21,6 +21,12 @@ the gold judge). The metrics (`rlhf_gym.leaderboard.protocol.METRICS`):
   all response tokens;
 - ``distinct_1``, ``distinct_2``: distinct word n-grams over all n-grams of the responses;
 - ``response_length`` (tokens, EOS included) and ``eos_rate``.
+
+``--policy best-of-N:PATH`` evaluates best-of-N sampling from PATH: N samples per post (N
+sampling streams), the one the shipped preference model scores highest is the response.
+Its ``kl`` is the analytic ``log N - (N - 1) / N`` (Stiennon et al. 2020, appendix G.3; an
+upper bound, and exact for distinct samples), since best-of-N has no log-probs to estimate
+it from; its greedy row is PATH's greedy decoding (one greedy response per post).
 """
 
 from __future__ import annotations
@@ -72,18 +78,21 @@ def evaluate(env_id: str, policy: str | Path, *, seed: int = 0, device: str = "c
     """
     protocol = get_protocol(env_id)
     task = rlhf_gym.get_task(env_id)
+    best_of, path = parse_policy(str(policy))
     env = gym.make_vec(env_id, num_envs=protocol.batch_size, split=protocol.split, autoreset_mode="disabled",
                        max_new_tokens=protocol.max_new_tokens, device=device)
-    candidate = CausalLMPolicy.from_pretrained(str(policy), temperature=protocol.temperature).to(device).eval()
+    candidate = CausalLMPolicy.from_pretrained(path, temperature=protocol.temperature).to(device).eval()
     sft = task.sft_policy(device, protocol.temperature).eval()
     sft_untempered = CausalLMPolicy(sft.model, temperature=1.0)
-    bar = tqdm(total=2 * len(DECODINGS) * protocol.posts, desc=f"evaluate {Path(str(policy)).name}", unit="response",
-               disable=not progress)
+    bar = tqdm(total=(best_of + 3) * protocol.posts, desc=f"evaluate {Path(path).name}", unit="response", disable=not progress)
     metrics = {}
     for decoding in DECODINGS:
-        sides = [_run(env, actor, sft, sft_untempered, task, protocol, seed, greedy=decoding == "greedy", bar=bar)
-                 for actor in (candidate, sft)]
-        metrics[decoding] = _metrics(*sides, with_kl=decoding == "sampled")
+        greedy = decoding == "greedy"
+        sides = [_run(env, actor, sft, sft_untempered, task, protocol, seed, greedy=greedy,
+                      best_of=1 if greedy or actor is sft else best_of, bar=bar) for actor in (candidate, sft)]
+        metrics[decoding] = _metrics(*sides, with_kl=not greedy)
+        if best_of > 1 and not greedy:
+            metrics[decoding]["kl"] = math.log(best_of) - (best_of - 1) / best_of
     bar.close()
     return {"env_id": env_id, "protocol_version": protocol.version, "protocol_hash": protocol.hash, "seed": seed,
             "policy": str(policy), "metrics": metrics}
@@ -91,13 +100,12 @@ def evaluate(env_id: str, policy: str | Path, *, seed: int = 0, device: str = "c
 
 @torch.no_grad()
 def _run(env, actor: CausalLMPolicy, sft: CausalLMPolicy, sft_untempered: CausalLMPolicy, task, protocol: Protocol,
-         seed: int, *, greedy: bool, bar) -> _Side:
+         seed: int, *, greedy: bool, bar, best_of: int = 1) -> _Side:
     side = _Side([], [], [], [], [], [], 0.0, 0, [], [])
     width = env.max_prompt_tokens
     for reset_seed in protocol.batch_seeds():
         stream = protocol.sampling_seed + seed * 1_000_003 + reset_seed
-        batch: EpisodeBatch = collect_episodes(env, actor, seed=reset_seed, generator=torch.Generator(env.device).manual_seed(stream),
-                                               greedy=greedy)
+        batch = _best_of(env, actor, reset_seed, stream, best_of, greedy)
         prompts = env.prompts
         mask = batch.response_mask
         sft_logprobs, _ = sft.token_logprobs(batch.input_ids, batch.attention_mask, width)
@@ -119,6 +127,36 @@ def _run(env, actor: CausalLMPolicy, sft: CausalLMPolicy, sft_untempered: Causal
     for name in ("gold", "proxy", "responses", "references", "reference_gold", "kl", "lengths", "eos"):
         setattr(side, name, getattr(side, name)[:n])
     return side
+
+
+def _best_of(env, actor: CausalLMPolicy, reset_seed: int, stream: int, n: int, greedy: bool) -> EpisodeBatch:
+    """One batch of episodes; with ``n > 1``, each row's highest-proxy response of n samples
+    (sample j draws from stream ``stream + j * 7_919``; sample 0 is the plain run's)."""
+    generator = torch.Generator(env.device)
+    best = collect_episodes(env, actor, seed=reset_seed, generator=generator.manual_seed(stream), greedy=greedy)
+    for j in range(1, n):
+        other = collect_episodes(env, actor, seed=reset_seed, generator=generator.manual_seed(stream + j * 7_919), greedy=greedy)
+        better = other.preference > best.preference  # (N,) rows where this sample wins
+        for name in ("input_ids", "attention_mask", "response_mask", "logprobs", "scores", "preference", "gold", "terminated"):
+            mine, theirs = getattr(best, name), getattr(other, name)
+            setattr(best, name, torch.where(better.view(-1, *[1] * (mine.ndim - 1)), theirs, mine))
+        best.response_texts = [t if b else s for s, t, b in zip(best.response_texts, other.response_texts, better.tolist())]
+    return best
+
+
+def parse_policy(spec: str) -> tuple[int, str]:
+    """``"best-of-N:PATH"`` -> (N, PATH); a plain path or hub id -> (1, it).
+
+    Example:
+        >>> parse_policy("best-of-16:envs/summarize/assets/sft_policy"), parse_policy("runs/ppo/final_policy")
+        ((16, 'envs/summarize/assets/sft_policy'), (1, 'runs/ppo/final_policy'))
+    """
+    if spec.startswith("best-of-"):
+        count, _, path = spec.removeprefix("best-of-").partition(":")
+        if not count.isdigit() or int(count) < 1 or not path:
+            raise ValueError(f"policy {spec!r}: expected best-of-N:PATH with N >= 1")
+        return int(count), path
+    return 1, spec
 
 
 def _metrics(policy: _Side, sft: _Side, *, with_kl: bool) -> dict[str, float]:

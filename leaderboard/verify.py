@@ -45,7 +45,7 @@ def verify(path: str | Path, policies: Sequence[str] | None = None, device: str 
         policies: where each run's policy is, overriding the submission's ``policy`` fields:
             one per run, or one template with ``{seed}``.
     """
-    from rlhf_gym.leaderboard.evaluate import evaluate
+    from rlhf_gym.leaderboard.evaluate import evaluate, parse_policy
     from rlhf_gym.leaderboard.validate import validate_submission
 
     problems = validate_submission(Path(path))
@@ -60,7 +60,8 @@ def verify(path: str | Path, policies: Sequence[str] | None = None, device: str 
         policy = run["policy"]
         if policies:
             policy = (policies[0] if len(policies) == 1 else policies[index]).format(seed=run["seed"])
-        if not (Path(policy).exists() or _looks_like_hub_id(policy)):
+        location = parse_policy(policy)[1]  # best-of-N:PATH evaluates PATH's samples
+        if not (Path(location).exists() or _looks_like_hub_id(location)):
             problems.append(f"{where}.policy: {policy!r} is not a local path (nor a hub id); pass its location with --policy")
             continue
         result = evaluate(data["env_id"], policy, seed=run["seed"], device=device)

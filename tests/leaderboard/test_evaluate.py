@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import json
 
 import pytest
@@ -105,3 +106,15 @@ def test_a_submission_joins_runs_of_one_protocol_only():
     assert data["training_env_steps"] == 5 and data["agent"] == {"name": "x", "paper": None, "code": None}
     with pytest.raises(ValueError, match="same env and protocol"):
         submission([run, {**run, "protocol_hash": "sha256:" + "1" * 64}], agent="x", training_env_steps=0)
+
+
+@pytest.mark.slow
+def test_best_of_n_picks_the_proxys_favourite_and_reports_the_analytic_kl(small_protocol):
+    sft_path = rlhf_gym.get_task(ENV).policy_path()
+    plain = evaluate(ENV, sft_path, seed=0, progress=False)["metrics"]
+    best = evaluate(ENV, f"best-of-4:{sft_path}", seed=0, progress=False)["metrics"]
+    assert best["sampled"]["proxy_reward"] > plain["sampled"]["proxy_reward"]  # it maximises the proxy
+    assert best["sampled"]["kl"] == pytest.approx(math.log(4) - 3 / 4)
+    assert best["greedy"] == plain["greedy"]  # one greedy response per post: nothing to choose from
+    with pytest.raises(ValueError, match="best-of-N:PATH"):
+        evaluate(ENV, "best-of-x:somewhere", progress=False)
