@@ -1,21 +1,34 @@
 #!/usr/bin/env bash
-# Reproduce the baseline submissions of leaderboard/submissions/ (run from the repository root):
-# the SFT policy, and PPO, RLOO and GRPO at the README main job's budget (20k env steps), seeds 0-2.
-# Each agent's runs are ordinary `rlhf-gym train` runs; `rlhf-gym leaderboard verify` re-evaluates
-# the checkpoints these commands leave in runs/baselines/.
+# Reproduce the baseline submissions of leaderboard/submissions/ (run from the repository root).
+#   - the SFT policy, and best-of-4 / best-of-16 sampling from it (no training);
+#   - PPO, RLOO and GRPO at the README main job's budget (20k env steps), seeds 0-2;
+#   - the four SB3 / sb3-contrib agents at the comparison's budget (3,072 env steps), seeds 0-2.
+# Training runs are ordinary `rlhf-gym train` runs with their defaults; their checkpoints land in
+# runs/baselines/, where the submissions point and `rlhf-gym leaderboard verify` re-evaluates them.
+# A finished run (its summary.json exists) is not trained again.
 set -euo pipefail
 ENV=RLHF-Summarize-v0
 SFT=envs/summarize/assets/sft_policy
+SUBMISSIONS=leaderboard/submissions
+
 rlhf-gym evaluate --env $ENV --policy $SFT $SFT $SFT --seed 0 1 2 --agent "SFT policy (no RL)" \
-    --training-env-steps 0 --code https://github.com/rlhf-gym/rlhf-gym --submission leaderboard/submissions/sft.json
-for agent in ppo rloo grpo; do
-    policies=()
-    for seed in 0 1 2; do
-        out=runs/baselines/$agent/seed$seed
-        [ -f $out/summary.json ] || rlhf-gym train --agent $agent --env $ENV --total-steps 20000 --seed $seed --paired-posts 0 --out $out
-        policies+=($out/final_policy)
-    done
-    steps=$(python -c "import json,sys; print(max(json.load(open(f'runs/baselines/$agent/seed{s}/summary.json'))['env_steps'] for s in (0,1,2)))")
-    rlhf-gym evaluate --env $ENV --policy "${policies[@]}" --seed 0 1 2 --agent "$agent (rlhf-gym)" \
-        --training-env-steps $steps --code https://github.com/rlhf-gym/rlhf-gym --submission leaderboard/submissions/$agent.json
+    --training-env-steps 0 --submission $SUBMISSIONS/sft.json
+for n in 4 16; do
+    rlhf-gym evaluate --env $ENV --policy best-of-$n:$SFT best-of-$n:$SFT best-of-$n:$SFT --seed 0 1 2 \
+        --agent "best-of-$n sampling from the SFT policy (by the preference model)" --training-env-steps 0 \
+        --submission $SUBMISSIONS/best-of-$n.json
 done
+
+train_and_submit() {  # agent, budget
+    local agent=$1 budget=$2 policies=() steps=0
+    for seed in 0 1 2; do
+        local out=runs/baselines/$agent/seed$seed
+        [ -f $out/summary.json ] || rlhf-gym train --agent $agent --env $ENV --total-steps $budget --seed $seed --paired-posts 0 --out $out
+        policies+=($out/final_policy)
+        steps=$(python -c "import json; print(max($steps, json.load(open('$out/summary.json'))['env_steps']))")
+    done
+    rlhf-gym evaluate --env $ENV --policy "${policies[@]}" --seed 0 1 2 --agent "$agent (rlhf-gym, $budget-step budget)" \
+        --training-env-steps $steps --submission $SUBMISSIONS/$agent.json
+}
+for agent in ppo rloo grpo; do train_and_submit $agent 20000; done
+for agent in sb3-ppo sb3-a2c sb3-maskable-ppo sb3-trpo; do train_and_submit $agent 3072; done
