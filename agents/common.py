@@ -476,7 +476,7 @@ class GroupAgentRun:
         size = self.config.num_envs // num_minibatches
         for start in range(0, self.config.num_envs, size):
             rows = order[start : start + size]
-            local = rows[(rows >= self.row_offset) & (rows < self.row_offset + self.local_envs)] - self.row_offset
+            local = self.dist.own_rows(rows, self.config.num_envs)
             yield local.to(self.device), self.dist.world_size * len(local) / size
 
     def optimizer_step(self, loss: torch.Tensor | None) -> None:

@@ -86,6 +86,16 @@ class Distributed:
         local = num_envs // self.world_size
         return local, self.rank * local
 
+    def own_rows(self, rows: torch.Tensor, num_envs: int) -> torch.Tensor:
+        """The rows of a ``num_envs`` batch's ``rows`` that this rank holds, as indices into its shard.
+
+        Example:
+            >>> Distributed(rank=1, world_size=2).own_rows(torch.tensor([7, 0, 4, 5]), 8).tolist()
+            [3, 0, 1]
+        """
+        local, offset = self.shard(num_envs)
+        return rows[(rows >= offset) & (rows < offset + local)] - offset
+
     def average_gradients(self, parameters: Iterable[torch.nn.Parameter]) -> None:
         """Replace each gradient by its mean over the ranks (one all-reduce of a flat bucket)."""
         if not self.active:
@@ -118,11 +128,8 @@ class Distributed:
         return total
 
     def sum(self, value: float) -> float:
-        if not self.active:
-            return value
-        tensor = torch.tensor([value], dtype=torch.float64)
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-        return float(tensor.item())
+        """`all_sum` of a number."""
+        return value if not self.active else float(self.all_sum(torch.tensor([value], dtype=torch.float64)).item())
 
     def barrier(self) -> None:
         if self.active:

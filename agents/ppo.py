@@ -302,7 +302,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
             order = torch.randperm(config.num_envs, generator=order_generator).to(device)
             for start in range(0, config.num_envs, minibatch):
                 rows = order[start : start + minibatch]
-                rows = rows[(rows >= row_offset) & (rows < row_offset + local_envs)] - row_offset  # this rank's rows
+                rows = dist.own_rows(rows, config.num_envs)
                 m = mask[rows].float()
                 tokens = dist.all_sum(m.sum())  # every rank's tokens in this minibatch
                 if rows.numel() == 0:  # none of them on this rank: a zero gradient, but it joins the step

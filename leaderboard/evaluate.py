@@ -109,7 +109,7 @@ def _run(env, actor: CausalLMPolicy, sft: CausalLMPolicy, sft_untempered: Causal
         prompts = env.prompts
         mask = batch.response_mask
         sft_logprobs, _ = sft.token_logprobs(batch.input_ids, batch.attention_mask, width)
-        actor_logprobs, _ = actor.token_logprobs(batch.input_ids, batch.attention_mask, width)
+        actor_logprobs = sft_logprobs if actor is sft else actor.token_logprobs(batch.input_ids, batch.attention_mask, width)[0]
         untempered, _ = sft_untempered.token_logprobs(batch.input_ids, batch.attention_mask, width)
         side.kl.extend(per_token_kl(actor_logprobs, sft_logprobs, mask).sum(-1).tolist())
         side.sft_logprob_sum += float((untempered * mask).sum())

@@ -76,6 +76,21 @@ def _rank(rank: int, port: int, agent: str, settings: dict, queue) -> None:
         queue.put((rank, digests, repr(error)))
 
 
+def _launch_two_ranks(agent: str, settings: dict) -> list[tuple[int, list[str], str | None]]:
+    """Fork two ranks (they inherit the registered toy env) and return their sorted reports."""
+    context = mp.get_context("fork")
+    queue = context.Queue()
+    port = _free_port()
+    ranks = [context.Process(target=_rank, args=(r, port, agent, settings, queue)) for r in (0, 1)]
+    for process in ranks:
+        process.start()
+    reports = sorted(queue.get(timeout=600) for _ in ranks)
+    for process in ranks:
+        process.join(timeout=60)
+    assert [error for _, _, error in reports] == [None, None], reports
+    return reports
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("agent", ["ppo", "rloo", "grpo"])
 def test_two_gloo_ranks_stay_identical_and_match_one_process(agent, register_toy_env, toy_dir, tmp_path):
@@ -88,17 +103,7 @@ def test_two_gloo_ranks_stay_identical_and_match_one_process(agent, register_toy
     # 8 episodes per batch; PPO samples each from its own draws (as its ranks do), the group
     # agents always do.
     settings.update(dict(num_envs=8, row_sampling=True, num_epochs=2) if agent == "ppo" else dict(num_prompts=4, group_size=2))
-    context = mp.get_context("fork")  # the children inherit the registered toy env
-    queue = context.Queue()
-    port = _free_port()
-    ranks = [context.Process(target=_rank, args=(r, port, agent, {**settings, "out": str(tmp_path / "ddp")}, queue)) for r in (0, 1)]
-    for process in ranks:
-        process.start()
-    reports = sorted(queue.get(timeout=600) for _ in ranks)
-    for process in ranks:
-        process.join(timeout=60)
-    assert [error for _, _, error in reports] == [None, None], reports
-    (_, digests_0, _), (_, digests_1, _) = reports
+    (_, digests_0, _), (_, digests_1, _) = _launch_two_ranks(agent, {**settings, "out": str(tmp_path / "ddp")})
     config_class, train = AGENTS[agent]
     single = train(config_class(**settings, out=str(tmp_path / "single")))
     # every update leaves the two ranks with bit-identical parameters
@@ -138,18 +143,6 @@ def test_the_readme_torchrun_command_runs_on_two_cpu_processes(tmp_path):
     assert summary["world_size"] == 2 and summary["agent"] == "grpo" and summary["env_steps"] >= 100
     assert "done:" in result.stdout and result.stdout.count("done:") == 1  # rank 0 alone reports
 
-
-def _launch_two_ranks(agent: str, settings: dict) -> None:
-    context = mp.get_context("fork")
-    queue = context.Queue()
-    port = _free_port()
-    ranks = [context.Process(target=_rank, args=(r, port, agent, settings, queue)) for r in (0, 1)]
-    for process in ranks:
-        process.start()
-    reports = sorted(queue.get(timeout=600) for _ in ranks)
-    for process in ranks:
-        process.join(timeout=60)
-    assert [error for _, _, error in reports] == [None, None], reports
 
 
 @pytest.mark.slow
