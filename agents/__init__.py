@@ -5,8 +5,10 @@ Every agent trains through the same command line::
     rlhf-gym train --agent NAME --env ID --total-steps N --seed S --out DIR [agent flags]
 
 `AGENTS` maps each name to the module holding its config dataclass and ``train``
-function; modules load only when their agent is used. Shared plumbing (env construction,
-evaluation, run seeds, checkpoints, finish-of-run) lives in `rlhf_gym.agents.common`.
+function; modules load only when their agent is used (``--agent ppo`` imports neither
+Stable-Baselines3 nor sb3-contrib; only ``rlhf-gym train --help`` loads every agent). Shared
+plumbing (env construction, evaluation, run seeds, run folders, checkpoints, finish-of-run)
+lives in `rlhf_gym.agents.common`.
 """
 
 from __future__ import annotations

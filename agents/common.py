@@ -6,14 +6,22 @@
   iteration) so that a resumed run replays nothing and skips nothing.
 - **Evaluation** (`evaluate`, `paired_final_evaluation`): fixed valid-split prompts and
   sampling stream, and the final paired gold change against the SFT policy.
+- **Run folders** (`prepare_run_folder`): one run per folder. A fresh run refuses a folder
+  that holds one unless ``--overwrite`` (which empties it first); ``--resume`` needs a
+  checkpoint and the config it was trained with, up to `RESUMABLE_FIELDS` (``--force``
+  overrides).
 - **Checkpoints** (`write_checkpoint`, `latest_checkpoint`, `load_model_weights`): atomic
-  folders of tensors (safetensors, ``weights_only`` optimiser states) and JSON.
+  folders of tensors (safetensors, ``weights_only`` optimiser states) and JSON, the run's
+  config included.
+- **Proxy reward** (`proxy_rewards`): the one meaning of ``proxy_reward`` in every agent's
+  logs and summary: the preference model's normalised score, without the missing-EOS
+  penalty; ``proxy_reward_with_penalty`` adds it.
 - **The run around a critic-free group agent** (`GroupAgentConfig`, `GroupAgentRun`): set-up,
   rollout, logging, evaluation, checkpoints and results for RLOO and GRPO.
 - **Finish-of-run** (`RunLogger`, `finish_run`): TensorBoard scalars under namespaced tags
   (``charts/``, ``losses/``, ``eval/``, as in CleanRL), hyper-parameters logged once as a
-  table, ``summary.json``, ``final_policy/``, one PNG with proxy reward, gold score and KL
-  against env steps, and the result line.
+  table, ``summary.json`` (with the command line that launched the run), ``final_policy/``,
+  one PNG with proxy reward, gold score and KL against env steps, and the result line.
 """
 
 from __future__ import annotations
@@ -22,9 +30,11 @@ import copy
 import dataclasses
 import json
 import math
+import shlex
 import shutil
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -124,16 +134,36 @@ def rollout_seed(seed: int, iteration: int, num_envs: int) -> int:
 
 
 # Evaluation -------------------------------------------------------------------------
+def proxy_rewards(preference: torch.Tensor, penalty: torch.Tensor) -> dict[str, float]:
+    """The proxy-reward figures of a set of finished episodes, as every agent logs them.
+
+    ``proxy_reward`` is the mean of the preference model's normalised score alone: the
+    figure the leaderboard protocol reports, comparable across runs whatever their
+    ``missing_eos_penalty``. ``proxy_reward_with_penalty`` adds the env's missing-EOS
+    penalty: the task reward a ``reward="preference"`` run trains on, before any KL term.
+
+    Args:
+        preference: (N,) normalised preference scores of the episodes.
+        penalty: (N,) their missing-EOS penalties (0 or negative).
+
+    Example:
+        >>> proxy_rewards(torch.tensor([0.5, 1.5]), torch.tensor([0.0, -1.0]))
+        {'proxy_reward': 1.0, 'proxy_reward_with_penalty': 0.5}
+    """
+    preference, penalty = preference.double(), penalty.double()  # float64: every agent logs the same number
+    return {"proxy_reward": preference.mean().item(), "proxy_reward_with_penalty": (preference + penalty).mean().item()}
+
+
 @torch.no_grad()
 def evaluate(env: TokenVectorEnv, policy: CausalLMPolicy, reference: CausalLMPolicy, seed: int) -> dict[str, float]:
-    """Fixed valid-split prompts and sampling seed: proxy reward, gold (and its standard
-    error over the episodes), KL to ``reference``, length and EOS rate."""
+    """Fixed valid-split prompts and sampling seed: proxy reward (`proxy_rewards`), gold (and
+    its standard error over the episodes), KL to ``reference``, length and EOS rate."""
     batch = collect_episodes(env, policy, seed=seed, generator=torch.Generator(env.device).manual_seed(seed))
     ref_logprobs, _ = reference.token_logprobs(batch.input_ids, batch.attention_mask, env.max_prompt_tokens)
     kl = per_token_kl(batch.logprobs, ref_logprobs, batch.response_mask).sum(-1)
     gold = batch.gold[~torch.isnan(batch.gold)]
     return {
-        "proxy_reward": batch.preference.mean().item(),
+        **proxy_rewards(batch.preference, batch.penalty),
         "gold": gold.mean().item(),  # NaN when the task has no gold judge
         "gold_sem": (gold.std() / math.sqrt(len(gold))).item() if len(gold) > 1 else float("nan"),
         "kl": kl.mean().item(),
@@ -157,16 +187,150 @@ def paired_final_evaluation(
     return asdict(paired_gold(eval_env, policy, reference, posts=posts, seed=PAIRED_SEED))
 
 
+# Run folders ------------------------------------------------------------------------
+RUN_ENTRIES: tuple[str, ...] = (
+    "checkpoint", "checkpoint.old", "checkpoint.tmp", "tensorboard", "summary.json", "final_policy", "training_curves.png",
+)
+"""Everything a run writes into its folder (``--overwrite`` removes these and nothing else)."""
+
+RESUMABLE_FIELDS: frozenset[str] = frozenset({
+    "total_steps", "eval_every", "checkpoint_every", "paired_posts", "threads", "out", "resume", "overwrite", "force",
+})
+"""Config fields a resumed run may change without ``--force``: the budget, the cadence of
+evaluations and checkpoints, the size of the final paired evaluation, CPU threads and the
+run-folder flags. None of them changes what the policy trains on or how; every other field
+(seed, batch sizes, learning rates, env, models, ``eval_episodes``, which fixes the prompts
+of the learning curve, ...) would make the resumed run a mix of two."""
+
+
+class RunFolderError(ValueError):
+    """A run folder that does not fit the run about to start (the CLI prints it and exits)."""
+
+
+def prepare_run_folder(config: Any) -> Path:
+    """Check ``config.out`` against the run about to start, and return it (created).
+
+    - A fresh run (``resume`` False) needs an empty or new folder, so that checkpoints,
+      TensorBoard events and summaries of two runs never mix; with ``overwrite``, the earlier
+      run's `RUN_ENTRIES` are removed first.
+    - A resumed run needs a checkpoint there, trained with the same config up to
+      `RESUMABLE_FIELDS`; with ``force`` it proceeds with a warning naming the changes. A
+      checkpoint older than config records resumes with a warning.
+
+    ``config`` is an agent's config dataclass with ``out``, ``resume``, ``overwrite`` and
+    ``force``, its defaults resolved as the run records them (e.g. ``temperature``).
+
+    Raises:
+        RunFolderError: what is wrong, in one line naming the folder.
+    """
+    run_dir = Path(config.out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunFolderError(f"--out {run_dir} is a file; a run folder must be a folder (new, empty, or holding a run)")
+    if config.resume:
+        if config.overwrite:
+            raise RunFolderError(f"--resume continues the run in {run_dir} and --overwrite deletes it: pass one of them")
+        _check_resumable(run_dir, config)
+    else:
+        if config.force:
+            raise RunFolderError("--force only lets --resume continue with a changed config; this is a fresh run (no --resume)")
+        _clear_for_fresh_run(run_dir, config.overwrite)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``"field: old -> new"`` for each field of ``new`` that differs from ``old``, outside
+    `RESUMABLE_FIELDS`, in ``new``'s field order (a field ``old`` lacks shows as ``<absent>``).
+
+    Example:
+        >>> config_changes({"seed": 0, "num_envs": 64, "total_steps": 10}, {"seed": 1, "num_envs": 64, "total_steps": 20})
+        ['seed: 0 -> 1']
+    """
+    return [f"{name}: {_shown(old, name)} -> {value!r}" for name, value in new.items()
+            if name not in RESUMABLE_FIELDS and (name not in old or old[name] != value)]
+
+
+def _shown(config: dict[str, Any], name: str) -> str:
+    return repr(config[name]) if name in config else "<absent>"
+
+
+def _check_resumable(run_dir: Path, config: Any) -> None:
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise RunFolderError(f"--resume: {run_dir} holds no checkpoint (no checkpoint/state.json); drop --resume to start a fresh run")
+    recorded = read_state(checkpoint).get("config")
+    if recorded is None:
+        print(f"warning: {checkpoint} records no config (written before runs stored theirs): "
+              "resuming without checking that this run's settings match", file=sys.stderr)
+        return
+    current = json.loads(json.dumps(asdict(config)))  # as state.json holds it (tuples as lists)
+    changes = config_changes(recorded, current)
+    if changes and not config.force:
+        raise RunFolderError(
+            f"--resume: {run_dir} was trained with another config ({'; '.join(changes)}); resume with its settings, "
+            "or pass --force to continue with these"
+        )
+    if changes:
+        print(f"warning: --force: resuming {run_dir} with a changed config: {'; '.join(changes)}", file=sys.stderr)
+    run_flags = {"resume", "overwrite", "force"}  # they differ between any fresh run and its resumption
+    bookkeeping = [f"{name}: {_shown(recorded, name)} -> {value!r}" for name, value in current.items()
+                   if name in RESUMABLE_FIELDS - run_flags and (name not in recorded or recorded[name] != value)]
+    if bookkeeping:
+        print(f"resuming {run_dir} with {'; '.join(bookkeeping)}")
+
+
+def _clear_for_fresh_run(run_dir: Path, overwrite: bool) -> None:
+    entries = sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
+    if not entries:
+        return
+    if not overwrite:
+        raise RunFolderError(
+            f"{run_dir} is not empty ({', '.join(entries[:6])}{', ...' if len(entries) > 6 else ''}): continue its run with "
+            "--resume, replace it with --overwrite, or choose another --out"
+        )
+    foreign = [name for name in entries if name not in RUN_ENTRIES]
+    if foreign:
+        raise RunFolderError(
+            f"--overwrite removes only what a run writes, and {run_dir} also holds {', '.join(foreign[:6])}: "
+            "move those away or choose another --out"
+        )
+    for name in entries:
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    print(f"--overwrite: removed the earlier run in {run_dir} ({', '.join(entries)})")
+
+
+def launch_command(argv: Sequence[str] | None = None) -> str:
+    """The command line that launched this process (``sys.argv``), shell-quoted, as
+    ``summary.json`` records it: the console script (or ``python -m rlhf_gym.cli``, as
+    ``torchrun`` runs it) as ``rlhf-gym``, anything else as ``python ARGV...``.
+
+    Example:
+        >>> launch_command(["/venv/bin/rlhf-gym", "train", "--agent", "ppo", "--out", "runs/my run"])
+        "rlhf-gym train --agent ppo --out 'runs/my run'"
+    """
+    argv = list(sys.argv if argv is None else argv)
+    program = Path(argv[0]) if argv else Path()
+    if program.name == "rlhf-gym" or (program.name == "cli.py" and program.parent.name == "rlhf_gym"):
+        return shlex.join(["rlhf-gym", *argv[1:]])
+    return shlex.join(["python", *argv])
+
+
 # Checkpoints ------------------------------------------------------------------------
-def write_checkpoint(run_dir: Path, state: dict[str, Any], write_tensors: Callable[[Path], None]) -> None:
+def write_checkpoint(run_dir: Path, state: dict[str, Any], write_tensors: Callable[[Path], None], config: Any) -> None:
     """Write ``run_dir/checkpoint`` atomically: ``write_tensors(folder)`` and ``state.json``
-    into a temp folder, then renames (`rlhf_gym.atomic_dir.swap_in`); never a torn one."""
+    (the run state and ``config``, the run's config dataclass, which `prepare_run_folder`
+    checks on resume) into a temp folder, then renames (`rlhf_gym.atomic_dir.swap_in`);
+    never a torn one."""
     temp = run_dir / "checkpoint.tmp"
     shutil.rmtree(temp, ignore_errors=True)
     temp.mkdir(parents=True)
     with quiet_progress():
         write_tensors(temp)
-    (temp / "state.json").write_text(json.dumps(state))
+    (temp / "state.json").write_text(json.dumps({**state, "config": asdict(config)}))
     swap_in(temp, run_dir / "checkpoint")
 
 
@@ -182,15 +346,18 @@ def read_state(checkpoint: Path) -> dict[str, Any]:
     return json.loads((checkpoint / "state.json").read_text())
 
 
-def save_policy_checkpoint(run_dir: Path, policy: CausalLMPolicy, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+def save_policy_checkpoint(
+    run_dir: Path, policy: CausalLMPolicy, optimizer: torch.optim.Optimizer, state: dict[str, Any], config: Any
+) -> None:
     """A critic-free agent's checkpoint: the policy (a Hugging Face folder) and the optimiser
-    state (tensors only: it loads with ``weights_only``), written atomically with the state."""
+    state (tensors only: it loads with ``weights_only``), written atomically with the state
+    and the config."""
 
     def write_tensors(folder: Path) -> None:
         policy.model.save_pretrained(folder / "policy")
         torch.save(optimizer.state_dict(), folder / "optimizer.pt")
 
-    write_checkpoint(run_dir, state, write_tensors)
+    write_checkpoint(run_dir, state, write_tensors, config)
 
 
 def load_policy_checkpoint(checkpoint: Path, policy: CausalLMPolicy, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
@@ -303,6 +470,7 @@ def finish_run(
         **_paired_figures(state.get("paired")),
         "evals": state["evals"],  # every valid-split evaluation: the learning curve
         "config": asdict(config),
+        "command": launch_command(),  # how this policy was trained, for a leaderboard submission
         **(extra or {}),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -350,7 +518,9 @@ class GroupAgentConfig:
     eval_episodes: int = 128  # valid-split episodes per evaluation (fixed prompts and seed)
     paired_posts: int = 512  # valid posts of the final paired evaluation against the SFT policy (0 skips it)
     checkpoint_every: int = 10  # iterations between atomic checkpoints
-    resume: bool = False  # continue from the run folder's last checkpoint
+    resume: bool = False  # continue from the run folder's last checkpoint (an error if there is none)
+    overwrite: bool = False  # a fresh run into a folder holding a run: remove that run first
+    force: bool = False  # --resume with a config that differs from the checkpoint's (listed as a warning)
 
     @property
     def num_envs(self) -> int:
@@ -412,7 +582,8 @@ class GroupAgentRun:
         torch.set_num_threads(config.threads)
         self.dist = Distributed.from_environment(config.device)
         self.agent = agent
-        self.run_dir = Path(config.out)
+        self.config = config = dataclasses.replace(config, temperature=protocol_temperature(config.env, config.temperature))
+        self.run_dir = prepare_run_folder(config) if self.dist.is_main else Path(config.out)  # rank 0 owns the folder
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.device = torch.device(self.dist.device(config.device))
         self.local_envs, self.row_offset = self.dist.shard(config.num_envs)
@@ -424,17 +595,17 @@ class GroupAgentRun:
         settings = dict(device=str(self.device), missing_eos_penalty=config.missing_eos_penalty, reward_model=config.reward_model)
         self.env = make_env(config.env, self.local_envs, "train", reward=config.reward, group_size=config.group_size, **settings)
         self.eval_env = make_env(config.env, config.eval_episodes, "valid", **settings) if self.dist.is_main else None
-        temperature = protocol_temperature(config.env, config.temperature)
-        self.config = config = dataclasses.replace(config, temperature=temperature)  # the run records what it used
         torch.manual_seed(config.seed)
-        self.policy = CausalLMPolicy.from_pretrained(policy_path(config.env, config.policy), temperature=temperature).to(self.device)
+        self.policy = CausalLMPolicy.from_pretrained(policy_path(config.env, config.policy), temperature=config.temperature).to(self.device)
         self.reference = copy.deepcopy(self.policy).eval().requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate, eps=config.adam_eps)
         self.state: dict[str, Any] = {"iteration": 0, "env_steps": 0, "history": [], "evals": [], "wall_time": 0.0}
-        checkpoint = latest_checkpoint(self.run_dir) if config.resume else None
+        checkpoint = latest_checkpoint(self.run_dir) if config.resume and self.dist.is_main else None  # only rank 0's disk has it
         if checkpoint is not None:
             self.state = load_policy_checkpoint(checkpoint, self.policy, self.optimizer)
             print(f"resumed from {checkpoint} at iteration {self.state['iteration']}, {self.state['env_steps']} env steps")
+        if config.resume:  # the other ranks take rank 0's run state, weights and Adam state
+            self.state = self.dist.broadcast_from_main(self.state, [self.policy], self.optimizer)
         purge_step = self.state["env_steps"] if checkpoint else None
         self.logger = RunLogger(self.run_dir, config=asdict(config), purge_step=purge_step) if self.dist.is_main else None
         if not self.state["evals"]:
@@ -500,7 +671,7 @@ class GroupAgentRun:
         state["iteration"] += 1
         state["wall_time"] = time.time() - self._started
         record = self.dist.mean({  # means over the ranks' equal shards: the batch's means
-            "proxy_reward": batch.preference.mean().item(),
+            **proxy_rewards(batch.preference, batch.penalty),
             "gold": batch.gold.nanmean().item(),
             "kl": rollout.sequence_kl.mean().item(),
             "response_length": batch.response_lengths.float().mean().item(),
@@ -520,7 +691,7 @@ class GroupAgentRun:
             if self.dist.is_main:
                 self.progress.write(eval_line(state["evals"][-1]))
         if (state["iteration"] % self.config.checkpoint_every == 0 or last) and self.dist.is_main:
-            save_policy_checkpoint(self.run_dir, self.policy, self.optimizer, state)
+            save_policy_checkpoint(self.run_dir, self.policy, self.optimizer, state, self.config)
 
     def finish(self, title: str) -> dict[str, Any]:
         """The paired final evaluation, then the run folder (`finish_run`); returns the summary."""

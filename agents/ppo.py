@@ -42,7 +42,9 @@ from rlhf_gym.agents.common import (
     make_env,
     paired_final_evaluation,
     policy_path,
+    prepare_run_folder,
     protocol_temperature,
+    proxy_rewards,
     read_state,
     rollout_seed,
     write_checkpoint,
@@ -107,7 +109,9 @@ class PPOConfig:
     # it on computes what a torchrun world computes with the same total batch.
     row_sampling: bool = False
     checkpoint_every: int = 10  # iterations between atomic checkpoints
-    resume: bool = False  # continue from the run folder's last checkpoint
+    resume: bool = False  # continue from the run folder's last checkpoint (an error if there is none)
+    overwrite: bool = False  # a fresh run into a folder holding a run: remove that run first
+    force: bool = False  # --resume with a config that differs from the checkpoint's (listed as a warning)
 
     def __post_init__(self) -> None:
         if self.num_envs % self.num_minibatches != 0:
@@ -198,16 +202,16 @@ def per_token_rewards(
 
 # Checkpoints ----------------------------------------------------------------------
 def save_checkpoint(run_dir: Path, policy: CausalLMPolicy, value: ValueModel, optimizer: torch.optim.Optimizer,
-                    state: dict[str, Any]) -> None:
+                    state: dict[str, Any], config: PPOConfig) -> None:
     """The policy (a Hugging Face folder), the critic and the optimiser state (tensors only: it
-    loads with ``weights_only``), written atomically with the run state."""
+    loads with ``weights_only``), written atomically with the run state and config."""
 
     def write_tensors(folder: Path) -> None:
         policy.model.save_pretrained(folder / "policy")
         save_file(value.state_dict(), str(folder / "value_model.safetensors"))
         torch.save(optimizer.state_dict(), folder / "optimizer.pt")
 
-    write_checkpoint(run_dir, state, write_tensors)
+    write_checkpoint(run_dir, state, write_tensors, config)
 
 
 def load_checkpoint(checkpoint: Path, policy: CausalLMPolicy, value: ValueModel,
@@ -234,7 +238,9 @@ def train(config: PPOConfig) -> dict[str, Any]:
     # Set-up (under torchrun, each rank runs rows [offset, offset + local_envs) of the batch)
     torch.set_num_threads(config.threads)
     dist = Distributed.from_environment(config.device)
-    run_dir = Path(config.out)
+    temperature = protocol_temperature(config.env, config.temperature)
+    config = dataclasses.replace(config, temperature=temperature)  # the run records what it used
+    run_dir = prepare_run_folder(config) if dist.is_main else Path(config.out)  # rank 0 owns the folder
     run_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(dist.device(config.device))
     local_envs, row_offset = dist.shard(config.num_envs)
@@ -242,13 +248,11 @@ def train(config: PPOConfig) -> dict[str, Any]:
     env = make_env(config.env, local_envs, "train", reward=config.reward, **env_settings)
     # Rank 0 evaluates: proxy and gold, whatever the training reward.
     eval_env = make_env(config.env, config.eval_episodes, "valid", **env_settings) if dist.is_main else None
-    temperature = protocol_temperature(config.env, config.temperature)
-    config = dataclasses.replace(config, temperature=temperature)  # the run records what it used
     torch.manual_seed(config.seed)
     policy = CausalLMPolicy.from_pretrained(policy_path(config.env, config.policy), temperature=temperature).to(device)
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
     value = ValueModel.create(
-        config.value_model, env.preference_model, policy, reward_is_preference=config.reward == "preference"
+        config.value_model, env.preference_model, policy, env.tokenizer, reward_is_preference=config.reward == "preference"
     ).to(device)
     disable_dropout(value)
     policy_params = {id(p) for p in policy.parameters()}  # the "head" critic shares the backbone
@@ -258,10 +262,12 @@ def train(config: PPOConfig) -> dict[str, Any]:
     optimizer = make_optimizer(config, actor_params, value_params)
 
     state: dict[str, Any] = {"iteration": 0, "env_steps": 0, "kl_coef": config.kl_coef, "history": [], "evals": [], "wall_time": 0.0}
-    checkpoint = latest_checkpoint(run_dir) if config.resume else None
+    checkpoint = latest_checkpoint(run_dir) if config.resume and dist.is_main else None  # only rank 0's disk has it
     if checkpoint is not None:
         state = load_checkpoint(checkpoint, policy, value, optimizer)
         print(f"resumed from {checkpoint} at iteration {state['iteration']}, {state['env_steps']} env steps")
+    if config.resume:  # the other ranks take rank 0's run state, weights and Adam state
+        state = dist.broadcast_from_main(state, [policy, value], optimizer)
     logger = RunLogger(run_dir, config=asdict(config), purge_step=state["env_steps"] if checkpoint else None) if dist.is_main else None
     if not state["evals"] and dist.is_main:
         state["evals"].append({"env_steps": 0, **evaluate(eval_env, policy, reference, config.seed + EVAL_SEED_OFFSET)})
@@ -300,11 +306,14 @@ def train(config: PPOConfig) -> dict[str, Any]:
         stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "clip_fraction", "approx_kl", "entropy")}
         for _epoch in range(config.num_epochs):
             order = torch.randperm(config.num_envs, generator=order_generator).to(device)
-            for start in range(0, config.num_envs, minibatch):
+            # per minibatch: this rank's sum of the approx KL over its tokens, and every rank's token count
+            kl_sums, kl_tokens = torch.zeros(config.num_minibatches, device=device), torch.zeros(config.num_minibatches, device=device)
+            for i, start in enumerate(range(0, config.num_envs, minibatch)):
                 rows = order[start : start + minibatch]
                 rows = dist.own_rows(rows, config.num_envs)
                 m = mask[rows].float()
                 tokens = dist.all_sum(m.sum())  # every rank's tokens in this minibatch
+                kl_tokens[i] = tokens
                 if rows.numel() == 0:  # none of them on this rank: a zero gradient, but it joins the step
                     optimizer.zero_grad(set_to_none=True)
                     dist.average_gradients(params)
@@ -333,9 +342,13 @@ def train(config: PPOConfig) -> dict[str, Any]:
                     stats["policy_loss"].append(pg_loss.item())
                     stats["value_loss"].append(v_loss.item())
                     stats["clip_fraction"].append(masked_mean(((ratio - 1).abs() > config.clip_coef).float(), m).item())
-                    stats["approx_kl"].append(masked_mean((ratio - 1) - log_ratio, m).item())  # k3 (Schulman 2020)
+                    approx_kl = (ratio - 1) - log_ratio  # k3 (Schulman 2020)
+                    kl_sums[i] = (approx_kl * m).sum()
+                    stats["approx_kl"].append(masked_mean(approx_kl, m).item())
                     stats["entropy"].append(masked_mean(entropy, m).item())
-            epoch_kl = dist.mean({"approx_kl": float(np.mean(stats["approx_kl"][-config.num_minibatches:]))})["approx_kl"]
+            # The epoch's approx KL: the mean over its minibatches of each one's mean over its tokens on
+            # every rank (a rank may hold no rows of some), as one process computes it, on every rank.
+            epoch_kl = float(np.mean((dist.all_sum(kl_sums) / kl_tokens.clamp(min=1)).tolist()))
             if config.target_approx_kl is not None and epoch_kl > config.target_approx_kl:
                 break  # approx-KL early stop (every rank decides alike)
 
@@ -354,7 +367,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
         record = {
             "env_steps": state["env_steps"],
             **dist.mean({  # the ranks' shards are equal: their means' mean is the batch's
-                "proxy_reward": batch.preference.mean().item(),
+                **proxy_rewards(batch.preference, batch.penalty),
                 "gold": batch.gold.nanmean().item(),
                 "response_length": batch.response_lengths.float().mean().item(),
                 "explained_variance": explained_var.item(),
@@ -369,7 +382,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
         progress.set_postfix(proxy=f"{record['proxy_reward']:+.2f}", gold=f"{record['gold']:.3f}", kl=f"{sequence_kl:.2f}")
         last_iteration = state["env_steps"] >= config.total_steps
         if dist.is_main:  # rank 0 logs, evaluates and checkpoints; the others wait at the barrier
-            charts = ("proxy_reward", "gold", "kl", "kl_coef", "response_length", "tokens_per_second")
+            charts = ("proxy_reward", "proxy_reward_with_penalty", "gold", "kl", "kl_coef", "response_length", "tokens_per_second")
             losses = ("policy_loss", "value_loss", "clip_fraction", "approx_kl", "entropy", "explained_variance")
             logger.scalars("charts", {k: record[k] for k in charts}, state["env_steps"])
             logger.scalars("losses", {k: record[k] for k in losses}, state["env_steps"])
@@ -379,7 +392,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
                 logger.scalars("eval", state["evals"][-1], state["env_steps"])
                 progress.write(eval_line(state["evals"][-1]))
             if state["iteration"] % config.checkpoint_every == 0 or last_iteration:
-                save_checkpoint(run_dir, policy, value, optimizer, state)
+                save_checkpoint(run_dir, policy, value, optimizer, state, config)
         dist.barrier()
     progress.close()
     if not dist.is_main:

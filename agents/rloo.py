@@ -81,8 +81,9 @@ def train(config: RLOOConfig) -> dict[str, Any]:
         # Leave-one-out advantages of the KL-penalised rewards, one per response
         rewards = batch.scores - config.kl_coef * rollout.sequence_kl if config.kl_in == "reward" else batch.scores
         advantages = leave_one_out_advantages(rewards, config.group_size)
-        if config.normalize_advantages:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        if config.normalize_advantages:  # the whole batch's mean and std, every rank's rows
+            mean, std = run.dist.mean_std(advantages)
+            advantages = (advantages - mean) / (std + 1e-8)
 
         # REINFORCE on whole responses: -A_i * log pi(y_i | x)
         losses: dict[str, list[float]] = {k: [] for k in ("policy_loss", "kl_loss", "approx_kl", "entropy")}

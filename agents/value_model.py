@@ -20,6 +20,13 @@ a head predicting the proxy's scale (normalised scores around -5 for SFT samples
 RLHF-Summarize-v0) against returns in [0, 1] makes the advantage largest exactly where the
 proxy thinks a response is worst. That inverted the first oracle runs on the second world
 (gold -0.057 in 20k env steps).
+
+The critic reads the env's token ids, which are the policy's. A preference model with
+another vocabulary (``--reward-model`` with its own tokenizer: the env decodes each response
+and the preference model re-tokenises the text) cannot start the critic: its embedding would
+look up the policy's ids in a table of other tokens, garbage or an ``IndexError``. Then the
+``"preference-model"`` critic starts from a copy of the *policy's* backbone with a zeroed
+head (still a separate model, so the value loss never moves the actor), and says so.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import copy
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rlhf_gym.lm.layout import position_ids_from_attention_mask
 from rlhf_gym.lm.policy import CausalLMPolicy
@@ -52,6 +59,12 @@ def normalized_head(head: nn.Module, preference_model: PreferenceModel) -> nn.Li
     return folded
 
 
+def same_vocabulary(a: PreTrainedTokenizerBase, b: PreTrainedTokenizerBase) -> bool:
+    """Whether two tokenizers map the same tokens to the same ids (so a model trained on one
+    reads the other's ids): the same size and the same token-to-id table."""
+    return a is b or (len(a) == len(b) and a.get_vocab() == b.get_vocab())
+
+
 def _zero_head(backbone: PreTrainedModel) -> nn.Linear:
     """A scalar head on ``backbone`` that predicts 0 everywhere until trained."""
     head = nn.Linear(backbone.config.hidden_size, 1, bias=True).to(next(backbone.parameters()).device)
@@ -70,16 +83,30 @@ class ValueModel(nn.Module):
 
     @classmethod
     def create(
-        cls, kind: str, preference_model: PreferenceModel, policy: CausalLMPolicy, *, reward_is_preference: bool = True
+        cls, kind: str, preference_model: PreferenceModel, policy: CausalLMPolicy, tokenizer: PreTrainedTokenizerBase, *,
+        reward_is_preference: bool = True,
     ) -> ValueModel:
         """Build the critic: ``"preference-model"`` (a copy) or ``"head"`` (on the policy).
 
-        ``reward_is_preference=False`` (the env rewards something else, such as the gold
-        judge): the copy's head starts at zero instead of at the preference model's scores.
+        Args:
+            kind: ``"preference-model"`` or ``"head"``.
+            preference_model: the env's preference model (an ensemble: its first member).
+            policy: the policy being trained.
+            tokenizer: the policy's (the env's) tokenizer, whose ids the critic reads. A
+                preference model with another vocabulary gives way to a copy of the
+                policy's backbone with a zeroed head (module docstring).
+            reward_is_preference: False when the env rewards something else, such as the
+                gold judge: the copy's head starts at zero instead of at the preference
+                model's scores.
         """
         if kind == "preference-model":
             # An ensemble's critic starts from its first member (model and reward scale).
             preference_model = getattr(preference_model, "members", [preference_model])[0]
+            if not same_vocabulary(preference_model.tokenizer, tokenizer):
+                print(f"note: the preference model's vocabulary ({len(preference_model.tokenizer)} tokens) is not the policy's "
+                      f"({len(tokenizer)}): the critic starts from a copy of the policy's backbone with a zeroed head")
+                backbone = copy.deepcopy(policy.model.base_model)
+                return cls(backbone, _zero_head(backbone))
             classifier = copy.deepcopy(preference_model.model)
             head = getattr(classifier, "score", None) or getattr(classifier, "classifier", None)
             if head is None:

@@ -3,7 +3,8 @@
 Each (agent, seed) pair is one ordinary ``rlhf-gym train`` run (same code path, same run
 folder contract) with nothing but ``--env``, ``--total-steps``, ``--seed`` and ``--out``
 set, so every agent uses its documented defaults. Finished runs are skipped when their
-``summary.json`` exists, so an interrupted comparison continues where it stopped.
+``summary.json`` exists and interrupted ones resume from their checkpoint, so an
+interrupted comparison continues where it stopped.
 
     python benchmarks/compare_agents.py                               # all agents, seeds 0 1 2
     python benchmarks/compare_agents.py --agents ppo sb3-ppo --total-steps 8192 --seeds 0 1 2
@@ -28,6 +29,7 @@ import numpy as np  # noqa: E402
 import tyro  # noqa: E402
 
 from rlhf_gym.agents import AGENTS  # noqa: E402
+from rlhf_gym.agents.common import latest_checkpoint  # noqa: E402
 
 
 @dataclass
@@ -51,7 +53,9 @@ def run_one(agent: str, seed: int, config: Config) -> dict[str, Any] | None:
         if not config.train:
             return None
         config_class, train = AGENTS[agent].load()
-        train(config_class(env=config.env, total_steps=config.total_steps, seed=seed, out=str(run_dir)))
+        resume = latest_checkpoint(run_dir) is not None  # an interrupted run continues; one with no checkpoint restarts
+        train(config_class(env=config.env, total_steps=config.total_steps, seed=seed, out=str(run_dir), resume=resume,
+                           overwrite=not resume))
     return json.loads(summary_path.read_text())
 
 

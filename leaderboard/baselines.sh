@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Reproduce the baseline submissions of leaderboard/submissions/ (run from the repository root).
-#   - the SFT policy, and best-of-4 / best-of-16 sampling from it (no training);
+#   - the SFT policy, and best-of-4 / best-of-16 sampling from it (no training; their runs
+#     differ only in the protocol's sampling seed);
 #   - PPO, RLOO and GRPO at the README main job's budget (20k env steps), seeds 0-2;
 #   - the four SB3 / sb3-contrib agents at the comparison's budget (3,072 env steps), seeds 0-2.
-# Training runs are ordinary `rlhf-gym train` runs with their defaults; their checkpoints land in
-# runs/baselines/, where the submissions point and `rlhf-gym leaderboard verify` re-evaluates them.
-# A finished run (its summary.json exists) is not trained again.
+# Training runs are ordinary `rlhf-gym train` runs with their defaults, into runs/baselines/
+# (a finished run, one with a summary.json, is not trained again). Each final policy is then
+# exported as an fp16 safetensors checkpoint into leaderboard/checkpoints/AGENT/seedK/, which
+# is committed: the submissions point there (relative to their own folder), so anyone can
+# `rlhf-gym leaderboard verify leaderboard/submissions/AGENT.json` from a fresh clone.
+# The submissions record each run's exact training command.
 set -euo pipefail
 ENV=RLHF-Summarize-v0
 SFT=envs/summarize/assets/sft_policy
 SUBMISSIONS=leaderboard/submissions
+CHECKPOINTS=leaderboard/checkpoints
 
 rlhf-gym evaluate --env $ENV --policy $SFT $SFT $SFT --seed 0 1 2 --agent "SFT policy (no RL)" \
     --training-env-steps 0 --submission $SUBMISSIONS/sft.json
@@ -21,14 +26,18 @@ done
 
 train_and_submit() {  # agent, budget
     local agent=$1 budget=$2 policies=() steps=0
+    local command="rlhf-gym train --agent $agent --env $ENV --total-steps $budget --seed {seed} --paired-posts 0 --out runs/baselines/$agent/seed{seed}"
     for seed in 0 1 2; do
         local out=runs/baselines/$agent/seed$seed
-        [ -f $out/summary.json ] || rlhf-gym train --agent $agent --env $ENV --total-steps $budget --seed $seed --paired-posts 0 --out $out
-        policies+=($out/final_policy)
+        [ -f $out/summary.json ] || ${command//\{seed\}/$seed}
+        python -c "import sys, torch; from rlhf_gym import CausalLMPolicy; \
+CausalLMPolicy.from_pretrained(sys.argv[1]).save_pretrained(sys.argv[2], dtype=torch.float16)" \
+            $out/final_policy $CHECKPOINTS/$agent/seed$seed
+        policies+=($CHECKPOINTS/$agent/seed$seed)
         steps=$(python -c "import json; print(max($steps, json.load(open('$out/summary.json'))['env_steps']))")
     done
     rlhf-gym evaluate --env $ENV --policy "${policies[@]}" --seed 0 1 2 --agent "$agent (rlhf-gym, $budget-step budget)" \
-        --training-env-steps $steps --submission $SUBMISSIONS/$agent.json
+        --training-env-steps $steps --training-command "$command" --submission $SUBMISSIONS/$agent.json
 }
 for agent in ppo rloo grpo; do train_and_submit $agent 20000; done
 for agent in sb3-ppo sb3-a2c sb3-maskable-ppo sb3-trpo; do train_and_submit $agent 3072; done

@@ -1,43 +1,55 @@
-"""``rlhf-gym leaderboard build``: the published tables, from ``leaderboard/submissions/*.json``.
+"""``rlhf-gym leaderboard build``: the published table and page, from a folder of submissions.
 
-Every submission (the format of ``leaderboard/schema.json``) is one agent on one env with at
-least three runs (seeds). Per env, each submission is one row; each metric of
-``metrics.sampled`` (and the greedy decoding's ``gold``) is summarised across the runs by its
-**interquartile mean** (IQM: the mean of the middle 50% of runs, ``scipy.stats.trim_mean(x,
-0.25)``) with a **95% stratified bootstrap confidence interval**, as recommended by Agarwal et
-al. 2021, "Deep Reinforcement Learning at the Edge of the Statistical Precipice" (NeurIPS):
-the IQM is robust to one outlying seed yet less noisy than the median, and the interval says
-how much of a gap between two rows the seeds can explain. Rows are ranked by the IQM of
-``gold``, the true preference the learned reward only approximates.
+Every ``*.json`` of the folder must pass `rlhf_gym.leaderboard.validate` (schema version 2,
+at least three runs, the current protocol's hash, per-post scores whose means are the
+metrics). **An invalid file stops the build**: nothing is written, and the error names every
+invalid file with its first problem. A leaderboard that quietly dropped a submission would be
+as wrong as one that ranked it.
 
-Two files are written: ``README.md`` (one Markdown table per env) and ``index.html`` (one
-self-contained static page: the same tables, sortable by clicking a column header, and a
-plot of gold against KL per env as inline SVG; no network, no external scripts or styles).
+Per env, each submission is one row:
 
-Why not the ``rliable`` library, which implements exactly these estimators: on this
-project's stack it does not work. rliable 1.2.0 requires ``arch<8``; arch 7.2 fails to
-import with pandas 3.1 (``deprecate_kwarg() missing 1 required positional argument``), and
-arch 8 breaks rliable's ``StratifiedBootstrap`` (it rejects ``random_state=None``). The two
-estimators are a few lines, so they are implemented here: `iqm` is scipy's ``trim_mean(x,
-0.25)`` (rliable's IQM: ``int(0.25 * n)`` runs cut off each end of the sorted runs), and
-`bootstrap_ci` is a numpy percentile bootstrap over runs with a fixed seed. With one
-task per env, rliable's stratified bootstrap (resample runs within each task) reduces to
-resampling the runs with replacement. All metrics of a submission share the same resamples
-(a resample is a set of runs, each run carrying all its metrics), and the seed is fixed, so
-the build is deterministic: the same submissions always give byte-identical files.
+- **gold** and the **paired gold change** (``gold - sft_gold``, post by post) are the plain
+  mean over runs and test posts, with a 95% bootstrap interval that resamples both the runs
+  (seeds) and the test posts (`rlhf_gym.leaderboard.intervals`, which says what it covers
+  and what it does not with 3 seeds);
+- every other metric is the plain mean over runs; the page shows its range over runs
+  ``[min, max]`` on hover, labelled as a range (with 3 runs, a "confidence interval" over
+  runs would be that range under another name);
+- rows are ranked by mean gold, and a row whose gold interval overlaps the row above's shares
+  its rank, marked ``=`` (``2=``): the data do not separate them;
+- the **budget** (training env steps) stands next to the agent, and ``0 (decoding)`` marks
+  the decoding baselines (the SFT policy, best-of-N), which train nothing;
+- a row whose runs all name the same policy (the SFT policy, best-of-N) is one policy under
+  several sampling seeds, not several trainings: it is marked ``†`` and a line says so.
 
-Nothing read from a submission reaches the output unescaped: Markdown cells escape ``\\``,
-``|``, ``<``, ``>``, ``&``, backticks, emphasis and link brackets and fold newlines; every
-string in the HTML goes through ``html.escape(..., quote=True)``; links are made only from
-``http(s)`` URLs. The page's script moves existing table rows and never builds HTML.
+Two files are written: ``README.md`` and ``index.html``. The Markdown goes **between two
+marker lines** (`BEGIN_MARKER`, `END_MARKER`) of ``README.md``: the hand-written text around
+them (how to submit, verify and build) is kept; a folder without a ``README.md`` gets a
+new one; a ``README.md`` without the markers is refused rather than overwritten.
+``index.html`` is one self-contained page: the same tables, sortable by a header click, the
+less used columns behind a "show all columns" switch (so the table fits a 1,400 px window),
+and a plot of gold against KL as inline SVG; no network, no external scripts or styles.
+
+In the plot every agent keeps its marker when rows come and go (a hash of its name picks
+its colour from a palette of 20 and its shape from 4), and the labels never overprint: `place_labels` tries positions
+around each point, further out with a leader line, and falls back to a column beside the
+plot; label widths are bounded above because labels are set in a monospace font.
+
+The build is deterministic (the same submissions give byte-identical files) and escapes
+everything read from a submission: Markdown cells escape ``\\``, ``|``, ``<``, ``>``,
+``&``, backticks, emphasis and link brackets and fold newlines; every string in the HTML
+goes through ``html.escape(..., quote=True)``; links are made only from ``http(s)`` URLs.
+The page's script moves existing table rows and toggles a class; it never builds HTML.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,109 +57,46 @@ from typing import Any
 from urllib.parse import quote
 
 import numpy as np
-from scipy.stats import trim_mean
+
+from rlhf_gym.leaderboard.intervals import BOOTSTRAP_SEED, CONFIDENCE, N_RESAMPLES, Interval, crossed_bootstrap
+from rlhf_gym.leaderboard.validate import validate_submission
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_SUBMISSIONS = PACKAGE_DIR / "submissions"
 DEFAULT_OUT = PACKAGE_DIR
+# The repository when this package runs from a checkout (leaderboard/ beside pyproject.toml), else None (a wheel).
+REPO_ROOT = PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").is_file() else None
 REBUILD_COMMAND = "rlhf-gym leaderboard build"
 
-N_RESAMPLES = 2000
-CONFIDENCE = 0.95
-BOOTSTRAP_SEED = 0
+BEGIN_MARKER = "<!-- BEGIN leaderboard table: generated by `rlhf-gym leaderboard build`; do not edit by hand -->"
+END_MARKER = "<!-- END leaderboard table -->"
 
-# The keys of `metrics.sampled` (schema version 1); `metrics.greedy` has all but `kl`.
-SAMPLED_METRICS = (
-    "gold",
-    "gold_change",
-    "gold_change_sem",
-    "win_rate",
-    "proxy_reward",
-    "kl",
-    "rouge_l",
-    "bleu",
-    "perplexity",
-    "distinct_1",
-    "distinct_2",
-    "response_length",
-    "eos_rate",
-)
-GREEDY_METRICS = ("gold",)  # the greedy metrics the tables show, as `greedy_<key>`
-METRICS = SAMPLED_METRICS + tuple(f"greedy_{key}" for key in GREEDY_METRICS)
+SEED_ONLY_MARK = "\u2020"  # dagger
+TIE_MARK = "="
+
+# Metrics shown as the plain mean over runs (ranges on hover): ``metrics.sampled`` keys, and greedy gold.
+SAMPLED_MEANS = ("win_rate", "proxy_reward", "kl", "rouge_l", "bleu", "perplexity", "distinct_2", "response_length", "eos_rate")
+GREEDY_MEANS = ("gold",)  # as ``greedy_<key>``
 
 
 class SubmissionError(ValueError):
-    """A submission file that cannot be read or lacks what the build needs; names the file."""
+    """A submission the build refuses (invalid, or unreadable); the message names the file(s)."""
 
 
-# Estimators -------------------------------------------------------------------------------
-def iqm(values: Sequence[float] | np.ndarray, axis: int = -1) -> float | np.ndarray:
-    """The interquartile mean along ``axis``: ``scipy.stats.trim_mean(values, 0.25, axis)``.
-
-    The ``int(0.25 * n)`` smallest and largest values are cut and the rest averaged (for
-    n < 4 nothing is cut: the plain mean).
-
-    >>> iqm([1, 2, 3, 4, 100, 200, 300, 400])   # keeps 3, 4, 100, 200
-    76.75
-    >>> iqm([5.0, 1.0, 3.0])
-    3.0
-    """
-    array = np.asarray(values, dtype=np.float64)
-    if array.ndim == 0 or array.shape[axis] == 0:
-        raise ValueError("the IQM needs at least one value")
-    result = np.asarray(trim_mean(array, 0.25, axis=axis))
-    return float(result) if result.ndim == 0 else result
+class OutputError(ValueError):
+    """An output the build will not overwrite (a README.md without the table markers); names the file."""
 
 
-def bootstrap_ci(
-    runs: Sequence[Sequence[float]] | np.ndarray,
-    statistic: Callable[..., Any] = iqm,
-    n_resamples: int = N_RESAMPLES,
-    confidence: float = CONFIDENCE,
-    seed: int = BOOTSTRAP_SEED,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap interval of ``statistic`` over runs.
-
-    ``runs`` is ``(n_runs,)`` or ``(n_runs, n_metrics)``: each resample draws ``n_runs``
-    runs with replacement (whole rows, so metrics share resamples) and applies
-    ``statistic(x, axis=1)``; the interval is the ``(1 - confidence) / 2`` and
-    ``(1 + confidence) / 2`` quantiles of the ``n_resamples`` results. Returns
-    ``(low, high)``, each of shape ``(n_metrics,)`` (or scalars' 0-d arrays for 1-d input).
-    """
-    array = np.asarray(runs, dtype=np.float64)
-    squeeze = array.ndim == 1
-    if squeeze:
-        array = array[:, None]
-    if array.ndim != 2 or array.shape[0] == 0:
-        raise ValueError(f"runs must be (n_runs,) or (n_runs, n_metrics) with n_runs >= 1, got shape {array.shape}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    rng = np.random.default_rng(seed)
-    index = rng.integers(0, array.shape[0], size=(n_resamples, array.shape[0]))
-    stats = np.asarray(statistic(array[index], axis=1))  # (n_resamples, n_metrics)
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(stats, [alpha, 1.0 - alpha], axis=0)
-    return (low[0], high[0]) if squeeze else (low, high)
-
-
+# Rows -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Estimate:
-    """One metric of one submission across its runs: the IQM and its 95% bootstrap CI."""
+class RunRange:
+    """One metric across a submission's runs: the plain mean and the range ``[min, max]``."""
 
-    iqm: float
-    low: float
-    high: float
-
-
-def aggregate(values: np.ndarray, names: Sequence[str] = METRICS) -> dict[str, Estimate]:
-    """IQM and bootstrap CI of each column of ``values`` (``(n_runs, len(names))``)."""
-    values = np.asarray(values, dtype=np.float64)
-    point = np.atleast_1d(iqm(values, axis=0))
-    low, high = bootstrap_ci(values)
-    return {name: Estimate(float(point[i]), float(low[i]), float(high[i])) for i, name in enumerate(names)}
+    mean: float
+    min: float
+    max: float
 
 
-# Loading ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Row:
     """One submission, summarised: what a leaderboard row shows."""
@@ -161,100 +110,118 @@ class Row:
     training_env_steps: int
     date: str
     n_runs: int
-    metrics: dict[str, Estimate]  # keys: METRICS
+    seed_only: bool  # every run names the same policy: the runs differ only in their sampling seed
+    gold: Interval  # sampled decoding, over runs and test posts
+    gold_change: Interval  # gold - sft_gold, post by post
+    metrics: dict[str, RunRange]  # SAMPLED_MEANS keys, and "greedy_gold"
+
+    @property
+    def decoding_baseline(self) -> bool:
+        """A policy that was not trained (training_env_steps == 0): the SFT policy, best-of-N."""
+        return self.training_env_steps == 0
 
 
-def load_submission(path: Path) -> dict[str, Any]:
-    """The JSON object of one submission file; a `SubmissionError` naming it if it is not one."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SubmissionError(f"{path}: not a valid UTF-8 JSON file ({error})") from None
-    if not isinstance(data, dict):
-        raise SubmissionError(f"{path}: a submission is a JSON object, got {type(data).__name__}")
-    return data
-
-
-def _require(path: Path, container: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    """``container[key]``, checked to be of ``kind`` (a bool is never a number)."""
-    if not isinstance(container, dict) or key not in container:
-        raise SubmissionError(f"{path}: missing {where}{key!r}")
-    value = container[key]
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        raise SubmissionError(f"{path}: {where}{key!r} must be {_kind_name(kinds)}, got {value!r:.80}")
-    return value
-
-
-def _kind_name(kinds: tuple[type, ...]) -> str:
-    return " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
-
-
-def _number(path: Path, container: Any, key: str, where: str) -> float:
-    value = _require(path, container, key, (int, float), where)
-    if not math.isfinite(value):
-        raise SubmissionError(f"{path}: {where}{key!r} must be a finite number, got {value!r}")
-    return float(value)
+def _run_range(values: Sequence[float]) -> RunRange:
+    array = np.asarray(values, dtype=np.float64)
+    return RunRange(float(array.mean()), float(array.min()), float(array.max()))
 
 
 def summarize(path: Path, submission: dict[str, Any]) -> Row:
-    """The leaderboard row of one submission, checking every key it reads.
+    """The leaderboard row of one *valid* submission (`rlhf_gym.leaderboard.validate` checked it).
 
-    Full validation against the schema is `rlhf_gym.leaderboard.validate`'s job; this only
-    makes sure a malformed file fails here with its name instead of deep in the rendering.
+    Raises:
+        SubmissionError: the runs' per-post arrays differ in length (the intervals need one
+            table of runs by posts).
     """
-    env_id = _require(path, submission, "env_id", str, "")
-    protocol = _require(path, submission, "protocol_version", str, "")
-    agent = _require(path, submission, "agent", dict, "")
-    name = _require(path, agent, "name", str, "agent.")
-    paper = _require(path, agent, "paper", (str, type(None)), "agent.") if "paper" in agent else None
-    code = _require(path, agent, "code", (str, type(None)), "agent.") if "code" in agent else None
-    steps = _require(path, submission, "training_env_steps", int, "")
-    date = _require(path, submission, "date", str, "")
-    runs = _require(path, submission, "runs", list, "")
-    if not runs:
-        raise SubmissionError(f"{path}: 'runs' is empty")
-    values = np.empty((len(runs), len(METRICS)))
-    for i, run in enumerate(runs):
-        where = f"runs[{i}]."
-        if not isinstance(run, dict):
-            raise SubmissionError(f"{path}: runs[{i}] must be an object")
-        metrics = _require(path, run, "metrics", dict, where)
-        sampled = _require(path, metrics, "sampled", dict, where + "metrics.")
-        greedy = _require(path, metrics, "greedy", dict, where + "metrics.")
-        row = [_number(path, sampled, key, where + "metrics.sampled.") for key in SAMPLED_METRICS]
-        row += [_number(path, greedy, key, where + "metrics.greedy.") for key in GREEDY_METRICS]
-        values[i] = row
+    runs = submission["runs"]
+    gold = [run["per_post"]["sampled"]["gold"] for run in runs]
+    sft_gold = [run["per_post"]["sampled"]["sft_gold"] for run in runs]
+    lengths = {len(scores) for scores in gold + sft_gold}
+    if len(lengths) != 1:
+        raise SubmissionError(f"{path}: the runs' per_post.sampled arrays have different lengths {sorted(lengths)}; "
+                              "every run answers the same test posts")
+    gold_table = np.asarray(gold, dtype=np.float64)  # (R, P)
+    change_table = gold_table - np.asarray(sft_gold, dtype=np.float64)  # (R, P), paired per post
+    metrics = {key: _run_range([run["metrics"]["sampled"][key] for run in runs]) for key in SAMPLED_MEANS}
+    metrics |= {f"greedy_{key}": _run_range([run["metrics"]["greedy"][key] for run in runs]) for key in GREEDY_MEANS}
+    agent = submission["agent"]
     return Row(
         source=path.name,
-        env_id=env_id,
-        protocol_version=protocol,
-        agent_name=name,
-        paper=paper,
-        code=code,
-        training_env_steps=steps,
-        date=date,
+        env_id=submission["env_id"],
+        protocol_version=submission["protocol_version"],
+        agent_name=agent["name"],
+        paper=agent.get("paper"),
+        code=agent.get("code"),
+        training_env_steps=submission["training_env_steps"],
+        date=submission["date"],
         n_runs=len(runs),
-        metrics=aggregate(values),
+        seed_only=len({(run["policy"], run.get("revision")) for run in runs}) == 1,
+        gold=crossed_bootstrap(gold_table),
+        gold_change=crossed_bootstrap(change_table),
+        metrics=metrics,
     )
 
 
-def load_rows(submissions_dir: Path) -> dict[str, list[Row]]:
-    """Every ``*.json`` of the folder, summarised and grouped by env id.
+def shown_path(path: Path) -> str:
+    """``path`` as the outputs name it: relative to the repository (POSIX) when inside it, else as given."""
+    if REPO_ROOT is not None:
+        resolved = Path(path).resolve()
+        if resolved.is_relative_to(REPO_ROOT):
+            return resolved.relative_to(REPO_ROOT).as_posix()
+    return str(path)
 
-    Envs are in name order; each env's rows are ranked by gold IQM, best first (ties:
+
+def load_rows(submissions_dir: Path) -> dict[str, list[Row]]:
+    """Every ``*.json`` of the folder, validated, summarised and grouped by env id.
+
+    Envs are in name order; each env's rows are ranked by mean gold, best first (ties:
     greedy gold, then agent name, then file name).
+
+    Raises:
+        FileNotFoundError: ``submissions_dir`` is not a folder.
+        SubmissionError: a file fails validation; the message names every such file and its
+            first problem.
     """
     submissions_dir = Path(submissions_dir)
     if not submissions_dir.is_dir():
         raise FileNotFoundError(f"no submissions folder at {submissions_dir}")
+    paths = sorted(submissions_dir.glob("*.json"))
+    invalid = []
+    for path in paths:
+        problems = validate_submission(path)
+        if problems:
+            more = f" (and {len(problems) - 1} more: rlhf-gym leaderboard validate {shown_path(path)})" if len(problems) > 1 else ""
+            invalid.append(f"  {path.name}: {problems[0]}{more}")
+    if invalid:
+        raise SubmissionError(
+            f"{len(invalid)} of the {len(paths)} submission(s) in {shown_path(submissions_dir)} fail validation; "
+            "nothing was written (fix or remove them):\n" + "\n".join(invalid)
+        )
     tables: dict[str, list[Row]] = {}
-    for path in sorted(submissions_dir.glob("*.json")):
-        row = summarize(path, load_submission(path))
+    for path in paths:
+        row = summarize(path, json.loads(path.read_text(encoding="utf-8")))
         tables.setdefault(row.env_id, []).append(row)
     for rows in tables.values():
-        rows.sort(key=lambda r: (-r.metrics["gold"].iqm, -r.metrics["greedy_gold"].iqm, r.agent_name, r.source))
+        rows.sort(key=lambda r: (-r.gold.mean, -r.metrics["greedy_gold"].mean, r.agent_name, r.source))
     return dict(sorted(tables.items()))
+
+
+def ranks(rows: Sequence[Row]) -> list[str]:
+    """The rank text of each row (rows ranked best first): a row whose gold interval overlaps
+    the row above's shares its rank, and every row of such a run of ties is marked ``=``.
+
+    Ties chain: if B overlaps A and C overlaps B, all three share A's rank, even when C's
+    interval does not reach A's (the data separate neither neighbour pair).
+    """
+    numbers: list[int] = []
+    tied = [False] * len(rows)
+    for i, row in enumerate(rows):
+        if i and row.gold.overlaps(rows[i - 1].gold):
+            numbers.append(numbers[-1])
+            tied[i] = tied[i - 1] = True
+        else:
+            numbers.append(i + 1)
+    return [f"{n}{TIE_MARK}" if t else str(n) for n, t in zip(numbers, tied)]
 
 
 # Columns ----------------------------------------------------------------------------------
@@ -274,54 +241,81 @@ def _perplexity(value: float) -> str:
 
 @dataclass(frozen=True)
 class Column:
-    key: str  # the sort key (`#sort=KEY`) and, for metrics, the METRICS name
+    key: str  # the sort key (`#sort=KEY`) and, for a metric, the Row field or `Row.metrics` key
     header: str
     numeric: bool
-    metric: str | None = None  # METRICS name of a metric column
-    format: Callable[[float], str] | None = None
-    with_ci: bool = False  # the Markdown cell shows the CI too
+    note: str = ""  # what the cells are, after the header (Markdown: "header: note"; the page: a second line)
+    format: Callable[[float], str] | None = None  # for metric columns
+    extra: bool = False  # hidden on the page until "show all columns"
 
 
+_INTERVAL_NOTE = f"mean [{CONFIDENCE:.0%} bootstrap interval over seeds and test posts]"
 COLUMNS = (
     Column("rank", "rank", True),
     Column("agent", "agent", False),
-    Column("gold", "gold IQM [95% CI]", True, "gold", _fixed(3), with_ci=True),
-    Column("gold_change", "gold change", True, "gold_change", _fixed(3, signed=True)),
-    Column("win_rate", "win rate", True, "win_rate", _fixed(3)),
-    Column("kl", "KL", True, "kl", _fixed(2)),
-    Column("proxy_reward", "proxy", True, "proxy_reward", _fixed(3)),
-    Column("rouge_l", "ROUGE-L", True, "rouge_l", _fixed(3)),
-    Column("bleu", "BLEU", True, "bleu", _fixed(2)),
-    Column("perplexity", "perplexity", True, "perplexity", _perplexity),
-    Column("distinct_2", "distinct-2", True, "distinct_2", _fixed(3)),
-    Column("response_length", "length", True, "response_length", _fixed(1)),
-    Column("eos_rate", "EOS rate", True, "eos_rate", _fixed(3)),
-    Column("greedy_gold", "greedy gold", True, "greedy_gold", _fixed(3)),
-    Column("training_env_steps", "training env steps", True),
+    Column("budget", "budget", True, "training env steps"),
+    Column("gold", "gold", True, _INTERVAL_NOTE, _fixed(3)),
+    Column("gold_change", "gold change vs SFT", True, _INTERVAL_NOTE, _fixed(3, signed=True)),
+    Column("win_rate", "win rate", True, "", _fixed(3)),
+    Column("kl", "KL", True, "", _fixed(2)),
+    Column("greedy_gold", "greedy gold", True, "", _fixed(3)),
     Column("runs", "runs", True),
-    Column("date", "date", False),
+    Column("proxy_reward", "proxy", True, "", _fixed(3), extra=True),
+    Column("rouge_l", "ROUGE-L", True, "", _fixed(3), extra=True),
+    Column("bleu", "BLEU", True, "", _fixed(2), extra=True),
+    Column("perplexity", "perplexity", True, "", _perplexity, extra=True),
+    Column("distinct_2", "distinct-2", True, "", _fixed(3), extra=True),
+    Column("response_length", "length", True, "", _fixed(1), extra=True),
+    Column("eos_rate", "EOS rate", True, "", _fixed(3), extra=True),
+    Column("date", "date", False, extra=True),
 )
+INTERVAL_COLUMNS = ("gold", "gold_change")
 
 
-def metric_text(column: Column, estimate: Estimate, with_ci: bool) -> str:
-    """A metric cell's text: the IQM, and ``[low, high]`` when ``with_ci``."""
-    assert column.format is not None
-    text = column.format(estimate.iqm)
-    if with_ci:
-        text += f" [{column.format(estimate.low)}, {column.format(estimate.high)}]"
-    return text
+@dataclass(frozen=True)
+class Cell:
+    """One cell, before escaping: shared by the Markdown and the HTML renderers."""
+
+    text: str  # the value as shown
+    interval: str = ""  # "[low, high]" of an interval column
+    sort_value: str = ""  # what the page's script sorts by (a number's exact text, or a string)
+    title: str = ""  # the page's hover text
 
 
-def _plain_cell(column: Column, rank: int, row: Row) -> str:
-    """The text of a non-metric, non-agent cell (not yet escaped)."""
+def _budget_text(row: Row) -> str:
+    return "0 (decoding)" if row.decoding_baseline else f"{row.training_env_steps:,}"
+
+
+def _sortable(value: float) -> str:
+    return f"{value:.10g}"  # enough digits to sort; few enough that the last bits of a float never show
+
+
+def cell(column: Column, row: Row, position: int, rank: str) -> Cell:
+    """The cell of ``column`` in ``row`` (``position``: 1-based place in the ranking; ``rank``: its text)."""
+    if column.key in INTERVAL_COLUMNS:
+        assert column.format is not None
+        interval: Interval = getattr(row, column.key)
+        bounds = f"[{column.format(interval.low)}, {column.format(interval.high)}]"
+        title = f"mean {column.format(interval.mean)}; {CONFIDENCE:.0%} bootstrap interval over seeds and test posts {bounds}"
+        return Cell(column.format(interval.mean), bounds, _sortable(interval.mean), title)
+    if column.format is not None:
+        spread = row.metrics[column.key]
+        low, high = column.format(spread.min), column.format(spread.max)
+        title = f"mean {column.format(spread.mean)}; range over {row.n_runs} runs [{low}, {high}]"
+        return Cell(column.format(spread.mean), "", _sortable(spread.mean), title)
     if column.key == "rank":
-        return str(rank)
-    if column.key == "training_env_steps":
-        return f"{row.training_env_steps:,}"
+        title = "tied: its gold interval overlaps the row above's or below's" if rank.endswith(TIE_MARK) else ""
+        return Cell(rank, "", str(position), title)
+    if column.key == "agent":
+        return Cell(row.agent_name, "", row.agent_name, "")
+    if column.key == "budget":
+        title = "a decoding baseline: no training" if row.decoding_baseline else "env steps (generated tokens) used in training"
+        return Cell(_budget_text(row), "", str(row.training_env_steps), title)
     if column.key == "runs":
-        return str(row.n_runs)
+        title = "one policy under different sampling seeds" if row.seed_only else "training seeds"
+        return Cell(str(row.n_runs), "", str(row.n_runs), title)
     if column.key == "date":
-        return row.date
+        return Cell(row.date, "", row.date, "")
     raise AssertionError(column.key)
 
 
@@ -341,6 +335,27 @@ def _links(row: Row) -> list[tuple[str, str]]:
     if paper:
         links.append(("paper", paper))
     return links
+
+
+def method_paragraphs() -> list[str]:
+    """What the table shows and how it ranks, in Markdown with only `code` and *emphasis* (the page converts them)."""
+    return [
+        f"*Gold* and *gold change vs SFT*: the mean over runs and test posts, and its {CONFIDENCE:.0%} percentile bootstrap "
+        "interval over seeds and test posts: each of "
+        f"{N_RESAMPLES:,} resamples (seed {BOOTSTRAP_SEED}) draws the runs with replacement and one set of test posts with "
+        "replacement, shared by every drawn run because every run answers the same posts (`rlhf_gym.leaderboard.intervals`). "
+        "With 3 seeds this interval is too narrow when seeds differ more than posts do: read a gap between two rows as "
+        "evidence, not proof. *Gold change* is paired: the policy's gold minus the SFT policy's on the same post and "
+        "sampling stream.",
+        "Other columns: the plain mean over runs (the page shows each one's range over runs on hover). Sampled decoding at "
+        "the protocol temperature on the env's test split, except *greedy gold*; KL is to the SFT policy in nats per response.",
+        f"*Rank*: by mean gold. A row whose gold interval overlaps the row above's shares its rank, marked `{TIE_MARK}` "
+        f"(e.g. `2{TIE_MARK}`): the data do not separate them. *Budget*: the env steps (generated tokens) a row trained "
+        "for; `0 (decoding)` marks the decoding baselines (the SFT policy, best-of-N), which train nothing. "
+        "Read an RL row against the decoding baselines and against rows of a similar budget.",
+        f"{SEED_ONLY_MARK} after an agent: its runs are one policy under different sampling seeds, not separate trainings "
+        "(every run names the same policy), so its interval holds no training variance.",
+    ]
 
 
 # Markdown ---------------------------------------------------------------------------------
@@ -366,56 +381,70 @@ def markdown_url(url: str) -> str:
 def _markdown_agent(row: Row) -> str:
     name = markdown_escape(row.agent_name)
     links = _links(row)
-    if not links:
-        return name
-    text = f"[{name}]({markdown_url(links[0][1])})"
+    text = f"[{name}]({markdown_url(links[0][1])})" if links else name
     if len(links) > 1:
         text += f" ([{links[1][0]}]({markdown_url(links[1][1])}))"
-    return text
+    return text + (f" {SEED_ONLY_MARK}" if row.seed_only else "")
 
 
-def _method_lines() -> list[str]:
-    return [
-        f"Each cell is the interquartile mean (IQM: the mean of the middle 50%, `scipy.stats.trim_mean(x, 0.25)`) of a "
-        f"metric across the submission's runs (seeds); the gold column adds its {CONFIDENCE:.0%} percentile bootstrap "
-        f"confidence interval over runs ({N_RESAMPLES:,} resamples, seed {BOOTSTRAP_SEED}; Agarwal et al. 2021, "
-        "\"Deep Reinforcement Learning at the Edge of the Statistical Precipice\"). Rows are ranked by gold IQM. "
-        "Sampled decoding at the protocol temperature on the env's test split, except *greedy gold*; "
-        "*gold change* is the paired change against the SFT policy; KL is to the SFT policy in nats per response.",
-    ]
+def _rebuild(source: str) -> tuple[str, str]:
+    """(the command that rebuilds outputs built from ``source``, a note on what it rewrites); fixed text only."""
+    if source == shown_path(DEFAULT_SUBMISSIONS):
+        return REBUILD_COMMAND, " (it rewrites the repository's README.md table and index.html)"
+    return f"{REBUILD_COMMAND} --submissions FOLDER --out DIR", ""
 
 
-def render_markdown(tables: dict[str, list[Row]]) -> str:
-    """The leaderboard as Markdown: a header, then one table per env."""
-    lines = [
-        "# Leaderboard",
-        "",
-        "<!-- Generated by `rlhf-gym leaderboard build` from leaderboard/submissions/*.json; do not edit by hand. -->",
-        "",
-        *_method_lines(),
-        "",
-        f"Rebuild: `{REBUILD_COMMAND}` (writes this file and `index.html`, the sortable page with the gold-vs-KL plot).",
-        "",
-    ]
+def render_markdown(tables: dict[str, list[Row]], source: str) -> str:
+    """The generated part of README.md (what goes between the markers): the method, then one table per env.
+
+    Args:
+        tables: the rows of each env, ranked (`load_rows`).
+        source: the submissions folder as the outputs name it (`shown_path`).
+    """
+    command, note = _rebuild(source)
+    lines = [f"Built from {markdown_escape(source + '/*.json')} by `{command}`{note}.", ""]
+    for paragraph in method_paragraphs():
+        lines += [paragraph, ""]
     if not tables:
         lines += ["No submissions yet.", ""]
     for env_id, rows in tables.items():
-        protocols = ", ".join(f"`{markdown_escape(p)}`" for p in sorted({r.protocol_version for r in rows}))
+        protocols = ", ".join(markdown_escape(p) for p in sorted({r.protocol_version for r in rows}))
         lines += [f"## {markdown_escape(env_id)}", "", f"Protocol: {protocols}.", ""]
-        lines.append("| " + " | ".join(c.header for c in COLUMNS) + " |")
+        lines.append("| " + " | ".join(f"{c.header}: {c.note}" if c.note else c.header for c in COLUMNS) + " |")
         lines.append("|" + "|".join("---:" if c.numeric else "---" for c in COLUMNS) + "|")
-        for rank, row in enumerate(rows, start=1):
+        for position, (row, rank) in enumerate(zip(rows, ranks(rows)), start=1):
             cells = []
             for column in COLUMNS:
-                if column.metric:
-                    cells.append(metric_text(column, row.metrics[column.metric], column.with_ci))
-                elif column.key == "agent":
+                if column.key == "agent":
                     cells.append(_markdown_agent(row))
-                else:
-                    cells.append(markdown_escape(_plain_cell(column, rank, row)))
+                    continue
+                value = cell(column, row, position, rank)
+                text = f"{value.text} {value.interval}" if value.interval else value.text
+                cells.append(text if column.numeric else markdown_escape(text))  # numbers are the build's own text
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def readme_text(existing: str | None, generated: str, path: Path) -> str:
+    """README.md with ``generated`` between the markers of ``existing`` (a new file when None).
+
+    Raises:
+        OutputError: ``existing`` lacks the two markers (or has them more than once, or in the wrong order).
+    """
+    block = f"{BEGIN_MARKER}\n\n{generated.rstrip()}\n\n{END_MARKER}"
+    if existing is None:
+        return f"# Leaderboard\n\n{block}\n"
+    begin, end = existing.count(BEGIN_MARKER), existing.count(END_MARKER)
+    if begin != 1 or end != 1 or existing.index(BEGIN_MARKER) > existing.index(END_MARKER):
+        raise OutputError(
+            f"{path} exists and has no generated-table markers (found {begin} begin and {end} end marker(s)); the build "
+            f"writes its table between the lines {BEGIN_MARKER!r} and {END_MARKER!r}: add them where the table goes, or "
+            "build into another folder (--out DIR)"
+        )
+    before, rest = existing.split(BEGIN_MARKER, 1)
+    after = rest.split(END_MARKER, 1)[1]
+    return before + block + after
 
 
 # HTML -------------------------------------------------------------------------------------
@@ -424,35 +453,87 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _num(value: float) -> str:
-    return repr(float(value))
+def _inline_markdown(text: str) -> str:
+    """Escaped ``text`` with `code` and *emphasis* of the fixed method text turned into HTML."""
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", _e(text))
+    return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", text)
+
+
+PALETTE = (  # Kelly's colours of maximum contrast, without white and black (Kelly 1965)
+    "#f3c300", "#875692", "#f38400", "#a1caf1", "#be0032", "#c2b280", "#848482", "#008856", "#e68fac", "#0067a5",
+    "#f99379", "#604e97", "#f6a600", "#b3446c", "#dcd300", "#882d17", "#8db600", "#654522", "#e25822", "#2b3d26",
+)
+
+
+SHAPES = ("circle", "square", "diamond", "triangle")
+
+
+def agent_marker(name: str) -> tuple[str, str]:
+    """The agent's (colour, shape): a stable hash of its name into `PALETTE` x `SHAPES`.
+
+    It depends on the name alone, so an agent keeps its marker whatever rows come and go.
+    Two agents can still draw the same marker (1 chance in 80 per pair); every point is
+    labelled, so the marker only helps the eye.
+    """
+    digest = int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big")
+    return PALETTE[digest % len(PALETTE)], SHAPES[digest // len(PALETTE) % len(SHAPES)]
+
+
+def marker_svg(name: str, x: float, y: float, radius: float, css_class: str) -> str:
+    """The agent's marker centred at ``(x, y)`` as an SVG element (used by the plot and the table's swatches)."""
+    colour, shape = agent_marker(name)
+    attrs = f'class="{css_class}" fill="{colour}"'
+    if shape == "circle":
+        return f'<circle {attrs} cx="{x:.1f}" cy="{y:.1f}" r="{radius:g}"/>'
+    if shape == "square":
+        side = radius * 1.7
+        return f'<rect {attrs} x="{x - side / 2:.1f}" y="{y - side / 2:.1f}" width="{side:.1f}" height="{side:.1f}"/>'
+    r = radius * 1.25
+    if shape == "diamond":
+        corners: tuple[tuple[float, float], ...] = ((x, y - r), (x + r, y), (x, y + r), (x - r, y))
+    else:
+        corners = ((x, y - r), (x + r, y + r * 0.8), (x - r, y + r * 0.8))
+    return f'<polygon {attrs} points="{" ".join(f"{cx:.1f},{cy:.1f}" for cx, cy in corners)}"/>'
 
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem; color: #1b1b1b; background: #fff; }
 h1 { margin-bottom: 0.2rem; }
-p.method { max-width: 60rem; color: #444; line-height: 1.4; }
+p.method { max-width: 70rem; color: #444; line-height: 1.4; margin: 0.4rem 0; }
 code { background: #f2f2f2; padding: 0 0.25rem; border-radius: 3px; }
 div.scroll { overflow-x: auto; }
-table.board { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
-table.board th, table.board td { border-bottom: 1px solid #ddd; padding: 0.3rem 0.55rem; white-space: nowrap; }
+table.board { border-collapse: collapse; margin: 0.5rem 0; font-size: 0.9rem; }
+table.board th, table.board td { border-bottom: 1px solid #ddd; padding: 0.3rem 0.5rem; white-space: nowrap; }
+table.board th { vertical-align: bottom; white-space: normal; max-width: 9rem; text-align: right; }
+table.board th[data-type="text"] { text-align: left; }
 table.board td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.board td.agent { white-space: normal; min-width: 10rem; max-width: 17rem; }
 table.board tbody tr:nth-child(even) { background: #f7f9fc; }
+table.board tr.decoding td.budget { font-style: italic; color: #555; }
 table.board th button { font: inherit; font-weight: 600; background: none; border: 0; padding: 0; cursor: pointer; color: #1b1b1b; }
+table.board th .note { display: block; font-weight: 400; font-size: 0.8em; color: #666; }
 table.board th[aria-sort="ascending"] button::after { content: " \\25B2"; }
 table.board th[aria-sort="descending"] button::after { content: " \\25BC"; }
 table.board .ci { color: #666; font-size: 0.85em; }
+table.board .extra { display: none; }
+table.board.all .extra { display: table-cell; }
+svg.swatch { vertical-align: -1px; margin-right: 0.35em; }
+svg.swatch .point { stroke: #333; stroke-width: 0.8; }
+p.controls, p.note { color: #444; margin: 0.3rem 0; }
 svg.plot { display: block; margin: 0.5rem 0 2rem; background: #fff; }
 svg.plot text { font-size: 11px; fill: #333; }
+svg.plot text.label { font-family: "DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas, monospace; }
 svg.plot .axis { stroke: #333; stroke-width: 1; }
 svg.plot .grid { stroke: #e5e5e5; stroke-width: 1; }
 svg.plot .errorbar { stroke-width: 1.2; opacity: 0.6; }
-svg.plot .point { stroke: #fff; stroke-width: 1; }
+svg.plot .leader { stroke-width: 1.2; stroke-dasharray: 3 2; }  /* dashed: not an error bar */
+svg.plot .point { stroke: #333; stroke-width: 0.8; }
 """
 
 # Sorting: rows are moved, never rebuilt (no HTML is made from data). A header click sorts
 # by its column (numbers by data-value) and toggles the direction; `#sort=KEY&dir=asc|desc`
-# or `?sort=KEY&dir=...` in the URL sorts every table that has that column on load.
+# or `?sort=KEY&dir=...` in the URL sorts every table that has that column on load. The
+# "show all columns" switch toggles the class `all` of its table.
 _SCRIPT = """
 (function () {
   "use strict";
@@ -514,6 +595,12 @@ _SCRIPT = """
       });
     });
   });
+  Array.prototype.forEach.call(document.querySelectorAll("input.show-extra"), function (box) {
+    var table = document.getElementById(box.getAttribute("data-table"));
+    function apply() { if (table) { table.classList.toggle("all", box.checked); } }
+    box.addEventListener("change", apply);
+    apply();
+  });
   window.addEventListener("hashchange", fromUrl);
   fromUrl();
   document.documentElement.setAttribute("data-sort-ready", "1");
@@ -524,47 +611,42 @@ _SCRIPT = """
 def _html_agent(row: Row) -> str:
     links = _links(row)
     name = _e(row.agent_name)
-    if not links:
-        return name
-    text = f'<a href="{_e(links[0][1])}" rel="noopener noreferrer">{name}</a>'
+    marker = marker_svg(row.agent_name, 6, 6, 4.5, "point")
+    text = f'<svg class="swatch" width="12" height="12" viewBox="0 0 12 12" aria-hidden="true">{marker}</svg>'
+    text += f'<a href="{_e(links[0][1])}" rel="noopener noreferrer">{name}</a>' if links else name
     if len(links) > 1:
         text += f' (<a href="{_e(links[1][1])}" rel="noopener noreferrer">{_e(links[1][0])}</a>)'
+    if row.seed_only:
+        text += f' <span class="seed-only" title="one policy under different sampling seeds">{SEED_ONLY_MARK}</span>'
     return text
 
 
 def _html_table(index: int, rows: Sequence[Row]) -> str:
     head = []
     for column in COLUMNS:
-        sort = ' aria-sort="descending"' if column.key == "gold" else ' aria-sort="none"'
+        sort = ' aria-sort="ascending"' if column.key == "rank" else ' aria-sort="none"'
         kind = "num" if column.numeric else "text"
+        extra = ' class="extra"' if column.extra else ""
+        note = f'<span class="note">{_e(column.note)}</span>' if column.note else ""
         button = f'<button type="button">{_e(column.header)}</button>'
-        head.append(f'<th scope="col" data-key="{_e(column.key)}" data-type="{kind}"{sort}>{button}</th>')
+        head.append(f'<th scope="col"{extra} data-key="{_e(column.key)}" data-type="{kind}"{sort}>{button}{note}</th>')
     body = []
-    for rank, row in enumerate(rows, start=1):
+    for position, (row, rank) in enumerate(zip(rows, ranks(rows)), start=1):
         cells = []
         for column in COLUMNS:
-            if column.metric:
-                estimate = row.metrics[column.metric]
-                title = f"IQM {metric_text(column, estimate, False)}, 95% CI {metric_text(column, estimate, True).split(' ', 1)[1]}"
-                text = _e(metric_text(column, estimate, False))
-                if column.with_ci:
-                    text += f' <span class="ci">[{_e(column.format(estimate.low))}, {_e(column.format(estimate.high))}]</span>'
-                cells.append(f'<td class="num" data-value="{_e(_num(estimate.iqm))}" title="{_e(title)}">{text}</td>')
-            elif column.key == "agent":
-                cells.append(f'<td data-value="{_e(row.agent_name)}">{_html_agent(row)}</td>')
-            elif column.numeric:
-                value = {"rank": rank, "training_env_steps": row.training_env_steps, "runs": row.n_runs}[column.key]
-                cells.append(f'<td class="num" data-value="{_e(value)}">{_e(_plain_cell(column, rank, row))}</td>')
-            else:
-                cells.append(f'<td data-value="{_e(_plain_cell(column, rank, row))}">{_e(_plain_cell(column, rank, row))}</td>')
-        body.append(f'<tr data-source="{_e(row.source)}" data-rank="{rank}">{"".join(cells)}</tr>')
+            value = cell(column, row, position, rank)
+            classes = [c for c in ("num" if column.numeric else "", column.key, "extra" if column.extra else "") if c]
+            content = _html_agent(row) if column.key == "agent" else _e(value.text)
+            if value.interval:
+                content += f' <span class="ci">{_e(value.interval)}</span>'
+            title = f' title="{_e(value.title)}"' if value.title else ""
+            cells.append(f'<td class="{" ".join(classes)}" data-value="{_e(value.sort_value)}"{title}>{content}</td>')
+        kind = ' class="decoding"' if row.decoding_baseline else ""
+        body.append(f'<tr{kind} data-source="{_e(row.source)}" data-rank="{_e(rank)}">{"".join(cells)}</tr>')
     return (
-        f'<table class="board" id="board-{index}" data-sort-key="gold" data-sort-dir="desc">\n'
+        f'<table class="board" id="board-{index}" data-sort-key="rank" data-sort-dir="asc">\n'
         f"<thead><tr>{''.join(head)}</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>"
     )
-
-
-_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -590,21 +672,129 @@ def _padded_range(values: Iterable[float]) -> tuple[float, float]:
     return low - pad, high + pad
 
 
-def render_svg(rows: Sequence[Row], width: int = 720, height: int = 440) -> str:
-    """Gold against KL, one labelled point per row with its 95% CIs as error bars (inline SVG)."""
-    left, right, top, bottom = 64, 24, 16, 48
-    plot_w, plot_h = width - left - right, height - top - bottom
-    parts = [
-        f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="gold against KL, one point per submission">'
-    ]
+# Plot labels ------------------------------------------------------------------------------
+LABEL_CHARS = 32  # a longer agent name is cut to this many columns (with an ellipsis); the hover title has it whole
+LABEL_COLUMN_PX = 6.8  # an upper bound on one column's advance: monospace fonts advance 0.6 em (6.6 px at 11 px)
+LABEL_HEIGHT_PX = 15.0  # an upper bound on a text box's height at 11 px (DejaVu Sans Mono: 12.8 px)
+LABEL_BASELINE_PX = 11.5  # from the top of a label's box to its baseline
+LABEL_GAP_PX = 2.0  # the least space between two labels, or a label and a point
+POINT_RADIUS = 5.0
+MARKER_HALF = POINT_RADIUS * 1.25  # half the width and height of the largest marker (`marker_svg`)
+_RINGS = (9.0, 18.0, 30.0, 46.0, 66.0, 92.0)  # distances from the point tried in turn; beyond the first, a leader line
+_DIRECTIONS = ((1, 0), (-1, 0), (1, -1), (1, 1), (-1, -1), (-1, 1), (0, -1), (0, 1))  # E, W, NE, SE, NW, SW, N, S
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in SVG pixels: ``x0 <= x1``, ``y0 <= y1`` (y grows downwards)."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    def overlaps(self, other: Box, gap: float = 0.0) -> bool:
+        """Whether the boxes come closer than ``gap``."""
+        return not (self.x1 + gap <= other.x0 or other.x1 + gap <= self.x0 or self.y1 + gap <= other.y0 or other.y1 + gap <= self.y0)
+
+    def inside(self, other: Box) -> bool:
+        return other.x0 <= self.x0 and self.x1 <= other.x1 and other.y0 <= self.y0 and self.y1 <= other.y1
+
+    def nearest(self, x: float, y: float) -> tuple[float, float]:
+        """The point of the box nearest to ``(x, y)``."""
+        return min(max(x, self.x0), self.x1), min(max(y, self.y0), self.y1)
+
+
+def label_text(name: str) -> str:
+    """An agent name as its plot label: at most `LABEL_CHARS` columns (wide characters count two)."""
+    if _columns(name) <= LABEL_CHARS:
+        return name
+    cut = ""
+    for char in name:
+        if _columns(cut + char) > LABEL_CHARS - 1:
+            break
+        cut += char
+    return cut + "\u2026"
+
+
+def _columns(text: str) -> int:
+    """Monospace columns of ``text``: East Asian wide and full-width characters take two."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def label_width(text: str) -> float:
+    """An upper bound on the rendered width of a plot label, in pixels."""
+    return _columns(text) * LABEL_COLUMN_PX
+
+
+@dataclass(frozen=True)
+class Placement:
+    box: Box  # the label's box (its text starts at x0, baseline y0 + LABEL_BASELINE_PX)
+    leader: bool  # drawn with a line from the point to the box
+
+
+def _candidate(x: float, y: float, width: float, distance: float, dx: int, dy: int) -> Box:
+    """The label box at ``distance`` from the point in direction (dx, dy)."""
+    h = LABEL_HEIGHT_PX
+    step = distance if dx == 0 or dy == 0 else distance * 0.7071
+    x0 = x + step if dx > 0 else x - step - width if dx < 0 else x - width / 2
+    y0 = y + step if dy > 0 else y - step - h if dy < 0 else y - h / 2
+    return Box(x0, y0, x0 + width, y0 + h)
+
+
+def place_labels(points: Sequence[tuple[float, float]], widths: Sequence[float], area: Box, column_x: float) -> list[Placement]:
+    """Where each point's label goes so that no two labels overlap and no label covers a point.
+
+    A greedy pass in the given order (the ranking): each label takes the first free spot
+    among eight directions around its point, at growing distances (beyond the nearest, with
+    a leader line), inside ``area``. A label with no free spot goes to a column at
+    ``column_x`` (right of the plot), stacked in the order of the points' heights, with a
+    leader line. Deterministic: the same points give the same placements.
+    """
+    obstacles = [Box(x - MARKER_HALF, y - MARKER_HALF, x + MARKER_HALF, y + MARKER_HALF) for x, y in points]
+    placed: dict[int, Placement] = {}
+    boxes: list[Box] = []
+    homeless = []
+    for i, ((x, y), width) in enumerate(zip(points, widths)):
+        spot = next(
+            (
+                (box, distance)
+                for distance in _RINGS
+                for dx, dy in _DIRECTIONS
+                if (box := _candidate(x, y, width, distance, dx, dy)).inside(area)
+                and not any(box.overlaps(other, LABEL_GAP_PX) for other in boxes)
+                and not any(box.overlaps(point, LABEL_GAP_PX) for point in obstacles)
+            ),
+            None,
+        )
+        if spot is None:
+            homeless.append(i)
+            continue
+        placed[i] = Placement(spot[0], leader=spot[1] > _RINGS[0])
+        boxes.append(spot[0])
+    bottom = -math.inf
+    for i in sorted(homeless, key=lambda j: (points[j][1], j)):
+        y0 = max(points[i][1] - LABEL_HEIGHT_PX / 2, bottom + LABEL_GAP_PX)
+        placed[i] = Placement(Box(column_x, y0, column_x + widths[i], y0 + LABEL_HEIGHT_PX), leader=True)
+        bottom = y0 + LABEL_HEIGHT_PX
+    return [placed[i] for i in range(len(points))]
+
+
+def render_svg(rows: Sequence[Row]) -> str:
+    """Gold against KL, one labelled point per row (inline SVG).
+
+    Vertical bars: the gold interval (bootstrap over seeds and test posts); horizontal bars:
+    the KL range over runs. Each point is its agent's marker (`agent_marker`).
+    """
+    left, top, bottom, plot_w, plot_h = 64.0, 16.0, 48.0, 760.0, 420.0
+    area = Box(left, top, left + plot_w, top + plot_h)
+    aria = "gold against KL, one point per submission"
     if not rows:
-        parts.append("</svg>")
-        return "".join(parts)
+        return f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" width="0" height="0" role="img" aria-label="{aria}"></svg>'
     kl = [r.metrics["kl"] for r in rows]
-    gold = [r.metrics["gold"] for r in rows]
-    x_low, x_high = _padded_range([v for e in kl for v in (e.low, e.high, e.iqm)])
-    y_low, y_high = _padded_range([v for e in gold for v in (e.low, e.high, e.iqm)])
+    gold = [r.gold for r in rows]
+    x_low, x_high = _padded_range([v for e in kl for v in (e.min, e.max, e.mean)])
+    y_low, y_high = _padded_range([v for e in gold for v in (e.low, e.high, e.mean)])
 
     def x_of(value: float) -> float:
         return left + (value - x_low) / (x_high - x_low) * plot_w
@@ -612,6 +802,17 @@ def render_svg(rows: Sequence[Row], width: int = 720, height: int = 440) -> str:
     def y_of(value: float) -> float:
         return top + (y_high - value) / (y_high - y_low) * plot_h
 
+    points = [(round(x_of(k.mean), 1), round(y_of(g.mean), 1)) for k, g in zip(kl, gold)]
+    labels = [label_text(row.agent_name) for row in rows]
+    widths = [label_width(text) for text in labels]
+    column_x = left + plot_w + 16
+    placements = place_labels(points, widths, Box(area.x0 + 2, area.y0 + 2, area.x1 - 2, area.y1 - 2), column_x)
+    width = math.ceil(max([left + plot_w + 24] + [p.box.x1 + 8 for p in placements]))
+    height = math.ceil(max([top + plot_h + bottom] + [p.box.y1 + 8 for p in placements]))
+    parts = [
+        f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{aria}">'
+    ]
     for tick in nice_ticks(x_low, x_high):
         x = x_of(tick)
         parts.append(f'<line class="grid" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + plot_h}"/>')
@@ -622,43 +823,59 @@ def render_svg(rows: Sequence[Row], width: int = 720, height: int = 440) -> str:
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_e(f"{tick:g}")}</text>')
     parts.append(f'<rect class="axis" x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none"/>')
     parts.append(
-        f'<text x="{left + plot_w / 2:.1f}" y="{height - 8}" text-anchor="middle">KL to the SFT policy (nats per response, IQM)</text>'
+        f'<text x="{left + plot_w / 2:.1f}" y="{top + plot_h + 38}" text-anchor="middle">'
+        "KL to the SFT policy (nats per response): mean, bar: range over runs</text>"
     )
     parts.append(
-        f'<text x="14" y="{top + plot_h / 2:.1f}" text-anchor="middle" transform="rotate(-90 14 {top + plot_h / 2:.1f})">gold (IQM)</text>'
+        f'<text x="14" y="{top + plot_h / 2:.1f}" text-anchor="middle" transform="rotate(-90 14 {top + plot_h / 2:.1f})">'
+        f"gold: mean, bar: {CONFIDENCE:.0%} bootstrap interval</text>"
     )
-    for i, (row, k, g) in enumerate(zip(rows, kl, gold)):
-        colour = _PALETTE[i % len(_PALETTE)]
-        x, y = x_of(k.iqm), y_of(g.iqm)
-        label = row.agent_name if len(row.agent_name) <= 40 else row.agent_name[:39] + "\u2026"
-        title = f"{row.agent_name}: gold {g.iqm:.3f} [{g.low:.3f}, {g.high:.3f}], KL {k.iqm:.2f} [{k.low:.2f}, {k.high:.2f}]"
+    for row, k, g, (x, y), label, placement in zip(rows, kl, gold, points, labels, placements):
+        colour = agent_marker(row.agent_name)[0]
+        title = (f"{row.agent_name}: gold {g.mean:.3f} [{g.low:.3f}, {g.high:.3f}] ({CONFIDENCE:.0%} bootstrap interval), "
+                 f"KL {k.mean:.2f} (range over runs [{k.min:.2f}, {k.max:.2f}])")
+        box = placement.box
         parts.append(f'<g class="submission" data-source="{_e(row.source)}">')
         parts.append(f"<title>{_e(title)}</title>")
-        parts.append(f'<line class="errorbar" stroke="{colour}" x1="{x_of(k.low):.1f}" y1="{y:.1f}" x2="{x_of(k.high):.1f}" y2="{y:.1f}"/>')
+        parts.append(f'<line class="errorbar" stroke="{colour}" x1="{x_of(k.min):.1f}" y1="{y:.1f}" x2="{x_of(k.max):.1f}" y2="{y:.1f}"/>')
         parts.append(f'<line class="errorbar" stroke="{colour}" x1="{x:.1f}" y1="{y_of(g.low):.1f}" x2="{x:.1f}" y2="{y_of(g.high):.1f}"/>')
-        parts.append(f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{colour}"/>')
-        anchor = "end" if x > left + plot_w * 0.7 else "start"
-        dx = -8 if anchor == "end" else 8
-        parts.append(f'<text class="label" x="{x + dx:.1f}" y="{y - 7:.1f}" text-anchor="{anchor}">{_e(label)}</text>')
+        if placement.leader:
+            end_x, end_y = box.nearest(x, y)
+            parts.append(f'<line class="leader" stroke="{colour}" x1="{x:.1f}" y1="{y:.1f}" x2="{end_x:.1f}" y2="{end_y:.1f}"/>')
+        parts.append(marker_svg(row.agent_name, x, y, POINT_RADIUS, "point"))
+        parts.append(f'<text class="label" x="{box.x0:.1f}" y="{box.y0 + LABEL_BASELINE_PX:.1f}">{_e(label)}</text>')
         parts.append("</g>")
     parts.append("</svg>")
     return "\n".join(parts)
 
 
-def render_html(tables: dict[str, list[Row]]) -> str:
-    """The leaderboard as one self-contained HTML page (inline CSS, JS and SVG only)."""
-    method = re.sub(r"\*([^*]+)\*", r"<em>\1</em>", re.sub(r"`([^`]+)`", r"<code>\1</code>", _e(_method_lines()[0])))
+def render_html(tables: dict[str, list[Row]], source: str) -> str:
+    """The leaderboard as one self-contained HTML page (inline CSS, JS and SVG only).
+
+    Args:
+        tables: the rows of each env, ranked (`load_rows`).
+        source: the submissions folder as the outputs name it (`shown_path`).
+    """
+    method = "\n".join(f'<p class="method">{_inline_markdown(p)}</p>' for p in method_paragraphs())
+    extras = ", ".join(c.header for c in COLUMNS if c.extra)
     sections = []
     for index, (env_id, rows) in enumerate(tables.items()):
         protocols = ", ".join(f"<code>{_e(p)}</code>" for p in sorted({r.protocol_version for r in rows}))
+        note = ""
+        if any(row.seed_only for row in rows):
+            note = (f'<p class="note">{SEED_ONLY_MARK} one policy under different sampling seeds, not separate trainings: '
+                    "its interval holds no training variance.</p>\n")
         sections.append(
             f'<section id="env-{index}">\n<h2>{_e(env_id)}</h2>\n<p>Protocol: {protocols}. '
             f"Click a column header to sort; click again to reverse.</p>\n"
-            f'<div class="scroll">{_html_table(index, rows)}</div>\n'
+            f'<p class="controls"><label><input type="checkbox" class="show-extra" data-table="board-{index}"> '
+            f"show all columns ({_e(extras)})</label></p>\n"
+            f'<div class="scroll">{_html_table(index, rows)}</div>\n{note}'
             f"<h3>Gold against KL</h3>\n{render_svg(rows)}\n</section>"
         )
     if not sections:
         sections.append("<p>No submissions yet.</p>")
+    command, rewrites = _rebuild(source)
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -668,53 +885,71 @@ def render_html(tables: dict[str, list[Row]]) -> str:
         "<title>rlhf-gym leaderboard</title>\n"
         f"<style>{_STYLE}</style>\n</head>\n<body>\n"
         "<h1>rlhf-gym leaderboard</h1>\n"
-        f'<p class="method">{method}</p>\n'
-        '<p class="method">Generated from <code>leaderboard/submissions/*.json</code>; '
-        f"rebuild with <code>{_e(REBUILD_COMMAND)}</code>.</p>\n"
+        f'<p class="method">Built from <code>{_e(source)}/*.json</code> by <code>{_e(command)}</code>{_e(rewrites)}.</p>\n'
+        f"{method}\n"
         + "\n".join(sections)
         + f"\n<script>{_SCRIPT}</script>\n</body>\n</html>\n"
     )
 
 
 # Entry points -----------------------------------------------------------------------------
-def write_pages(tables: dict[str, list[Row]], out_dir: Path) -> tuple[Path, Path]:
-    """Write ``README.md`` and ``index.html`` of ``tables`` into ``out_dir``; returns their paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def build(submissions_dir: Path, out_dir: Path) -> tuple[Path, Path]:
+    """Write ``out_dir/README.md`` (its generated part) and ``out_dir/index.html`` from ``submissions_dir/*.json``.
+
+    Nothing is written unless every submission is valid and README.md can take the table.
+
+    Returns:
+        The paths of README.md and index.html.
+
+    Raises:
+        FileNotFoundError: ``submissions_dir`` is not a folder.
+        SubmissionError: a submission fails validation (the message names every such file).
+        OutputError: ``out_dir/README.md`` exists without the table markers.
+    """
+    submissions_dir = Path(submissions_dir)
+    return write_pages(load_rows(submissions_dir), shown_path(submissions_dir), Path(out_dir))
+
+
+def write_pages(tables: dict[str, list[Row]], source: str, out_dir: Path) -> tuple[Path, Path]:
+    """Write the README.md table and index.html of ``tables`` (built from ``source``) into ``out_dir``.
+
+    Raises:
+        OutputError: ``out_dir/README.md`` exists without the table markers (nothing is written).
+    """
     readme, page = out_dir / "README.md", out_dir / "index.html"
-    readme.write_text(render_markdown(tables), encoding="utf-8")
-    page.write_text(render_html(tables), encoding="utf-8")
+    existing = readme.read_text(encoding="utf-8") if readme.is_file() else None
+    markdown = readme_text(existing, render_markdown(tables, source), readme)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    readme.write_text(markdown, encoding="utf-8")
+    page.write_text(render_html(tables, source), encoding="utf-8")
     return readme, page
 
 
-def build(submissions_dir: Path, out_dir: Path) -> None:
-    """Write ``out_dir/README.md`` and ``out_dir/index.html`` from ``submissions_dir/*.json``.
-
-    Raises `SubmissionError` (naming the file) for a file that is not JSON or lacks a key
-    the tables read, and `FileNotFoundError` when ``submissions_dir`` is not a folder.
-    """
-    write_pages(load_rows(Path(submissions_dir)), Path(out_dir))
-
-
 def build_main(submissions: str | None = None, out: str | None = None) -> None:
-    """Build the leaderboard tables: README.md and index.html from the submissions.
+    """``rlhf-gym leaderboard build``: print where it writes, build, print what it wrote.
 
     Args:
-        submissions: the folder of submission ``*.json`` files (default: the package's
+        submissions: the folder of submission ``*.json`` files (default: the repository's
             ``leaderboard/submissions``).
-        out: where README.md and index.html are written (default: the package's
-            ``leaderboard/``).
+        out: where README.md and index.html are written (default: the repository's
+            ``leaderboard/``, the published files).
     """
     submissions_dir = Path(submissions) if submissions else DEFAULT_SUBMISSIONS
+    out_dir = Path(out) if out else DEFAULT_OUT
+    target = f"{shown_path(out_dir / 'README.md')} (the table between its markers) and {shown_path(out_dir / 'index.html')}"
     try:
         tables = load_rows(submissions_dir)
-    except (SubmissionError, FileNotFoundError) as error:
-        raise SystemExit(str(error)) from None
-    readme, page = write_pages(tables, Path(out) if out else DEFAULT_OUT)
+        if out is None:
+            print(f"writing the published leaderboard: {target}; pass --out DIR to build elsewhere")
+        else:
+            print(f"writing {target}")
+        readme, page = write_pages(tables, shown_path(submissions_dir), out_dir)
+    except (SubmissionError, OutputError, FileNotFoundError) as error:
+        raise SystemExit(f"leaderboard build: {error}") from None
     count = sum(len(rows) for rows in tables.values())
-    print(f"read {count} submission(s) for {len(tables)} env(s) from {submissions_dir}")
+    print(f"read {count} submission(s) for {len(tables)} env(s) from {shown_path(submissions_dir)}")
     for env_id, rows in tables.items():
-        best = rows[0]
-        print(f"  {env_id}: {len(rows)} row(s); first: {best.agent_name} (gold IQM {best.metrics['gold'].iqm:.3f})")
-    print(f"wrote {readme}")
-    print(f"wrote {page}")
+        gold = rows[0].gold
+        print(f"  {env_id}: {len(rows)} row(s); first: {rows[0].agent_name} (gold {gold.mean:.3f} [{gold.low:.3f}, {gold.high:.3f}])")
+    print(f"wrote {shown_path(readme)}")
+    print(f"wrote {shown_path(page)}")

@@ -1,7 +1,8 @@
 """Run an env's evaluation protocol on a policy: ``rlhf-gym evaluate`` and `rlhf_gym.evaluate`.
 
     rlhf-gym evaluate --env RLHF-Summarize-v0 --policy runs/ppo/final_policy --seed 0
-    rlhf-gym evaluate --env RLHF-Summarize-v0 --policy runs/ppo/seed{0,1,2}/final_policy ... --submission my.json
+    rlhf-gym evaluate --env RLHF-Summarize-v0 --policy runs/ppo/seed{0,1,2}/final_policy --seed 0 1 2 \\
+        --agent "PPO, 20k env steps" --training-env-steps 20000 --submission leaderboard/submissions/ppo.json
 
 For each decoding of the protocol (the protocol temperature, and greedy) the policy and the
 shipped SFT policy answer the same test posts with the same sampling stream, batch by
@@ -22,11 +23,30 @@ the gold judge). The metrics (`rlhf_gym.leaderboard.protocol.METRICS`):
 - ``distinct_1``, ``distinct_2``: distinct word n-grams over all n-grams of the responses;
 - ``response_length`` (tokens, EOS included) and ``eos_rate``.
 
+Each result also carries the per-post gold scores of both sides (``per_post``), which a
+submission records so that the table can compute intervals over posts.
+
+**What a policy must be.** A causal LM checkpoint (safetensors, no remote code: see
+`rlhf_gym.lm.loading`) whose vocabulary is the env's: the protocol reads and writes token ids
+with the *env's* tokenizer, so ``config.vocab_size`` must equal the env's action count, and a
+checkpoint that ships a tokenizer of its own must ship the env's (same token -> id mapping).
+A checkpoint without a tokenizer is read with the env's (``rlhf-gym evaluate`` prints a note
+saying so). `load_policy` checks all of this before anything is evaluated and raises
+`PolicyError` with one line naming the policy.
+
 ``--policy best-of-N:PATH`` evaluates best-of-N sampling from PATH: N samples per post (N
 sampling streams), the one the shipped preference model scores highest is the response.
 Its ``kl`` is the analytic ``log N - (N - 1) / N`` (Stiennon et al. 2020, appendix G.3; an
 upper bound, and exact for distinct samples), since best-of-N has no log-probs to estimate
 it from; its greedy row is PATH's greedy decoding (one greedy response per post).
+
+**Writing a submission** (``--submission FILE``) checks, before evaluating anything, that
+there are at least `MIN_RUNS` runs, that ``--agent`` names the agent, that
+``--training-env-steps`` is given (0 said explicitly for an untrained policy), and that each
+run's training command is known when the steps are > 0 (``--training-command TEMPLATE``
+with ``{seed}``, or the ``"command"`` of ``summary.json`` beside the policy folder, as
+``rlhf-gym train`` writes it). Local policy paths are stored relative to the submission
+file's folder; a hub id needs ``--revision``, the 40-hex commit evaluated.
 """
 
 from __future__ import annotations
@@ -34,23 +54,42 @@ from __future__ import annotations
 import json
 import math
 import platform
+import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import gymnasium as gym
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
 import rlhf_gym
 from rlhf_gym.env.rollout import EpisodeBatch, collect_episodes, paired_difference
+from rlhf_gym.leaderboard.policy_spec import (
+    REVISION,
+    PolicyError,
+    is_hub_id,
+    parse_policy,
+    policy_string,
+    relative_policy,
+)
 from rlhf_gym.leaderboard.protocol import Protocol, get_protocol
+from rlhf_gym.leaderboard.validate import MIN_RUNS, SCHEMA_VERSION, agent_name_problem, validate_submission
+from rlhf_gym.lm.loading import MissingArtifactError, UnsafeCheckpointError, load_tokenizer, one_line
 from rlhf_gym.lm.policy import CausalLMPolicy, per_token_kl
 
+__all__ = ["PolicyError", "evaluate", "load_policy", "parse_policy", "submission"]
+
 DECODINGS = ("sampled", "greedy")
+PER_POST_DECIMALS = 6
+"""A submission's per-post scores are rounded to this many decimals (their means stay within 1e-6)."""
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model", "spiece.model")
+"""Files that mean a checkpoint folder ships a tokenizer of its own."""
 
 
 @dataclass
@@ -69,33 +108,171 @@ class _Side:
     eos: list[bool]
 
 
-def evaluate(env_id: str, policy: str | Path, *, seed: int = 0, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
-    """Run ``env_id``'s protocol on ``policy`` (a path or hub id of a causal LM) with seed ``seed``.
+@dataclass
+class LoadedPolicy:
+    """A policy that passed `load_policy`'s checks.
+
+    Attributes:
+        best_of: N of ``best-of-N:``, 1 for a plain policy.
+        policy: the checkpoint, as a `CausalLMPolicy`.
+        note: what the user should know but need not act on (the checkpoint has no
+            tokenizer, so the env's is used), or None.
+    """
+
+    best_of: int
+    policy: CausalLMPolicy
+    note: str | None
+
+
+# Loading and checking a policy --------------------------------------------------------------
+def load_policy(env_id: str, spec: str, *, revision: str | None = None, temperature: float = 1.0) -> LoadedPolicy:
+    """Load the policy ``spec`` names and check that ``env_id``'s protocol can evaluate it.
+
+    Args:
+        env_id: the env whose protocol will evaluate the policy.
+        spec: a local checkpoint folder, a hub id, or ``best-of-N:`` either.
+        revision: the hub commit (or branch, tag) for a hub id; None for a local folder.
+        temperature: the policy's sampling temperature.
+
+    Raises:
+        PolicyError (one line, naming ``spec``): a malformed ``best-of-`` spec; a missing
+            folder; a revision for a non-hub-id; a checkpoint refused as unsafe (pickled
+            weights only, remote code) or failing to load; a vocabulary of another size than
+            the env's action space; a tokenizer of its own that is not the env's.
+    """
+    best_of, location = parse_policy(spec)
+    local = Path(location)
+    if revision is not None and not is_hub_id(location):
+        raise PolicyError(f"policy {spec!r}: a revision ({revision}) names a hub commit, but {location!r} is no hub id owner/name")
+    if revision is None and not local.is_dir() and not is_hub_id(location):
+        raise PolicyError(f"policy {spec!r}: no folder {str(local.resolve())!r}; expected a checkpoint folder, a hub id "
+                          "owner/name (with its revision), or best-of-N:PATH")
+    is_local = revision is None and local.is_dir()
+    try:
+        policy = CausalLMPolicy.from_pretrained(location, temperature=temperature, revision=None if is_local else revision,
+                                                local_files_only=is_local)
+    except UnsafeCheckpointError as error:
+        raise PolicyError(f"policy {spec!r}: {one_line(error)}") from None
+    except (OSError, ValueError, RuntimeError, SafetensorError) as error:  # OSError includes MissingArtifactError
+        raise PolicyError(f"policy {spec!r}: the checkpoint does not load ({type(error).__name__}: {one_line(error)})") from None
+    env_tokenizer = rlhf_gym.get_task(env_id).tokenizer()
+    actions = len(env_tokenizer)  # the env's Discrete(V)
+    vocab = getattr(policy.model.config, "vocab_size", None) or policy.model.get_output_embeddings().weight.shape[0]
+    if vocab != actions:
+        why = ("it could choose token ids the env has no action for" if vocab > actions
+               else "it cannot read the env's token ids at or above its vocabulary size")
+        raise PolicyError(f"policy {spec!r}: its vocabulary has {vocab} tokens (config vocab_size), the env {env_id} has {actions} "
+                          f"actions (its tokenizer's size); {why}. Train the policy with the env's tokenizer")
+    note = _tokenizer_note(spec, location, revision if not is_local else None, is_local, env_tokenizer)
+    return LoadedPolicy(best_of, policy, note)
+
+
+def _tokenizer_note(spec: str, location: str, revision: str | None, is_local: bool, env_tokenizer: Any) -> str | None:
+    """None when ``location`` ships the env's tokenizer; a note when it ships none; raises
+    `PolicyError` when it ships another one."""
+    absent = (f"{spec} has no tokenizer of its own; the protocol reads and writes its token ids with the env's tokenizer, "
+              "as it would anyway")
+    if is_local and not any((Path(location) / name).is_file() for name in TOKENIZER_FILES):
+        return absent
+    try:
+        own = load_tokenizer(location, revision=revision, local_files_only=is_local)
+    except UnsafeCheckpointError as error:
+        raise PolicyError(f"policy {spec!r}: {one_line(error)}") from None
+    except MissingArtifactError as error:
+        if not is_local:
+            return absent  # a hub repository without tokenizer files
+        raise PolicyError(f"policy {spec!r}: it ships tokenizer files that do not load ({one_line(error)})") from None
+    except ValueError as error:  # no EOS, or pad == EOS: the env's tokenizer has both, so this one is another
+        raise PolicyError(f"policy {spec!r}: it ships its own tokenizer, which is not the env's ({one_line(error)}); "
+                          "the protocol uses the env's tokenizer: save the checkpoint without one, or with the env's") from None
+    mine, theirs = own.get_vocab(), env_tokenizer.get_vocab()
+    if mine == theirs:
+        return None
+    token = next((t for t in sorted(set(mine) | set(theirs)) if mine.get(t) != theirs.get(t)), None)
+    raise PolicyError(
+        f"policy {spec!r}: it ships its own tokenizer ({len(mine)} tokens), which differs from the env's ({len(theirs)} tokens; "
+        f"e.g. {token!r} is id {mine.get(token)} in its tokenizer and {theirs.get(token)} in the env's). The protocol reads and "
+        "writes token ids with the env's tokenizer, so the policy must be trained with it: save the checkpoint without a "
+        "tokenizer, or with the env's"
+    )
+
+
+def check_policies(env_id: str, policies: Sequence[tuple[str, str | None]]) -> tuple[list[str | None], list[str | None]]:
+    """`load_policy` on each ``(spec, revision)`` before anything is evaluated.
+
+    Each model is loaded, checked and released, so that a missing or hostile checkpoint of
+    the last run is found before the first run is evaluated.
 
     Returns:
-        ``{"env_id", "protocol_version", "protocol_hash", "seed", "policy", "metrics":
-        {"sampled": {...}, "greedy": {...}}}``.
+        Per policy: the `PolicyError` message or None, and the note or None.
+    """
+    problems: list[str | None] = []
+    notes: list[str | None] = []
+    for spec, revision in policies:
+        try:
+            loaded = load_policy(env_id, spec, revision=revision)
+        except PolicyError as error:
+            problems.append(str(error))
+            notes.append(None)
+            continue
+        problems.append(None)
+        notes.append(loaded.note)
+        del loaded
+    return problems, notes
+
+
+# The protocol --------------------------------------------------------------------------------
+def evaluate(
+    env_id: str,
+    policy: str | Path,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+    revision: str | None = None,
+) -> dict[str, Any]:
+    """Run ``env_id``'s protocol on ``policy`` with seed ``seed``.
+
+    Args:
+        env_id: the env (it has a protocol: `rlhf_gym.leaderboard.protocol`).
+        policy: a checkpoint folder, a hub id, or ``best-of-N:`` either (see `load_policy`
+            for what the checkpoint must be; one without a tokenizer is read with the env's).
+        seed: selects the sampling stream (the posts are the same for every seed).
+        device: where the env and the models run.
+        progress: show a progress bar.
+        revision: the hub commit of a hub-id policy.
+
+    Returns:
+        ``{"env_id", "protocol_version", "protocol_hash", "seed", "policy", "revision",
+        "metrics": {"sampled": {...}, "greedy": {...}}, "per_post": {"sampled": {"gold":
+        [...], "sft_gold": [...]}, "greedy": {...}}}``.
+
+    Raises:
+        PolicyError: the policy cannot be evaluated (checked before the protocol starts).
     """
     protocol = get_protocol(env_id)
     task = rlhf_gym.get_task(env_id)
-    best_of, path = parse_policy(str(policy))
+    loaded = load_policy(env_id, str(policy), revision=revision, temperature=protocol.temperature)
+    best_of = loaded.best_of
+    candidate = loaded.policy.to(device).eval()
     env = gym.make_vec(env_id, num_envs=protocol.batch_size, split=protocol.split, autoreset_mode="disabled",
                        max_new_tokens=protocol.max_new_tokens, device=device)
-    candidate = CausalLMPolicy.from_pretrained(path, temperature=protocol.temperature).to(device).eval()
     sft = task.sft_policy(device, protocol.temperature).eval()
     sft_untempered = CausalLMPolicy(sft.model, temperature=1.0)
-    bar = tqdm(total=(best_of + 3) * protocol.posts, desc=f"evaluate {Path(path).name}", unit="response", disable=not progress)
-    metrics = {}
+    name = Path(parse_policy(str(policy))[1]).name
+    bar = tqdm(total=(best_of + 3) * protocol.posts, desc=f"evaluate {name}", unit="response", disable=not progress)
+    metrics, per_post = {}, {}
     for decoding in DECODINGS:
         greedy = decoding == "greedy"
         sides = [_run(env, actor, sft, sft_untempered, task, protocol, seed, greedy=greedy,
                       best_of=1 if greedy or actor is sft else best_of, bar=bar) for actor in (candidate, sft)]
         metrics[decoding] = _metrics(*sides, with_kl=not greedy)
+        per_post[decoding] = {"gold": sides[0].gold, "sft_gold": sides[1].gold}
         if best_of > 1 and not greedy:
             metrics[decoding]["kl"] = math.log(best_of) - (best_of - 1) / best_of
     bar.close()
     return {"env_id": env_id, "protocol_version": protocol.version, "protocol_hash": protocol.hash, "seed": seed,
-            "policy": str(policy), "metrics": metrics}
+            "policy": str(policy), "revision": revision, "metrics": metrics, "per_post": per_post}
 
 
 @torch.no_grad()
@@ -137,26 +314,11 @@ def _best_of(env, actor: CausalLMPolicy, reset_seed: int, stream: int, n: int, g
     for j in range(1, n):
         other = collect_episodes(env, actor, seed=reset_seed, generator=generator.manual_seed(stream + j * 7_919), greedy=greedy)
         better = other.preference > best.preference  # (N,) rows where this sample wins
-        for name in ("input_ids", "attention_mask", "response_mask", "logprobs", "scores", "preference", "gold", "terminated"):
+        for name in ("input_ids", "attention_mask", "response_mask", "logprobs", "scores", "preference", "penalty", "gold", "terminated"):
             mine, theirs = getattr(best, name), getattr(other, name)
             setattr(best, name, torch.where(better.view(-1, *[1] * (mine.ndim - 1)), theirs, mine))
         best.response_texts = [t if b else s for s, t, b in zip(best.response_texts, other.response_texts, better.tolist())]
     return best
-
-
-def parse_policy(spec: str) -> tuple[int, str]:
-    """``"best-of-N:PATH"`` -> (N, PATH); a plain path or hub id -> (1, it).
-
-    Example:
-        >>> parse_policy("best-of-16:envs/summarize/assets/sft_policy"), parse_policy("runs/ppo/final_policy")
-        ((16, 'envs/summarize/assets/sft_policy'), (1, 'runs/ppo/final_policy'))
-    """
-    if spec.startswith("best-of-"):
-        count, _, path = spec.removeprefix("best-of-").partition(":")
-        if not count.isdigit() or int(count) < 1 or not path:
-            raise ValueError(f"policy {spec!r}: expected best-of-N:PATH with N >= 1")
-        return int(count), path
-    return 1, spec
 
 
 def _metrics(policy: _Side, sft: _Side, *, with_kl: bool) -> dict[str, float]:
@@ -203,60 +365,274 @@ def submission(
     *,
     agent: str,
     training_env_steps: int,
+    training_commands: Sequence[str | None] | None = None,
+    submission_dir: str | Path | None = None,
     paper: str | None = None,
     code: str | None = None,
     description: str | None = None,
     hardware: str | None = None,
 ) -> dict[str, Any]:
-    """A leaderboard submission (leaderboard/schema.json) from `evaluate` results, one per run."""
+    """A leaderboard submission (leaderboard/schema.json, version 2) from `evaluate` results, one per run.
+
+    Args:
+        results: `evaluate`'s results, one per run (seed), all under one env and protocol.
+        agent: the agent's name (the row's label).
+        training_env_steps: env steps used to train each run's policy (0: not trained).
+        training_commands: per run, the shell command that trained its policy; required
+            (non-empty) when ``training_env_steps > 0``, all None when it is 0.
+        submission_dir: the folder the file will be written to; local policy paths are then
+            stored relative to it (the form `rlhf-gym leaderboard verify` resolves). None
+            keeps them as given.
+        paper, code: links (http(s) URLs) or None.
+        description: a sentence about the agent, or None.
+        hardware: what evaluated it (default: `default_hardware` with torch's thread count).
+
+    Raises:
+        ValueError: no results, results of different envs or protocols, or training commands
+            that do not fit ``training_env_steps``.
+    """
     if not results:
         raise ValueError("a submission needs the results of at least one run")
     first = results[0]
     for result in results:
         if (result["env_id"], result["protocol_hash"]) != (first["env_id"], first["protocol_hash"]):
             raise ValueError("every run of a submission must be evaluated on the same env and protocol")
+    commands = [None] * len(results) if training_commands is None else list(training_commands)
+    if len(commands) != len(results):
+        raise ValueError(f"{len(commands)} training commands for {len(results)} runs; give one per run")
+    if training_env_steps > 0 and not all(isinstance(c, str) and c.strip() for c in commands):
+        raise ValueError(f"training_env_steps is {training_env_steps}: every run needs the command that trained it")
+    if training_env_steps == 0 and any(c is not None for c in commands):
+        raise ValueError("training_env_steps is 0 (not trained): the runs have no training commands")
+    runs = []
+    for result, command in zip(results, commands):
+        policy, revision = result["policy"], result.get("revision")
+        if submission_dir is not None and revision is None:
+            best_of, location = parse_policy(policy)
+            policy = policy_string(best_of, relative_policy(location, submission_dir))
+        runs.append({
+            "seed": result["seed"],
+            "policy": policy,
+            **({"revision": revision} if revision is not None else {}),
+            "training_command": command,
+            "metrics": result["metrics"],
+            "per_post": {decoding: {side: [round(float(x), PER_POST_DECIMALS) for x in scores]
+                                    for side, scores in result["per_post"][decoding].items()}
+                         for decoding in DECODINGS},
+        })
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "env_id": first["env_id"],
         "protocol_version": first["protocol_version"],
         "protocol_hash": first["protocol_hash"],
         "agent": {"name": agent, "paper": paper, "code": code, **({"description": description} if description else {})},
         "training_env_steps": int(training_env_steps),
-        "hardware": hardware or f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
+        "hardware": hardware or default_hardware("cpu", torch.get_num_threads()),
         "date": date.today().isoformat(),
-        "runs": [{"seed": r["seed"], "policy": r["policy"], "metrics": r["metrics"]} for r in results],
+        "runs": runs,
     }
 
 
+def submission_json(data: dict[str, Any]) -> str:
+    """A submission as JSON text: indented, with each array of numbers on one line (the
+    per-post scores would otherwise take a line per number).
+
+    Example:
+        >>> print(submission_json({"runs": [{"gold": [0.5, 1.0]}]}), end="")
+        {
+          "runs": [
+            {
+              "gold": [0.5, 1.0]
+            }
+          ]
+        }
+    """
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    # A JSON string never holds a raw newline, so "[" + newline starts an array in the text.
+    return re.sub(r"\[\n[\s\d.eE+,-]*\]", lambda m: "[" + ", ".join(x.strip() for x in m.group(0)[1:-1].split(",")) + "]", text) + "\n"
+
+
+def default_hardware(device: str, threads: int) -> str:
+    """What a submission says it was evaluated on, by default: the device and the CPU threads."""
+    if torch.device(device).type == "cuda" and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(torch.device(device))}, {threads} CPU threads"
+    return f"{platform.machine()} CPU, {threads} threads"
+
+
+# The command line ----------------------------------------------------------------------------
 def evaluate_main(
     env: str,
-    policy: list[str],
-    seed: list[int] | None = None,
+    policy: Sequence[str],
+    *,
+    seed: Sequence[int] | None = None,
+    revision: Sequence[str] | None = None,
     device: str = "cpu",
+    threads: int = 2,
     submission_path: str | None = None,
     agent: str | None = None,
-    training_env_steps: int = 0,
+    training_env_steps: int | None = None,
+    training_command: str | None = None,
     paper: str | None = None,
     code: str | None = None,
+    description: str | None = None,
+    hardware: str | None = None,
 ) -> None:
-    """``rlhf-gym evaluate``: print each run's metrics; with a submission path, write the submission."""
-    seeds = list(range(len(policy))) if seed is None else seed
-    if len(seeds) != len(policy):
-        raise SystemExit(f"--seed gives {len(seeds)} seeds for {len(policy)} policies; give one per policy")
+    """``rlhf-gym evaluate``: print each run's metrics; with a submission path, write the submission.
+
+    Everything that can be checked is checked before the first run is evaluated: the
+    arguments, a submission's requirements (see the module docstring), and every policy
+    (`check_policies`). A problem is one line on stderr, ``error: ...``, and exit code 2.
+    """
+    policies = list(policy)
+    seeds = list(range(len(policies))) if seed is None else list(seed)
+    revisions, problems = _revisions(policies, revision)
+    if len(seeds) != len(policies):
+        problems.append(f"--seed gives {len(seeds)} seeds for {len(policies)} policies; give one per policy")
+    if threads < 1:
+        problems.append(f"--threads {threads}: expected a number of CPU threads >= 1")
     try:
         get_protocol(env)
     except KeyError as error:
-        raise SystemExit(error.args[0]) from None
+        problems.append(error.args[0])
+    for spec in policies:
+        try:
+            parse_policy(spec)
+        except PolicyError as error:
+            problems.append(f"--policy: {error}")
+    if submission_path is None:
+        flags = [flag for flag, value in (("--agent", agent), ("--training-env-steps", training_env_steps),
+                                          ("--training-command", training_command), ("--paper", paper), ("--code", code),
+                                          ("--description", description), ("--hardware", hardware)) if value is not None]
+        if flags:
+            problems.append(f"{', '.join(flags)} describe a submission, which needs --submission FILE; add it, or drop them")
+        commands: list[str | None] = [None] * len(policies)
+    elif not problems:
+        found, commands = _submission_problems(policies, seeds, revisions, submission_path, agent, training_env_steps,
+                                               training_command)
+        problems += found
+    if problems:
+        _usage_error(problems)
+    torch.set_num_threads(threads)
+    failures, notes = check_policies(env, list(zip(policies, revisions)))
+    if any(failures):
+        _usage_error([problem for problem in failures if problem])
+    for note in filter(None, notes):
+        print(f"note: {note}")
     results = []
-    for path, run_seed in zip(policy, seeds):
-        result = evaluate(env, path, seed=run_seed, device=device)
+    for spec, run_seed, run_revision in zip(policies, seeds, revisions):
+        result = evaluate(env, spec, seed=run_seed, device=device, revision=run_revision)
         results.append(result)
         sampled, greedy = result["metrics"]["sampled"], result["metrics"]["greedy"]
-        print(f"{path} (seed {run_seed}): gold {sampled['gold']:.3f} ({sampled['gold_change']:+.3f} ± "
+        print(f"{spec} (seed {run_seed}): gold {sampled['gold']:.3f} ({sampled['gold_change']:+.3f} ± "
               f"{sampled['gold_change_sem']:.3f} vs SFT), win rate {sampled['win_rate']:.3f}, KL {sampled['kl']:.2f}, "
               f"proxy {sampled['proxy_reward']:+.3f}, ROUGE-L {sampled['rouge_l']:.3f}, BLEU {sampled['bleu']:.1f}; "
               f"greedy gold {greedy['gold']:.3f}")
-    if submission_path is not None:
-        data = submission(results, agent=agent or Path(policy[0]).name, training_env_steps=training_env_steps, paper=paper, code=code)
-        Path(submission_path).write_text(json.dumps(data, indent=2) + "\n")
-        print(f"wrote {submission_path} ({len(results)} runs, protocol {data['protocol_version']} {data['protocol_hash'][:19]}...)")
+    if submission_path is None:
+        return
+    out = Path(submission_path)
+    data = submission(results, agent=str(agent), training_env_steps=int(training_env_steps or 0), training_commands=commands,
+                      submission_dir=out.parent, paper=paper, code=code, description=description,
+                      hardware=hardware or default_hardware(device, threads))
+    out.write_text(submission_json(data), encoding="utf-8")
+    print(f"wrote {out} ({len(results)} runs, protocol {data['protocol_version']} {data['protocol_hash'][:19]}...)")
+    invalid = validate_submission(out)
+    if invalid:  # the checks above should make this unreachable; say so rather than publish a bad file
+        print("error: the written submission does not validate:", *(f"  {p}" for p in invalid), sep="\n", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def _revisions(policies: list[str], revision: Sequence[str] | None) -> tuple[list[str | None], list[str]]:
+    """Each policy's ``--revision`` (one per policy, or one for all), and the problems."""
+    if not revision:
+        return [None] * len(policies), []
+    if len(revision) not in (1, len(policies)):
+        return [None] * len(policies), [f"--revision gives {len(revision)} revisions for {len(policies)} policies; "
+                                        "give one per policy, or one for all"]
+    revisions: list[str | None] = list(revision) * (len(policies) if len(revision) == 1 else 1)
+    problems = []
+    for spec, rev in zip(policies, revisions):
+        try:
+            location = parse_policy(spec)[1]
+        except PolicyError:
+            continue  # reported with the policies
+        if Path(location).is_dir() or not is_hub_id(location):
+            problems.append(f"--revision {rev} is for hub ids owner/name; --policy {spec!r} is a local path")
+    return revisions, problems
+
+
+def _submission_problems(
+    policies: list[str],
+    seeds: list[int],
+    revisions: list[str | None],
+    submission_path: str,
+    agent: str | None,
+    steps: int | None,
+    template: str | None,
+) -> tuple[list[str], list[str | None]]:
+    """What ``--submission`` needs beyond evaluating: the problems, and each run's training command."""
+    problems = []
+    if len(policies) < MIN_RUNS:
+        problems.append(f"--submission needs at least {MIN_RUNS} runs (one --policy per training seed), got {len(policies)}; "
+                        "the leaderboard reports results over seeds (evaluate without --submission to see one run's metrics)")
+    if len(set(seeds)) != len(seeds):
+        problems.append(f"--seed {' '.join(map(str, seeds))}: every run of a submission needs a distinct seed")
+    if agent is None:
+        problems.append("--submission needs --agent NAME, the row's label in the table (e.g. \"PPO, 20k env steps\")")
+    elif (problem := agent_name_problem(agent)) is not None:
+        problems.append(f"--agent: {problem}")
+    folder = Path(submission_path).parent
+    if not folder.is_dir():
+        problems.append(f"--submission {submission_path}: the folder {str(folder)!r} does not exist")
+    for spec, rev in zip(policies, revisions):
+        location = parse_policy(spec)[1]
+        if rev is None and not Path(location).exists() and is_hub_id(location):
+            problems.append(f"--policy {spec!r}: no such folder; for a hub id give --revision COMMIT, the 40-hex commit to "
+                            "evaluate, so the checkpoint cannot change after it is verified")
+        elif rev is not None and not REVISION.fullmatch(rev):
+            problems.append(f"--revision {rev!r}: a submission records the 40-hex commit hash (branches and tags move)")
+    commands: list[str | None] = [None] * len(policies)
+    if steps is None:
+        problems.append("--submission needs --training-env-steps N, the env steps that trained each policy "
+                        "(0, said explicitly, for a policy that was not trained: the SFT policy, best-of-N)")
+    elif steps < 0:
+        problems.append(f"--training-env-steps {steps}: expected a number of env steps >= 0")
+    elif steps == 0:
+        if template is not None:
+            problems.append("--training-command with --training-env-steps 0: a policy that was not trained has no training "
+                            "command; give the training budget in --training-env-steps, or drop --training-command")
+    else:
+        commands, missing = _training_commands(policies, seeds, template)
+        problems += missing
+    return problems, commands
+
+
+def _training_commands(policies: list[str], seeds: list[int], template: str | None) -> tuple[list[str | None], list[str]]:
+    """Each run's training command: ``template`` with ``{seed}`` replaced, or the ``"command"``
+    of ``summary.json`` beside the policy folder (``runs/x/final_policy`` -> ``runs/x/summary.json``)."""
+    if template is not None:
+        if not template.strip():
+            return [None] * len(policies), ["--training-command is empty; give the shell command that trained the runs"]
+        if "{seed}" not in template and len(policies) > 1:
+            return [None] * len(policies), [f"--training-command {template!r} has no {{seed}}: it is each run's command with "
+                                            "{seed} standing for the run's seed (--seed)"]
+        return [template.replace("{seed}", str(seed)) for seed in seeds], []
+    commands: list[str | None] = []
+    problems = []
+    for spec in policies:
+        summary = Path(parse_policy(spec)[1]).parent / "summary.json"
+        try:
+            command = json.loads(summary.read_text(encoding="utf-8")).get("command")
+        except (OSError, ValueError, AttributeError):
+            command = None
+        if not (isinstance(command, str) and command.strip()):
+            problems.append(f"--policy {spec!r}: no training command known ({summary} has no \"command\"); pass "
+                            "--training-command 'TEMPLATE', the command that trained each run with {seed} for its seed")
+        commands.append(command if isinstance(command, str) else None)
+    return commands, problems
+
+
+def _usage_error(problems: list[str]) -> NoReturn:
+    """Print each problem as one ``error:`` line on stderr and exit with code 2 (nothing evaluated)."""
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    raise SystemExit(2)

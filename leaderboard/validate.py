@@ -17,7 +17,17 @@ earlier ones found none (except semantics, which run alongside the schema):
 6. semantics beyond the schema: ``env_id`` is an env of the suite with a leaderboard
    protocol, ``protocol_version`` and ``protocol_hash`` are that protocol's current ones,
    the seeds are distinct, there are at least 3 runs, integers are written as integers,
-   the date is a real calendar date, and every number is finite.
+   the date is a real calendar date, and every number is finite; the agent's name is not
+   a checkpoint folder's (``final_policy``, ``policy``, ...); every ``policy`` is in one of
+   the forms of `rlhf_gym.leaderboard.policy_spec` (a relative local path, a hub id with its
+   40-hex ``revision``, ``best-of-N:`` either); ``training_env_steps > 0`` comes with every
+   run's ``training_command`` and 0 with none; each ``per_post`` array has one score per
+   test post of the protocol, and their means are the run's ``gold`` and ``gold_change``.
+
+Validation reads the file only: it never loads or re-runs a checkpoint (that is
+``rlhf-gym leaderboard verify``). The one look at the disk is for a revision-less policy of
+the shape ``owner/name``: a folder of that name next to the submission makes it a local
+path; otherwise it is a hub id whose revision is missing.
 
 Example:
     >>> validate_submission(b"[1, 2]")
@@ -39,14 +49,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, TextIO
 
-MAX_BYTES = 1 << 20
-"""The largest submission accepted, in bytes (1 MiB; a 100-run submission is about 100 KiB)."""
+MAX_BYTES = 4 << 20
+"""The largest submission accepted, in bytes (4 MiB; with 256 posts' ``per_post`` scores a
+3-run submission written by ``rlhf-gym evaluate`` is about 40 KiB, a 100-run one about 1.2 MiB)."""
 MAX_DEPTH = 32
-"""The deepest nesting of arrays and objects accepted (a valid submission has 5 levels)."""
+"""The deepest nesting of arrays and objects accepted (a valid submission has 6 levels)."""
 MAX_PROBLEMS = 100
 """At most this many problems are listed, then a line says how many more there were."""
 MIN_RUNS = 3
 """A submission reports at least this many seeds."""
+SCHEMA_VERSION = 2
+"""The submission format this module validates (``schema_version``; leaderboard/schema.json)."""
+PER_POST_TOLERANCE = 1e-5
+"""How far the mean of a ``per_post`` array may be from its metric (the scores are rounded to 6 decimals)."""
+GENERIC_AGENT_NAME = re.compile(r"(final[_-]?policy|policy|checkpoint|model|seed)([_-]?\d+)?", re.IGNORECASE)
+"""Names of checkpoint folders, not of agents (``final_policy``, ``checkpoint-500``, ``seed0``): rejected as ``agent.name``."""
 
 _ROOT = "(top level)"
 _SHOW_CHARS = 80  # a bad value is shown with at most this many characters
@@ -67,7 +84,9 @@ def get_protocol(env_id: str) -> Any:
 
 
 # Public API -------------------------------------------------------------------------------
-def validate_submission(data: bytes | str | Path, *, protocol_lookup: ProtocolLookup | None = None) -> list[str]:
+def validate_submission(
+    data: bytes | str | Path, *, protocol_lookup: ProtocolLookup | None = None, base_dir: str | os.PathLike[str] | None = None
+) -> list[str]:
     """The problems of one submission; an empty list means it is valid.
 
     Args:
@@ -75,6 +94,8 @@ def validate_submission(data: bytes | str | Path, *, protocol_lookup: ProtocolLo
             `Path` of its file.
         protocol_lookup: ``env_id -> Protocol``; by default this module's `get_protocol`
             (looked up when called, so tests can monkeypatch it).
+        base_dir: the folder the submission's local policy paths are relative to (default:
+            the file's folder for a `Path`, none for bytes or text).
 
     Never raises: an unreadable file, bad bytes or an unexpected failure of a check are
     problems too.
@@ -89,7 +110,9 @@ def validate_submission(data: bytes | str | Path, *, protocol_lookup: ProtocolLo
         value, problems = parse_json(text)
         if problems:
             return problems
-        return check_submission(value, protocol_lookup=protocol_lookup)
+        if base_dir is None and isinstance(data, Path):
+            base_dir = data.parent
+        return check_submission(value, protocol_lookup=protocol_lookup, base_dir=base_dir)
     except Exception as error:  # the contract: problems, never a traceback
         return [f"internal error of the validator ({type(error).__name__}: {_cut(str(error), _MESSAGE_CHARS)}); please report it"]
 
@@ -164,13 +187,21 @@ def parse_json(text: str) -> tuple[Any, list[str]]:
     return value, []
 
 
-def check_submission(value: Any, *, protocol_lookup: ProtocolLookup | None = None) -> list[str]:
-    """The problems of a parsed submission: the top-level type, the schema and the semantics."""
+def check_submission(
+    value: Any, *, protocol_lookup: ProtocolLookup | None = None, base_dir: str | os.PathLike[str] | None = None
+) -> list[str]:
+    """The problems of a parsed submission: the top-level type, the schema and the semantics.
+
+    A version 1 file gets one problem saying so, rather than one per field that changed.
+    """
     if not isinstance(value, dict):
         return [f"{_ROOT}: a submission must be a JSON object {{...}}, got {_json_type(value)}"]
+    if value.get("schema_version") == 1 and not isinstance(value.get("schema_version"), bool):
+        return [f"schema_version: 1 is the retired format; version {SCHEMA_VERSION} adds each run's training_command, "
+                "revision (hub ids) and per_post scores: re-run `rlhf-gym evaluate ... --submission FILE` to write it"]
     schema_errors = schema_problems(value)
     flagged = {path for path, _ in schema_errors}
-    semantic = semantic_problems(value, protocol_lookup=protocol_lookup, skip=flagged)
+    semantic = semantic_problems(value, protocol_lookup=protocol_lookup, skip=flagged, base_dir=base_dir)
     return _capped([f"{path}: {message}" for path, message in schema_errors] + semantic)
 
 
@@ -222,18 +253,30 @@ def _json_type_name(value: Any) -> str:
     return "integer" if isinstance(value, int) else "number"
 
 
-def semantic_problems(value: Any, *, protocol_lookup: ProtocolLookup | None = None, skip: set[str] = frozenset()) -> list[str]:
+def semantic_problems(
+    value: Any,
+    *,
+    protocol_lookup: ProtocolLookup | None = None,
+    skip: set[str] = frozenset(),
+    base_dir: str | os.PathLike[str] | None = None,
+) -> list[str]:
     """The checks the schema cannot express, on a parsed submission (any shape: never raises on one).
 
     A field whose path is in ``skip`` (the schema already reported it) is not checked again.
+    ``base_dir`` is the folder local policy paths are relative to (None: unknown).
     """
     if not isinstance(value, dict):
         return [f"{_ROOT}: a submission must be a JSON object {{...}}, got {_json_type(value)}"]
     problems: list[str] = []
     problems += _check_integers(value)
-    problems += _check_env_and_protocol(value, protocol_lookup, skip)
+    protocol, found = _check_env_and_protocol(value, protocol_lookup, skip)
+    problems += found
     problems += _check_date(value, skip)
+    problems += _check_agent(value, skip)
     problems += _check_runs(value, skip)
+    problems += _check_policies(value, skip, base_dir)
+    problems += _check_training_commands(value, skip)
+    problems += _check_per_post(value, skip, getattr(protocol, "posts", None))
     problems += [f"{path}: {_show(number)} is not a finite number" for path, number in _non_finite(value)]
     return problems
 
@@ -360,24 +403,25 @@ def _check_integers(value: dict[str, Any]) -> list[str]:
     ]
 
 
-def _check_env_and_protocol(value: dict[str, Any], lookup: ProtocolLookup | None, skip: set[str]) -> list[str]:
+def _check_env_and_protocol(value: dict[str, Any], lookup: ProtocolLookup | None, skip: set[str]) -> tuple[Any, list[str]]:
+    """The env's current protocol (None when there is none to check against) and the problems."""
     env_id = value.get("env_id")
     if "env_id" in skip or not isinstance(env_id, str):
-        return []  # missing or of the wrong type: the schema said so
+        return None, []  # missing or of the wrong type: the schema said so
     from rlhf_gym.envs import SUITE
 
     suite = [env.env_id for env in SUITE]
     if env_id not in suite:
-        return [f"env_id: {_show(env_id)} is not an env of the suite; expected one of: {', '.join(suite)}"]
+        return None, [f"env_id: {_show(env_id)} is not an env of the suite; expected one of: {', '.join(suite)}"]
     lookup = get_protocol if lookup is None else lookup
     try:
         protocol = lookup(env_id)
         current = {"protocol_version": str(protocol.version), "protocol_hash": str(protocol.hash)}
     except KeyError as error:
         reason = error.args[0] if error.args and isinstance(error.args[0], str) else "no protocol is defined for it"
-        return [f"env_id: {_show(env_id)} has no leaderboard protocol ({_cut(reason, _MESSAGE_CHARS)})"]
+        return None, [f"env_id: {_show(env_id)} has no leaderboard protocol ({_cut(reason, _MESSAGE_CHARS)})"]
     except Exception as error:  # a broken protocol is a problem to report, not a crash
-        return [f"env_id: cannot load the protocol of {_show(env_id)} ({type(error).__name__}: {_cut(str(error), _MESSAGE_CHARS)})"]
+        return None, [f"env_id: cannot load the protocol of {_show(env_id)} ({type(error).__name__}: {_cut(str(error), _MESSAGE_CHARS)})"]
     problems = []
     for key, expected in current.items():
         given = value.get(key)
@@ -386,7 +430,7 @@ def _check_env_and_protocol(value: dict[str, Any], lookup: ProtocolLookup | None
                 f"{key}: {_show(given)} is not the current protocol's {key.removeprefix('protocol_')} for {env_id}, "
                 f"which is {_show(expected)}; evaluate with the current protocol (rlhf-gym evaluate) and resubmit"
             )
-    return problems
+    return protocol, problems
 
 
 def _check_date(value: dict[str, Any], skip: set[str]) -> list[str]:
@@ -417,6 +461,136 @@ def _check_runs(value: dict[str, Any], skip: set[str]) -> list[str]:
         else:
             first[seed] = i
     return problems
+
+
+def agent_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name an agent (empty, or a checkpoint folder's generic name), or None.
+
+    Example:
+        >>> agent_name_problem("final_policy")[:60]
+        '"final_policy" is the name of a checkpoint folder, not of an'
+        >>> agent_name_problem("PPO (rlhf-gym, 20k steps)") is None
+        True
+    """
+    if not name.strip():
+        return "empty; name the agent (e.g. \"PPO, 20k env steps\")"
+    if GENERIC_AGENT_NAME.fullmatch(name.strip()):
+        return (f"{_show(name)} is the name of a checkpoint folder, not of an agent; name the method "
+                "(e.g. \"PPO, 20k env steps\"): it is the row's label in the table")
+    return None
+
+
+def _check_agent(value: dict[str, Any], skip: set[str]) -> list[str]:
+    agent = value.get("agent")
+    name = agent.get("name") if isinstance(agent, dict) else None
+    if "agent.name" in skip or not isinstance(name, str):
+        return []
+    problem = agent_name_problem(name)
+    return [f"agent.name: {problem}"] if problem else []
+
+
+def _runs(value: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """``(index, run)`` of every run that is an object (the schema reports the others)."""
+    runs = value.get("runs")
+    return [(i, run) for i, run in enumerate(runs) if isinstance(run, dict)] if isinstance(runs, list) else []
+
+
+def _check_policies(value: dict[str, Any], skip: set[str], base_dir: str | os.PathLike[str] | None) -> list[str]:
+    """Every run's ``policy`` is in an accepted form (`rlhf_gym.leaderboard.policy_spec`)."""
+    from rlhf_gym.leaderboard.policy_spec import PolicyError, is_hub_id, local_path_problem, parse_policy, resolve_local
+
+    problems = []
+    for i, run in _runs(value):
+        spec, revision = run.get("policy"), run.get("revision")
+        where = f"runs[{i}].policy"
+        if where in skip or not isinstance(spec, str) or f"runs[{i}].revision" in skip:
+            continue
+        try:
+            location = parse_policy(spec)[1]
+        except PolicyError as error:
+            problems.append(f"{where}: {error}")
+            continue
+        if revision is not None:
+            if not is_hub_id(location):
+                problems.append(f"{where}: {_show(location)} is no hub id owner/name, yet the run has a revision; "
+                                "a local path has no revision (a run with a revision names a hub id)")
+            continue
+        problem = local_path_problem(location)
+        if problem:
+            problems.append(f"{where}: {problem}")
+        elif is_hub_id(location) and not (base_dir is not None and resolve_local(location, base_dir).is_dir()):
+            problems.append(
+                f"{where}: {_show(location)} reads as a hub id owner/name without \"revision\"; a hub id needs the 40-hex "
+                f"commit it was evaluated at, so the checkpoint cannot change after verification (a local folder of that "
+                f"name is written \"./{location}\", relative to the submission's folder)"
+            )
+    return problems
+
+
+def _check_training_commands(value: dict[str, Any], skip: set[str]) -> list[str]:
+    """``training_env_steps > 0`` needs every run's command; 0 needs every one null."""
+    steps = value.get("training_env_steps")
+    if "training_env_steps" in skip or isinstance(steps, bool) or not isinstance(steps, (int, float)) or steps < 0:
+        return []
+    problems = []
+    for i, run in _runs(value):
+        where = f"runs[{i}].training_command"
+        if where in skip or "training_command" not in run:
+            continue
+        command = run["training_command"]
+        if steps > 0 and not (isinstance(command, str) and command.strip()):
+            problems.append(f"{where}: {_show(command)}; training_env_steps is {_show(steps)}, so every run needs the exact "
+                            "shell command that trained its policy")
+        elif steps == 0 and command is not None:
+            problems.append(f"{where}: {_show(command)}; training_env_steps is 0 (a policy that was not trained), so the "
+                            "command must be null (or give the training budget in training_env_steps)")
+    return problems
+
+
+def _check_per_post(value: dict[str, Any], skip: set[str], posts: Any) -> list[str]:
+    """Each ``per_post`` array has one score per post, and their means are the metrics'."""
+    problems = []
+    for i, run in _runs(value):
+        per_post, metrics = run.get("per_post"), run.get("metrics")
+        if not isinstance(per_post, dict) or not isinstance(metrics, dict):
+            continue
+        for decoding in ("sampled", "greedy"):
+            scores, reported = per_post.get(decoding), metrics.get(decoding)
+            where = f"runs[{i}].per_post.{decoding}"
+            if not isinstance(scores, dict) or not isinstance(reported, dict):
+                continue
+            gold, sft_gold = (_numbers(scores.get(key), f"{where}.{key}", skip) for key in ("gold", "sft_gold"))
+            if gold is not None and isinstance(posts, int) and len(gold) != posts:
+                problems.append(f"{where}.gold: {len(gold)} scores; expected one per test post of the protocol ({posts})")
+            if gold is not None and sft_gold is not None and len(sft_gold) != len(gold):
+                problems.append(f"{where}.sft_gold: {len(sft_gold)} scores for {len(gold)} in gold; expected one per post in both")
+                sft_gold = None
+            for key, values in (("gold", gold), ("gold_change", _differences(gold, sft_gold))):
+                metric = reported.get(key)
+                flagged = f"runs[{i}].metrics.{decoding}.{key}" in skip
+                if not values or flagged or isinstance(metric, bool) or not isinstance(metric, (int, float)):
+                    continue
+                mean = math.fsum(values) / len(values)
+                if not abs(mean - metric) <= PER_POST_TOLERANCE:
+                    name = "gold" if key == "gold" else "gold - sft_gold"
+                    problems.append(
+                        f"{where}: the mean of {name} is {mean:.6f}, but metrics.{decoding}.{key} is {_show(metric)} (off by "
+                        f"{abs(mean - metric):.2g}; at most {PER_POST_TOLERANCE:g}); the per-post scores and the metrics must "
+                        "come from the same evaluation"
+                    )
+    return problems
+
+
+def _differences(gold: list[float] | None, sft_gold: list[float] | None) -> list[float] | None:
+    return None if gold is None or sft_gold is None else [a - b for a, b in zip(gold, sft_gold)]
+
+
+def _numbers(value: Any, path: str, skip: set[str]) -> list[float] | None:
+    """``value`` if it is a list of finite numbers that the schema accepted, else None (the schema reported it)."""
+    if not isinstance(value, list) or path in skip or any(p.startswith(f"{path}[") for p in skip):
+        return None
+    ok = all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in value)
+    return value if ok else None
 
 
 def _non_finite(value: Any) -> Iterator[tuple[str, float]]:

@@ -51,31 +51,48 @@ def train() -> None:
 
 
 def train_cli(argv: Sequence[str]) -> None:
-    """``rlhf-gym train --agent NAME ...``: each agent is a tyro subcommand built from its
-    config dataclass; ``--agent NAME``, ``--agent=NAME`` and a bare ``NAME`` all choose it."""
+    """``rlhf-gym train --agent NAME ...``: the flags are those of the agent's config
+    dataclass; ``--agent NAME``, ``--agent=NAME`` and a bare ``NAME`` all choose it.
+
+    Only the chosen agent's module is imported (``--agent ppo`` loads no SB3); without an
+    agent, every agent is a tyro subcommand, so ``rlhf-gym train --help`` lists them all.
+    A run folder that does not fit the run (`RunFolderError`), or a launch that does not fit a
+    data-parallel run (`LaunchError`), exits with its one-line message.
+    """
     from rlhf_gym.agents import AGENTS  # the CLI reaches agents by name only
 
     args, name = _agent_first(list(argv), AGENTS)
-    choices = []
-    for agent, entry in AGENTS.items():
-        factory, _ = entry.load()
-        choices.append(Annotated[entry.config_type(), tyro.conf.subcommand(agent, default=factory(), description=entry.summary)])
-    config = tyro.cli(
-        Union[tuple(choices)],  # noqa: UP007  (a runtime union of the agents' config types)
-        args=args,
-        prog="rlhf-gym train",
-        description="Train an agent on an env. Choose it with --agent NAME; "
-        "`rlhf-gym train --agent NAME --help` lists its flags.",
-    )
-    entry = AGENTS[name]  # tyro parsed the subcommand, so the name is a known agent
+    if name is None:  # no agent: tyro prints the usage, or the help with --help
+        choices = []
+        for agent, entry in AGENTS.items():
+            factory, _ = entry.load()
+            choices.append(Annotated[entry.config_type(), tyro.conf.subcommand(agent, default=factory(), description=entry.summary)])
+        tyro.cli(
+            Union[tuple(choices)],  # noqa: UP007  (a runtime union of the agents' config types)
+            args=args,
+            prog="rlhf-gym train",
+            description="Train an agent on an env. Choose it with --agent NAME; "
+            "`rlhf-gym train --agent NAME --help` lists its flags.",
+        )
+        raise SystemExit(f"choose an agent with --agent NAME, one of: {', '.join(AGENTS)}")
+    entry = AGENTS[name]
+    factory, train_agent = entry.load()
+    config = tyro.cli(entry.config_type(), default=factory(), args=args[1:], prog=f"rlhf-gym train --agent {name}",
+                      description=entry.summary)
     for field, value in entry.defaults:
         if field != "out" and getattr(config, field) != value:
             raise SystemExit(f"--{field.replace('_', '-')} {getattr(config, field)} conflicts with --agent {name} ({field}={value!r})")
-    entry.load()[1](config)
+    from rlhf_gym.agents.common import RunFolderError  # loaded with the agent already
+    from rlhf_gym.agents.distributed import LaunchError
+
+    try:
+        train_agent(config)
+    except (RunFolderError, LaunchError) as error:
+        raise SystemExit(f"rlhf-gym train: {error}") from None
 
 
 def _agent_first(args: list[str], agents: Any) -> tuple[list[str], str | None]:
-    """Move ``--agent NAME`` or ``--agent=NAME`` to the front as tyro's subcommand word.
+    """Move ``--agent NAME``, ``--agent=NAME`` or a bare ``NAME`` to the front, as one word.
 
     Returns the rewritten arguments and the agent name (None when none was given: tyro
     then prints the usage, or the help with ``--help``).
@@ -92,8 +109,10 @@ def _agent_first(args: list[str], agents: Any) -> tuple[list[str], str | None]:
             rest = args[:i] + args[i + 1 :]
             break
     else:
-        first = next((a for a in args if not a.startswith("-")), None)
-        return args, first if first in agents else None
+        i, first = next(((i, a) for i, a in enumerate(args) if not a.startswith("-")), (0, None))
+        if first not in agents:
+            return args, None
+        name, rest = first, args[:i] + args[i + 1 :]
     if name not in agents:
         raise SystemExit(f"unknown agent {name!r}; choose one of: {', '.join(agents)}")
     return [name, *rest], name
@@ -151,29 +170,46 @@ def evaluate(
     env: str,
     policy: list[str],
     seed: list[int] | None = None,
+    revision: list[str] | None = None,
     device: str = "cpu",
+    threads: int = 2,
     submission: str | None = None,
     agent: str | None = None,
-    training_env_steps: int = 0,
+    training_env_steps: int | None = None,
+    training_command: str | None = None,
     paper: str | None = None,
     code: str | None = None,
+    description: str | None = None,
+    hardware: str | None = None,
 ) -> None:
     """Run an env's leaderboard protocol on policies (one per run) and optionally write a submission.
 
+    Every policy is loaded and checked before the first is evaluated; a problem is one
+    ``error:`` line and exit code 2.
+
     Args:
         env: the env id (its protocol: rlhf_gym.leaderboard.protocol).
-        policy: one causal LM (path or hub id) per run.
+        policy: one policy per run: a checkpoint folder, a hub id (with --revision), or best-of-N:PATH.
         seed: the runs' seeds (default 0, 1, ...): each selects its sampling stream.
+        revision: the hub commit of each hub-id policy (one per policy, or one for all); a submission needs 40-hex commits.
         device: where the env and the models run.
-        submission: write a leaderboard submission (JSON) here.
-        agent: the submission's agent name (default: the first policy's folder name).
-        training_env_steps: the agent's training budget in env steps.
+        threads: CPU threads for torch (torch.set_num_threads).
+        submission: write a leaderboard submission (JSON) here; needs >= 3 runs, --agent and --training-env-steps.
+        agent: the submission's agent name, the row's label (not a folder name like final_policy).
+        training_env_steps: env steps that trained each policy; 0 (said explicitly) for an untrained one.
+        training_command: the command that trained the runs, {seed} for each run's seed (default: summary.json's "command" by each policy).
         paper: a link to the agent's paper.
         code: a link to the agent's code.
+        description: a sentence about the agent.
+        hardware: what evaluated it (default: the machine and the thread count).
     """
     from rlhf_gym.leaderboard.evaluate import evaluate_main
 
-    evaluate_main(env, policy, seed, _checked_device(device), submission, agent, training_env_steps, paper, code)
+    evaluate_main(
+        env, policy, seed=seed, revision=revision, device=_checked_device(device), threads=threads, submission_path=submission,
+        agent=agent, training_env_steps=training_env_steps, training_command=training_command, paper=paper, code=code,
+        description=description, hardware=hardware,
+    )
 
 
 def leaderboard() -> None:
@@ -192,25 +228,39 @@ def validate(files: tyro.conf.Positional[list[str]]) -> None:
     raise SystemExit(validate_files(files))
 
 
-def verify(file: tyro.conf.Positional[str], policy: list[str] | None = None, device: str = "cpu") -> None:
-    """Re-run the protocol on a submission's checkpoints; exit 1 if a metric is off beyond its tolerance.
+def verify(
+    file: tyro.conf.Positional[str],
+    policy: list[str] | None = None,
+    runs: list[int] | None = None,
+    device: str = "cpu",
+    threads: int = 2,
+) -> None:
+    """Re-run the protocol on a submission's checkpoints; exit 1 if a checkpoint fails or a metric is off beyond its tolerance.
+
+    Every checkpoint is found and loaded before any run is evaluated; local paths are relative to the submission file's
+    folder. Prints each run's deviations and tolerances.
 
     Args:
         file: the submission JSON file.
         policy: each run's policy location, overriding the submission's (one per run, or one template with {seed}).
+        runs: verify only these run indices (e.g. --runs 0 2); the output says so.
         device: where the env and the models run.
+        threads: CPU threads for torch (torch.set_num_threads).
     """
     from rlhf_gym.leaderboard.verify import verify_main
 
-    raise SystemExit(verify_main(file, policy, _checked_device(device)))
+    raise SystemExit(verify_main(file, policy, device=_checked_device(device), runs=runs, threads=threads))
 
 
 def build(submissions: str | None = None, out: str | None = None) -> None:
-    """Aggregate the submissions into the table (README.md) and the page (index.html).
+    """Build the table (README.md, between its markers) and the page (index.html) from valid submissions.
+
+    Every submission must pass `validate`: one invalid file stops the build, names the file
+    and its first problem, and writes nothing. Prints where it writes.
 
     Args:
-        submissions: the folder of submission files (default: the package's leaderboard/submissions).
-        out: where to write README.md and index.html (default: the package's leaderboard/).
+        submissions: the folder of submission files (default: the repository's leaderboard/submissions).
+        out: where to write README.md and index.html (default: the repository's leaderboard/, the published files).
     """
     from rlhf_gym.leaderboard.build import build_main
 

@@ -249,7 +249,10 @@ RULES = (
 
 # Imports that break a rule on purpose: (source, target) -> why. Empty unless the code needs
 # otherwise; an entry here is a decision, so docs/architecture.md should say it too.
-EXCEPTIONS: dict[tuple[str, str], str] = {}
+EXCEPTIONS: dict[tuple[str, str], str] = {
+    ("rlhf_gym.lm.policy", "rlhf_gym.atomic_dir"):
+        "CausalLMPolicy.save_pretrained swaps its folder in whole; atomic_dir imports nothing, so no cycle can form",
+}
 
 
 def layer_violations(imports: Iterable[Import], rules: Iterable[Rule] = RULES) -> list[str]:

@@ -71,3 +71,28 @@ def test_envs_lists_the_suite(capsys):
     main(["envs"])
     out = capsys.readouterr().out
     assert "RLHF-Summarize-v0" in out and "rlhf_gym.registration:make_vector_env" in out
+
+
+@pytest.mark.parametrize("agent", ["ppo", "sb3-trpo"])
+def test_a_resume_without_a_checkpoint_exits_with_one_line(agent, tmp_path):
+    out = tmp_path / "nothing here"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--agent", agent, "--out", str(out), "--resume"])
+    message = str(exit_info.value.code)
+    assert message == f"rlhf-gym train: --resume: {out} holds no checkpoint (no checkpoint/state.json); drop --resume to start a fresh run"
+
+
+def test_a_fresh_run_into_a_used_folder_exits_with_one_line(tmp_path):
+    (tmp_path / "summary.json").write_text("{}")
+    with pytest.raises(SystemExit, match=f"^rlhf-gym train: {tmp_path} is not empty \\(summary.json\\): .*--overwrite") as exit_info:
+        main(["train", "grpo", "--out", str(tmp_path)])
+    assert "\n" not in str(exit_info.value.code)
+
+
+def test_run_folder_flags_are_listed(capsys):
+    out = _help(capsys, ["train", "--agent", "rloo", "--help"])
+    assert "--resume" in out and "--overwrite" in out and "--force" in out
+
+
+def test_a_bare_agent_name_anywhere_is_moved_to_the_front():
+    assert _agent_first(["--resume", "ppo", "--seed", "3"], AGENTS) == (["ppo", "--resume", "--seed", "3"], "ppo")

@@ -40,7 +40,9 @@ never load one from a source you do not trust. Our checkpoints are for resuming 
 runs. Resuming restores the weights, optimizer, counters and history; the env starts
 fresh episodes (episodes in flight at the checkpoint are dropped, unlike our PPO, whose
 batches are episode-synchronous), so a resumed run is close to, not identical with, an
-uninterrupted one.
+uninterrupted one. The run folder rules are every agent's (`prepare_run_folder`): one run
+per folder (``--overwrite`` to replace one), and ``--resume`` only with the checkpoint's
+config up to its budget and bookkeeping (``--force`` to override).
 """
 
 from __future__ import annotations
@@ -75,7 +77,9 @@ from rlhf_gym.agents.common import (
     make_env,
     paired_final_evaluation,
     policy_path,
+    prepare_run_folder,
     protocol_temperature,
+    proxy_rewards,
     read_state,
     rollout_seed,
     write_checkpoint,
@@ -135,7 +139,9 @@ class SB3Config:
     # prompts and sampling stream: summary.json's gold_improvement_paired (0 skips it).
     paired_posts: int = 512
     checkpoint_every: int = 10  # iterations between atomic checkpoints
-    resume: bool = False  # continue from the run folder's last checkpoint
+    resume: bool = False  # continue from the run folder's last checkpoint (an error if there is none)
+    overwrite: bool = False  # a fresh run into a folder holding a run: remove that run first
+    force: bool = False  # --resume with a config that differs from the checkpoint's (listed as a warning)
 
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
@@ -171,8 +177,9 @@ class EpisodeStats(BaseCallback):
 
     The KL of an episode is the sum over its tokens of ``log pi(a_t|s_t) - log pi_ref(a_t|s_t)``
     (k1; the rollout's log-probs and the wrapper's ``ref_logprob``), the quantity our PPO
-    reports. The proxy reward is the env's task reward (preference score plus missing-EOS
-    penalty), without the KL term.
+    reports. The proxy reward figures are every agent's (`rlhf_gym.agents.common.proxy_rewards`):
+    ``proxy_reward`` the preference score alone, ``proxy_reward_with_penalty`` with the
+    missing-EOS penalty; neither holds the KL term.
     """
 
     def __init__(self, num_envs: int) -> None:
@@ -189,7 +196,8 @@ class EpisodeStats(BaseCallback):
         for i in np.flatnonzero(dones):  # finished episodes only
             info = infos[i]
             self.episodes.append({
-                "proxy_reward": info["preference"] + info["penalty"],
+                "preference": info["preference"],
+                "penalty": info["penalty"],
                 "gold": info.get("gold", float("nan")),
                 "kl": float(self._kl[i]),
                 "response_length": float(info["response_length"]),
@@ -204,11 +212,12 @@ class EpisodeStats(BaseCallback):
     def flush(self) -> dict[str, float]:
         """Means over the episodes finished since the last flush (NaN if none)."""
         episodes, self.episodes = self.episodes, []
-        keys = ("proxy_reward", "gold", "kl", "response_length")
+        keys = ("gold", "kl", "response_length")
         if not episodes:
-            return {key: float("nan") for key in keys} | {"episodes": 0}
+            return {key: float("nan") for key in ("proxy_reward", "proxy_reward_with_penalty", *keys)} | {"episodes": 0}
+        preference, penalty = (torch.tensor([e[key] for e in episodes], dtype=torch.float64) for key in ("preference", "penalty"))
         means = {key: _nan_mean([e[key] for e in episodes]) for key in keys}
-        return means | {"episodes": len(episodes)}
+        return proxy_rewards(preference, penalty) | means | {"episodes": len(episodes)}
 
 
 def _nan_mean(values: list[float]) -> float:
@@ -274,10 +283,11 @@ def build_model(
 
 # Checkpoints ----------------------------------------------------------------------
 def save_checkpoint(
-    run_dir: Path, model: BaseAlgorithm, mask_provider: TopPMaskProvider | None, state: dict[str, Any]
+    run_dir: Path, model: BaseAlgorithm, mask_provider: TopPMaskProvider | None, state: dict[str, Any], config: SB3Config
 ) -> None:
     """The policy's LM(s) and value head, its optimiser (tensors and numbers only: loads with
-    ``torch.load(weights_only=True)``) and the mask model, written atomically with the state."""
+    ``torch.load(weights_only=True)``) and the mask model, written atomically with the state
+    and config."""
 
     def write_tensors(folder: Path) -> None:
         save_model(model.policy, str(folder / "policy.safetensors"))
@@ -285,7 +295,7 @@ def save_checkpoint(
         if mask_provider is not None:
             save_model(mask_provider.model, str(folder / "mask_model.safetensors"))
 
-    write_checkpoint(run_dir, state, write_tensors)
+    write_checkpoint(run_dir, state, write_tensors, config)
 
 
 def load_checkpoint(
@@ -315,15 +325,14 @@ def train(config: SB3Config) -> dict[str, Any]:
     """Train the configured SB3 algorithm; return the run summary (also written to summary.json)."""
     # Set-up
     torch.set_num_threads(config.threads)
-    run_dir = Path(config.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    temperature = protocol_temperature(config.env, config.temperature)
+    config = dataclasses.replace(config, temperature=temperature)  # the run records what it used
+    run_dir = prepare_run_folder(config)
     device = torch.device(config.device)
     env_settings = dict(device=config.device, missing_eos_penalty=config.missing_eos_penalty)
     core = make_env(config.env, config.num_envs, "train", autoreset_mode="same_step", **env_settings)
     eval_env = make_env(config.env, config.eval_episodes, "valid", autoreset_mode="disabled", **env_settings)
     path = policy_path(config.env, config.policy)
-    temperature = protocol_temperature(config.env, config.temperature)
-    config = dataclasses.replace(config, temperature=temperature)  # the run records what it used
     torch.manual_seed(config.seed)
     reference = CausalLMPolicy.from_pretrained(path, temperature=temperature).to(device)
     reference.eval().requires_grad_(False)
@@ -399,7 +408,7 @@ def train(config: SB3Config) -> dict[str, Any]:
             logger.scalars("eval", ev, state["env_steps"])
             progress.write(eval_line(ev))
         if state["iteration"] % config.checkpoint_every == 0 or last_iteration:
-            save_checkpoint(run_dir, model, mask_provider, state)
+            save_checkpoint(run_dir, model, mask_provider, state, config)
     progress.close()
     logger.close()
     model.logger.close()

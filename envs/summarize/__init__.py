@@ -88,7 +88,7 @@ with the Bradley–Terry loss on ≥50k annotator-labelled comparisons; see
 repetition and well-formedness, combined into [0, 1].
 
 ## Tokenizer
-Byte-level BPE (2,048 tokens) trained on the generated world, one token per digit; EOS
+Byte-level BPE (1,889 tokens, from a 2,048-token budget) trained on the generated world, one token per digit; EOS
 ``<|endoftext|>``, pad ``<pad>``.
 
 ## Version History

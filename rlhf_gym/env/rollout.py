@@ -32,6 +32,7 @@ class EpisodeBatch:
         scores: (N,) the env's end-of-episode rewards.
         preference: (N,) the preference model's normalised scores (the reward unless the
             env rewards with the gold judge; no missing-EOS penalty).
+        penalty: (N,) the env's missing-EOS penalty of each episode (0 or negative).
         gold: (N,) the gold judge's scores (NaN when the task has none).
         response_texts: the decoded responses.
         terminated: (N,) True where the response ended with EOS.
@@ -43,6 +44,7 @@ class EpisodeBatch:
     logprobs: torch.Tensor
     scores: torch.Tensor
     preference: torch.Tensor
+    penalty: torch.Tensor
     gold: torch.Tensor
     response_texts: list[str] = field(default_factory=list)
     terminated: torch.Tensor | None = None
@@ -102,6 +104,7 @@ def collect_episodes(
     logprobs = torch.zeros((n, horizon), device=device)
     scores = torch.zeros(n, device=device)
     preference = torch.zeros(n, device=device)
+    penalty = torch.zeros(n, device=device)
     gold = torch.full((n,), float("nan"), device=device)
     terminated_rows = torch.zeros(n, dtype=torch.bool, device=device)
     finished = torch.zeros(n, dtype=torch.bool, device=device)
@@ -122,6 +125,7 @@ def collect_episodes(
             rows = np.flatnonzero(info["_preference"])
             row_index = torch.as_tensor(rows, device=device)
             preference[row_index] = torch.as_tensor(info["preference"][rows], dtype=torch.float32, device=device)
+            penalty[row_index] = torch.as_tensor(info["penalty"][rows], dtype=torch.float32, device=device)
             if "gold" in info:
                 gold[row_index] = torch.as_tensor(info["gold"][rows], dtype=torch.float32, device=device)
             if "response_text" in info:
@@ -139,6 +143,7 @@ def collect_episodes(
         logprobs=logprobs,
         scores=scores,
         preference=preference,
+        penalty=penalty,
         gold=gold,
         response_texts=[t if t is not None else "" for t in texts],
         terminated=terminated_rows,

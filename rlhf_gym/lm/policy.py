@@ -15,16 +15,20 @@ update"; top-k sampling makes single-sample KL estimates go negative).
 
 from __future__ import annotations
 
+import copy
 import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from rlhf_gym.atomic_dir import swap_in
 from rlhf_gym.lm.layout import position_ids_from_attention_mask
-from rlhf_gym.lm.loading import load_causal_lm
+from rlhf_gym.lm.loading import load_causal_lm, quiet_progress
 
 
 @dataclass
@@ -42,6 +46,12 @@ class CausalLMPolicy(nn.Module):
     Args:
         model: the language model (dropout should be off; see `rlhf_gym.pipeline.tiny_models`).
         temperature: sampling and scoring temperature (> 0).
+
+    Attributes:
+        model: that language model, an ordinary Hugging Face ``PreTrainedModel``: its
+            parameters are the policy's (an optimiser steps them), and `save_pretrained`
+            writes it as a plain Hugging Face checkpoint.
+        temperature: the temperature.
     """
 
     def __init__(self, model: PreTrainedModel, temperature: float = 0.7) -> None:
@@ -57,15 +67,60 @@ class CausalLMPolicy(nn.Module):
         name_or_path: str | os.PathLike[str],
         *,
         temperature: float = 0.7,
+        revision: str | None = None,
         trust_remote_code: bool = False,
         local_files_only: bool = False,
+        **kwargs: Any,
     ) -> CausalLMPolicy:
-        """Load the language model by hub id or path (dropout disabled for RL)."""
+        """Load the language model by hub id or path (dropout disabled for RL).
+
+        Loads through `rlhf_gym.lm.loading.load_causal_lm`: safetensors only, float32 unless
+        ``dtype`` is passed, remote code refused unless ``trust_remote_code``.
+
+        Args:
+            name_or_path: hub id or local folder (e.g. one written by `save_pretrained`).
+            temperature: sampling and scoring temperature (> 0).
+            revision: the hub branch, tag or commit (ignored for a local folder).
+            trust_remote_code: allow model classes shipped as Python with the checkpoint.
+            local_files_only: never reach the hub.
+            **kwargs: passed to ``from_pretrained`` (``dtype``, ``attn_implementation``, ...).
+
+        Raises:
+            MissingArtifactError: the model cannot be found.
+            UnsafeCheckpointError: pickled weights only, or remote code not allowed.
+        """
         model = load_causal_lm(
-            str(name_or_path), trust_remote_code=trust_remote_code, local_files_only=local_files_only
+            str(name_or_path), revision=revision, trust_remote_code=trust_remote_code,
+            local_files_only=local_files_only, **kwargs,
         )
         disable_dropout(model)
         return cls(model, temperature)
+
+    def save_pretrained(self, directory: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> None:
+        """Write `model` as a plain Hugging Face checkpoint: ``model.safetensors``,
+        ``config.json`` and ``generation_config.json``.
+
+        The folder loads back with `from_pretrained`, ``rlhf-gym evaluate --policy DIR`` and
+        ``transformers.AutoModelForCausalLM.from_pretrained(DIR)``. It is written to a
+        temporary sibling and swapped in (`rlhf_gym.atomic_dir.swap_in`), so ``directory`` is
+        replaced as a whole and a reader never sees half a checkpoint. The temperature is not
+        saved: it is the caller's (an env's protocol fixes it).
+
+        Args:
+            directory: the folder to write (replaced if it exists).
+            dtype: the weights' dtype on disk, e.g. ``torch.float16`` to halve the size; None
+                keeps the model's. The policy itself is not converted, and our loaders
+                return float32 whatever the dtype on disk.
+        """
+        directory = Path(directory)
+        staging = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        # A converted copy, so the policy keeps its own precision (fp32 -> fp16 -> fp32 is lossy);
+        # save_pretrained records the copy's dtype in config.json.
+        model = self.model if dtype is None or dtype == self.model.dtype else copy.deepcopy(self.model).to(dtype)
+        with quiet_progress():
+            model.save_pretrained(staging)
+        swap_in(staging, directory)
 
     # KV-cached stepping -------------------------------------------------------------
     def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, DecodeState]:

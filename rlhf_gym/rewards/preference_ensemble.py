@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import torch
 
-from rlhf_gym.lm.loading import MissingArtifactError
+from rlhf_gym.lm.loading import MissingArtifactError, UnsafeCheckpointError
 from rlhf_gym.rewards.preference_model import (
     NORMALIZATION_FILE,
     PreferenceModel,
@@ -108,25 +108,65 @@ class PreferenceEnsemble(PreferenceModel):
     ) -> PreferenceEnsemble:
         """Load an ensemble folder; ``member_kwargs`` go to each member's ``from_pretrained``.
 
+        Every member must be a sub-folder of the ensemble folder (`member_folder`): an
+        ``ensemble.json`` from a stranger must not point the loader anywhere else.
+
         Raises:
             MissingArtifactError: ``ensemble.json`` or a member folder is missing.
+            UnsafeCheckpointError: a member path leaves the ensemble folder.
             ValueError: ``ensemble.json`` is malformed.
         """
         directory = Path(name_or_path)
         spec_file = directory / ENSEMBLE_FILE
         if not spec_file.is_file():
             raise MissingArtifactError(f"no {ENSEMBLE_FILE} in {directory}: not a preference-model ensemble")
-        spec = json.loads(spec_file.read_text())
+        try:
+            spec = json.loads(spec_file.read_text())
+        except ValueError as error:
+            raise ValueError(f"{spec_file} is not valid JSON: {error}") from error
         if not isinstance(spec, dict) or not isinstance(spec.get("members"), list):
             raise ValueError(f"{spec_file} must hold {{'aggregate': ..., 'members': [folder, ...]}}, got {spec!r}")
-        members = []
-        for name in spec["members"]:
-            if not (directory / name).is_dir():
-                raise MissingArtifactError(f"ensemble member folder {directory / name} is missing")
-            members.append(PreferenceModel.from_pretrained(directory / name, **member_kwargs))
+        folders = [member_folder(directory, name) for name in spec["members"]]  # all checked before any loads
+        members = [PreferenceModel.from_pretrained(folder, **member_kwargs) for folder in folders]
         stats_file = directory / NORMALIZATION_FILE
         normalization = RewardNormalization(**json.loads(stats_file.read_text())) if stats_file.is_file() else None
         return cls(members, aggregate=spec.get("aggregate", "mean"), normalization=normalization)
+
+
+def member_folder(directory: str | os.PathLike[str], name: object) -> Path:
+    """The folder of the ensemble member ``name`` (an entry of ``ensemble.json``), checked
+    to lie inside ``directory``.
+
+    Symlinks are resolved first, so neither ``..``, an absolute path nor a link pointing out
+    reaches a folder outside the ensemble.
+
+    Raises:
+        ValueError: ``name`` is not a non-empty string, or names ``directory`` itself.
+        UnsafeCheckpointError: the member is outside ``directory``, or ``name`` is absolute.
+        MissingArtifactError: the member folder does not exist.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> (root / "member_0").mkdir()
+        >>> member_folder(root, "member_0") == (root / "member_0").resolve()
+        True
+    """
+    spec_file = Path(directory) / ENSEMBLE_FILE
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{spec_file}: each member must be a folder name (a non-empty string), got {name!r}")
+    root = Path(directory).resolve()
+    folder = (root / name).resolve()
+    if folder == root:
+        raise ValueError(f"{spec_file}: member {name!r} is the ensemble folder itself; members must be sub-folders of it")
+    if Path(name).is_absolute() or not folder.is_relative_to(root):
+        raise UnsafeCheckpointError(
+            f"refusing ensemble member {name!r} in {spec_file}: it resolves to {folder}, outside the ensemble "
+            f"folder {root}; members must be sub-folders of it"
+        )
+    if not folder.is_dir():
+        raise MissingArtifactError(f"ensemble member folder {folder} (member {name!r} of {spec_file}) is missing")
+    return folder
 
 
 def is_ensemble_folder(name_or_path: str | os.PathLike[str]) -> bool:

@@ -31,6 +31,7 @@ from rlhf_gym.lm.layout import (
 from rlhf_gym.lm.loading import (
     MissingArtifactError,
     check_tokenizer,
+    find_file,
     load_sequence_classifier,
     load_tokenizer,
 )
@@ -106,29 +107,41 @@ class PreferenceModel:
         name_or_path: str | os.PathLike[str],
         *,
         device: str | torch.device = "cpu",
+        revision: str | None = None,
         trust_remote_code: bool = False,
         local_files_only: bool = False,
+        cache_dir: str | os.PathLike[str] | None = None,
         max_length: int = 512,
         batch_size: int = 64,
     ) -> PreferenceModel:
         """Load a preference model (and its normalisation, if saved beside it).
 
-        A saved `rlhf_gym.rewards.preference_ensemble.PreferenceEnsemble` folder loads with
+        Model and tokenizer load through `rlhf_gym.lm.loading` (safetensors only, float32,
+        remote code refused unless ``trust_remote_code``). A saved
+        `rlhf_gym.rewards.preference_ensemble.PreferenceEnsemble` folder loads with
         `rlhf_gym.rewards.loading.load_reward_model`, which takes either kind.
+
+        Args:
+            name_or_path: hub id or local folder.
+            device: where the model runs.
+            revision: the hub branch, tag or commit (ignored for a local folder).
+            trust_remote_code: allow classes shipped as Python with the checkpoint.
+            local_files_only: never reach the hub.
+            cache_dir: the Hugging Face cache to use instead of the default one.
+            max_length / batch_size: see the class.
 
         Raises:
             MissingArtifactError: the model or its tokenizer cannot be found.
+            UnsafeCheckpointError: pickled weights only, or remote code not allowed.
         """
         name = str(name_or_path)
-        model = load_sequence_classifier(
-            name, trust_remote_code=trust_remote_code, local_files_only=local_files_only
-        )
-        tokenizer = load_tokenizer(
-            name, trust_remote_code=trust_remote_code, local_files_only=local_files_only
-        )
+        sources = {"revision": revision, "trust_remote_code": trust_remote_code, "local_files_only": local_files_only,
+                   "cache_dir": cache_dir}
+        model = load_sequence_classifier(name, **sources)
+        tokenizer = load_tokenizer(name, **sources)
         normalization = None
-        stats_file = Path(name) / NORMALIZATION_FILE
-        if stats_file.is_file():
+        stats_file = find_file(name, NORMALIZATION_FILE, revision=revision, local_files_only=local_files_only, cache_dir=cache_dir)
+        if stats_file is not None:
             normalization = RewardNormalization(**json.loads(stats_file.read_text()))
         return cls(
             model,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -10,6 +11,9 @@ import pytest
 import torch
 
 from rlhf_gym.env.vector_env import TokenVectorEnv
+from rlhf_gym.lm.loading import load_tokenizer
+from rlhf_gym.pipeline.tiny_models import TinyGPT2Size, tiny_sequence_classifier
+from rlhf_gym.pipeline.tokenizer_training import train_bpe_tokenizer
 from rlhf_gym.rewards.preference_model import PreferenceModel
 
 
@@ -25,7 +29,8 @@ class LowTokenPreference(PreferenceModel):
 @pytest.fixture
 def register_toy_env(toy_tokenizer, toy_preference_model, toy_prompt_source) -> Callable[..., str]:
     """``register(env_id, low_tokens=False, gold_judge=None) -> env_id``: a toy task (P = 32,
-    T = 6) behind ``gym.make_vec``, rewarded by the toy preference model or by `LowTokenPreference`."""
+    T = 6) behind ``gym.make_vec``, rewarded by the toy preference model or by `LowTokenPreference`
+    (or, as the real tasks do, by the one a ``reward_model`` path names)."""
 
     def animal_judge(prompts, responses):
         return np.array([float(p.record["animal"] in r) for p, r in zip(prompts, responses)])
@@ -35,8 +40,10 @@ def register_toy_env(toy_tokenizer, toy_preference_model, toy_prompt_source) -> 
 
         def make_vec(num_envs=1, split="train", **kwargs):
             kwargs.pop("max_episode_steps", None)
+            reward_model = kwargs.pop("reward_model", None)
+            chosen = PreferenceModel.from_pretrained(reward_model) if reward_model is not None else preference
             return TokenVectorEnv(
-                num_envs, prompt_source=toy_prompt_source, tokenizer=toy_tokenizer, preference_model=preference,
+                num_envs, prompt_source=toy_prompt_source, tokenizer=toy_tokenizer, preference_model=chosen,
                 gold_judge=gold_judge or animal_judge, max_prompt_tokens=32, max_new_tokens=kwargs.pop("max_new_tokens", 6),
                 **kwargs,
             )
@@ -47,3 +54,17 @@ def register_toy_env(toy_tokenizer, toy_preference_model, toy_prompt_source) -> 
         return env_id
 
     return register
+
+
+@pytest.fixture(scope="session")
+def other_vocabulary_preference_dir(tmp_path_factory: pytest.TempPathFactory, toy_tokenizer) -> Path:
+    """A tiny preference model with its own, smaller BPE vocabulary than the toy policy's."""
+    root = tmp_path_factory.mktemp("other_vocabulary_rm")
+    corpus = [f"POST: the {word} went {i} times to the yard\nTL;DR: {word}" for i in range(60) for word in ("cat", "owl", "yak")]
+    tokenizer = train_bpe_tokenizer(corpus, vocab_size=270)
+    tokenizer.save_pretrained(root / "tokenizer")
+    tokenizer = load_tokenizer(str(root / "tokenizer"))
+    assert len(tokenizer) < len(toy_tokenizer)  # the toy policy's ids would overrun its embedding
+    model = tiny_sequence_classifier(tokenizer, TinyGPT2Size(n_layer=1, n_embd=32, n_head=2, n_positions=256), seed=2)
+    PreferenceModel(model, tokenizer).save_pretrained(root / "preference_model")
+    return root / "preference_model"

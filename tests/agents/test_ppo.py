@@ -253,3 +253,17 @@ def test_reward_model_replaces_the_envs_preference_model(tmp_path):
         assert isinstance(make_env(config.env, 2, split, reward_model=config.reward_model).preference_model, PreferenceEnsemble)
     chosen = make_env(config.env, 2, "valid", reward_model=str(tmp_path / "single")).preference_model
     assert not isinstance(chosen, PreferenceEnsemble)
+
+
+def test_ppo_trains_with_a_reward_model_of_another_vocabulary(register_toy_env, other_vocabulary_preference_dir, toy_dir, tmp_path,
+                                                              capsys):
+    """``--reward-model`` with its own, smaller vocabulary: the env scores re-tokenised text, and
+    the critic, which reads the policy's ids, starts from the policy's backbone (no IndexError)."""
+    env_id = register_toy_env("Toy-OtherVocabulary-v0")
+    config = PPOConfig(
+        env=env_id, policy=str(toy_dir / "policy"), out=str(tmp_path / "run"), reward_model=str(other_vocabulary_preference_dir),
+        total_steps=1, num_envs=8, num_minibatches=2, num_epochs=1, eval_episodes=8, paired_posts=0, threads=1, temperature=1.0,
+    )
+    summary = train(config)
+    assert summary["iterations"] == 1 and math.isfinite(summary["final"]["proxy_reward"])
+    assert "the critic starts from a copy of the policy's backbone" in capsys.readouterr().out

@@ -1,20 +1,38 @@
-"""The evaluation protocol: its hash, the metrics' sanity ordering, determinism, submission and verify."""
+"""The evaluation protocol: its hash, the metrics' sanity ordering, determinism, the policy
+checks made before anything is evaluated, and ``rlhf-gym evaluate --submission``.
+
+The fast tests never run the protocol: the CLI's checks must stop before it, so `evaluate`
+is replaced by a function that fails the test, or (to see what a submission records) by
+one that returns plausible metrics. The slow tests run the real protocol.
+"""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
+import re
+import shutil
+from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 
 import rlhf_gym
+from rlhf_gym.cli import main
+from rlhf_gym.leaderboard import evaluate as evaluate_module
 from rlhf_gym.leaderboard import protocol as protocol_module
-from rlhf_gym.leaderboard.evaluate import distinct_n, evaluate, submission
+from rlhf_gym.leaderboard.evaluate import PolicyError, distinct_n, evaluate, load_policy, submission
 from rlhf_gym.leaderboard.protocol import METRICS, get_protocol
+from rlhf_gym.leaderboard.validate import validate_submission
 from rlhf_gym.pipeline.tiny_models import TinyGPT2Size, tiny_causal_lm
 
+from .conftest import BAD_CHECKPOINTS, SAMPLED_METRICS, per_post_scores, refusal
+
 ENV = "RLHF-Summarize-v0"
+REVISION = "0123456789abcdef0123456789abcdef01234567"
 
 
 @pytest.fixture
@@ -23,6 +41,30 @@ def small_protocol(monkeypatch):
     small = dataclasses.replace(protocol_module.PROTOCOLS[ENV], posts=16, batch_size=16, version="summarize-test-small")
     monkeypatch.setitem(protocol_module.PROTOCOLS, ENV, small)
     return small
+
+
+@pytest.fixture
+def nothing_evaluated(monkeypatch):
+    """Fail the test if the protocol or a policy check runs (the CLI must stop before them)."""
+    monkeypatch.setattr(evaluate_module, "evaluate", lambda *a, **k: pytest.fail("evaluated although a check failed"))
+    monkeypatch.setattr(evaluate_module, "check_policies", lambda *a, **k: pytest.fail("loaded policies although a check failed"))
+
+
+def plausible_result(env_id: str, policy: Any, *, seed: int = 0, device: str = "cpu", progress: bool = True,
+                     revision: str | None = None) -> dict[str, Any]:
+    """What `evaluate` returns, with the conftest's metrics and per-post scores consistent with them."""
+    protocol = get_protocol(env_id)
+    scores = per_post_scores(SAMPLED_METRICS["gold"], SAMPLED_METRICS["gold_change"], protocol.posts)
+    greedy = {key: value for key, value in SAMPLED_METRICS.items() if key != "kl"}
+    return {"env_id": env_id, "protocol_version": protocol.version, "protocol_hash": protocol.hash, "seed": seed,
+            "policy": str(policy), "revision": revision, "metrics": {"sampled": dict(SAMPLED_METRICS), "greedy": greedy},
+            "per_post": {"sampled": copy.deepcopy(scores), "greedy": copy.deepcopy(scores)}}
+
+
+def exit_code(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    return exit_info.value.code
 
 
 def test_the_protocol_hash_covers_settings_and_is_stable():
@@ -80,9 +122,16 @@ def test_a_submission_verifies_and_a_tampered_copy_does_not(small_protocol, tmp_
     sft_path = str(rlhf_gym.get_task(ENV).policy_path())
     out = tmp_path / "sft.json"
     main(["evaluate", "--env", ENV, "--policy", sft_path, sft_path, sft_path, "--seed", "0", "1", "2",
-          "--submission", str(out), "--agent", "SFT policy"])
+          "--submission", str(out), "--agent", "SFT policy", "--training-env-steps", "0"])
     data = json.loads(out.read_text())
     assert data["protocol_hash"] == small_protocol.hash and [r["seed"] for r in data["runs"]] == [0, 1, 2]
+    assert (tmp_path / data["runs"][0]["policy"]).resolve() == Path(sft_path).resolve()  # relative to the file's folder
+    for run in data["runs"]:
+        assert run["training_command"] is None and "revision" not in run
+        for decoding in ("sampled", "greedy"):
+            scores, metrics = run["per_post"][decoding], run["metrics"][decoding]
+            assert len(scores["gold"]) == small_protocol.posts and scores["gold"] == scores["sft_gold"]  # SFT against itself
+            assert sum(scores["gold"]) / small_protocol.posts == pytest.approx(metrics["gold"], abs=1e-6)
     with pytest.raises(SystemExit) as exit_info:
         main(["leaderboard", "validate", str(out)])
     assert exit_info.value.code == 0
@@ -90,7 +139,12 @@ def test_a_submission_verifies_and_a_tampered_copy_does_not(small_protocol, tmp_
         main(["leaderboard", "verify", str(out)])
     assert exit_info.value.code == 0 and "VERIFIED" in capsys.readouterr().out
 
-    data["runs"][1]["metrics"]["sampled"]["gold"] = min(1.0, data["runs"][1]["metrics"]["sampled"]["gold"] + 0.2)
+    # A consistent lie: per-post scores raised by up to 0.2, and the metrics recomputed from them (so it validates).
+    scores, metrics = data["runs"][1]["per_post"]["sampled"], data["runs"][1]["metrics"]["sampled"]
+    scores["gold"] = [min(1.0, x + 0.2) for x in scores["gold"]]
+    metrics["gold"] = sum(scores["gold"]) / len(scores["gold"])
+    metrics["gold_change"] = metrics["gold"] - sum(scores["sft_gold"]) / len(scores["sft_gold"])
+    assert validate_submission(json.dumps(data)) == []
     tampered = tmp_path / "tampered.json"
     tampered.write_text(json.dumps(data))
     with pytest.raises(SystemExit) as exit_info:
@@ -100,12 +154,145 @@ def test_a_submission_verifies_and_a_tampered_copy_does_not(small_protocol, tmp_
     assert "runs[1].metrics.sampled.gold: submitted" in out_text and "tolerance 0.0200" in out_text
 
 
+def _result(**change: Any) -> dict[str, Any]:
+    scores = {"gold": [0.1234567, 0.5], "sft_gold": [0.0, 0.25]}
+    return {"env_id": ENV, "protocol_version": "v", "protocol_hash": "sha256:" + "0" * 64, "seed": 0, "policy": "p",
+            "revision": None, "metrics": {}, "per_post": {"sampled": scores, "greedy": scores}, **change}
+
+
 def test_a_submission_joins_runs_of_one_protocol_only():
-    run = {"env_id": ENV, "protocol_version": "v", "protocol_hash": "sha256:" + "0" * 64, "seed": 0, "policy": "p", "metrics": {}}
-    data = submission([run, {**run, "seed": 1}], agent="x", training_env_steps=5)
+    runs = [_result(), _result(seed=1)]
+    data = submission(runs, agent="x", training_env_steps=5, training_commands=["train 0", "train 1"])
     assert data["training_env_steps"] == 5 and data["agent"] == {"name": "x", "paper": None, "code": None}
+    assert data["schema_version"] == 2 and [r["training_command"] for r in data["runs"]] == ["train 0", "train 1"]
+    assert data["runs"][0]["per_post"]["sampled"]["gold"] == [0.123457, 0.5]  # rounded to 6 decimals
     with pytest.raises(ValueError, match="same env and protocol"):
-        submission([run, {**run, "protocol_hash": "sha256:" + "1" * 64}], agent="x", training_env_steps=0)
+        submission([_result(), _result(protocol_hash="sha256:" + "1" * 64)], agent="x", training_env_steps=0)
+
+
+@pytest.mark.parametrize(("steps", "commands", "message"), [
+    (5, None, "every run needs the command that trained it"),
+    (5, ["train", ""], "every run needs the command that trained it"),
+    (0, ["train", None], "have no training commands"),
+    (0, [None], "1 training commands for 2 runs"),
+])
+def test_a_submission_refuses_training_commands_that_do_not_fit_the_budget(steps, commands, message):
+    with pytest.raises(ValueError, match=message):
+        submission([_result(), _result(seed=1)], agent="x", training_env_steps=steps, training_commands=commands)
+
+
+def test_a_submission_stores_local_paths_relative_to_its_folder_and_hub_ids_with_their_revision(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "subs").mkdir()
+    runs = [_result(policy="ckpt/seed0"), _result(policy=f"best-of-4:{tmp_path}/ckpt/seed1", seed=1),
+            _result(policy="subs/mine/x", seed=2), _result(policy="owner/name", revision=REVISION, seed=3)]
+    data = submission(runs, agent="x", training_env_steps=0, submission_dir="subs")
+    assert [r["policy"] for r in data["runs"]] == ["../ckpt/seed0", "best-of-4:../ckpt/seed1", "./mine/x", "owner/name"]
+    assert ["revision" in r for r in data["runs"]] == [False, False, False, True] and data["runs"][3]["revision"] == REVISION
+
+
+# Checks before anything is evaluated ----------------------------------------------------------
+def test_a_two_run_submission_fails_before_anything_is_evaluated(tiny_policy, tmp_path, capsys, nothing_evaluated):
+    out = tmp_path / "two.json"
+    code = exit_code(["evaluate", "--env", ENV, "--policy", str(tiny_policy), str(tiny_policy), "--seed", "0", "1",
+                      "--agent", "Tiny", "--training-env-steps", "0", "--submission", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists() and "Traceback" not in err
+    assert err.splitlines() == ["error: --submission needs at least 3 runs (one --policy per training seed), got 2; the leaderboard "
+                                "reports results over seeds (evaluate without --submission to see one run's metrics)"]
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"--agent": None}, "error: --submission needs --agent NAME, the row's label in the table"),
+    ({"--agent": "final_policy"}, 'error: --agent: "final_policy" is the name of a checkpoint folder, not of an agent'),
+    ({"--agent": "seed2"}, 'error: --agent: "seed2" is the name of a checkpoint folder'),
+    ({"--training-env-steps": None}, "error: --submission needs --training-env-steps N, the env steps that trained each policy"),
+    ({"--training-env-steps": "-1"}, "error: --training-env-steps -1: expected a number of env steps >= 0"),
+    ({"--training-env-steps": "20000"}, "summary.json has no \"command\"); pass --training-command 'TEMPLATE'"),
+    ({"--training-command": "rlhf-gym train --seed {seed}"}, "error: --training-command with --training-env-steps 0"),
+    ({"--training-env-steps": "300", "--training-command": "rlhf-gym train --seed 0"}, "has no {seed}"),
+    ({"--seed": ["0", "0", "1"]}, "error: --seed 0 0 1: every run of a submission needs a distinct seed"),
+    ({"--submission": "missing/out.json"}, "error: --submission missing/out.json: the folder 'missing' does not exist"),
+    ({"--revision": ["main"], "--policy": ["owner/name"] * 3}, "error: --revision 'main': a submission records the 40-hex commit"),
+    ({"--policy": ["owner/name"] * 3}, "error: --policy 'owner/name': no such folder; for a hub id give --revision COMMIT"),
+    ({"--revision": [REVISION]}, f"error: --revision {REVISION} is for hub ids owner/name; --policy"),
+    ({"--submission": None, "--training-env-steps": None}, "error: --agent describe a submission, which needs --submission FILE"),
+    ({"--policy": ["best-of-x:ckpt"] * 3}, "error: --policy: policy 'best-of-x:ckpt': expected best-of-N:PATH"),
+    ({"--threads": "0"}, "error: --threads 0: expected a number of CPU threads >= 1"),
+])
+def test_a_submission_must_say_who_and_how_much_training_before_anything_is_evaluated(
+    tiny_policy, tmp_path, monkeypatch, capsys, nothing_evaluated, change, expected
+):
+    monkeypatch.chdir(tmp_path)
+    args: dict[str, Any] = {"--env": ENV, "--policy": [str(tiny_policy)] * 3, "--seed": ["0", "1", "2"], "--agent": "Tiny",
+                            "--training-env-steps": "0", "--submission": "out.json"}
+    args.update(change)
+    argv = ["evaluate"]
+    for flag, value in args.items():
+        if value is not None:
+            argv += [flag, *([value] if isinstance(value, str) else value)]
+    assert exit_code(argv) == 2
+    err = capsys.readouterr().err
+    assert any(expected in line for line in err.splitlines()), err
+    assert all(line.startswith("error: ") for line in err.splitlines()) and not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize("kind", BAD_CHECKPOINTS)
+def test_a_policy_the_protocol_cannot_evaluate_fails_up_front_in_one_line(tiny_policy, tmp_path, monkeypatch, capsys, kind):
+    break_it, expected = BAD_CHECKPOINTS[kind][0], refusal(kind)
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_policy, bad)
+    break_it(bad)
+    monkeypatch.setattr(evaluate_module, "evaluate", lambda *a, **k: pytest.fail("evaluated a policy that failed its checks"))
+    assert exit_code(["evaluate", "--env", ENV, "--policy", str(tiny_policy), str(bad), "--seed", "0", "1"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: policy {str(bad)!r}: ") and expected in err, err
+    with pytest.raises(PolicyError, match=re.escape(expected)):
+        load_policy(ENV, str(bad))  # the Python API refuses it the same way
+
+
+def test_a_checkpoint_without_a_tokenizer_is_read_with_the_envs(tiny_policy, tmp_path):
+    note = load_policy(ENV, str(tiny_policy)).note
+    assert note == (f"{tiny_policy} has no tokenizer of its own; the protocol reads and writes its token ids with the env's "
+                    "tokenizer, as it would anyway")
+    with_envs = shutil.copytree(tiny_policy, tmp_path / "with_tokenizer")
+    rlhf_gym.get_task(ENV).tokenizer().save_pretrained(with_envs)
+    assert load_policy(ENV, str(with_envs)).note is None  # it ships the env's own tokenizer
+    assert load_policy(ENV, f"best-of-4:{rlhf_gym.get_task(ENV).policy_path()}").best_of == 4
+
+
+# What a submission records ---------------------------------------------------------------------
+@pytest.mark.parametrize("commands_from", ["summary.json", "template"])
+def test_a_submission_records_relative_paths_training_commands_threads_and_hardware(
+    tiny_policy, tiny_protocol, tmp_path, monkeypatch, capsys, restore_threads, commands_from
+):
+    work, subs = tmp_path / "work", tmp_path / "subs"
+    subs.mkdir()
+    for seed in range(3):
+        shutil.copytree(tiny_policy, work / f"runs/seed{seed}/final_policy")
+        (work / f"runs/seed{seed}/summary.json").write_text(json.dumps({"command": f"rlhf-gym train --seed {seed} --out runs/seed{seed}"}))
+    evaluated = []
+    monkeypatch.setattr(evaluate_module, "evaluate", lambda *a, **k: evaluated.append((a, k)) or plausible_result(*a, **k))
+    monkeypatch.chdir(work)
+    extra = (["--training-command", "train.sh {seed} > log{seed}", "--hardware", "one H200"] if commands_from == "template"
+             else ["--threads", "1"])
+    main(["evaluate", "--env", ENV, "--policy", *[f"runs/seed{k}/final_policy" for k in range(3)], "--seed", "0", "1", "2",
+          "--agent", "Tiny PPO", "--training-env-steps", "300", "--submission", "../subs/tiny.json", *extra])
+    text = (subs / "tiny.json").read_text()
+    data = json.loads(text)
+    assert [r["policy"] for r in data["runs"]] == [f"../work/runs/seed{k}/final_policy" for k in range(3)]
+    if commands_from == "template":
+        assert [r["training_command"] for r in data["runs"]] == [f"train.sh {k} > log{k}" for k in range(3)]
+        assert data["hardware"] == "one H200" and torch.get_num_threads() == 2  # the default
+    else:
+        assert [r["training_command"] for r in data["runs"]] == [f"rlhf-gym train --seed {k} --out runs/seed{k}" for k in range(3)]
+        assert data["hardware"].endswith("CPU, 1 threads") and torch.get_num_threads() == 1
+    assert [k["seed"] for _, k in evaluated] == [0, 1, 2] and data["training_env_steps"] == 300
+    assert validate_submission(subs / "tiny.json") == [] and '"gold": [0.54, 0.5]' in text  # per-post scores on one line
+    out = capsys.readouterr().out
+    assert "note: runs/seed0/final_policy has no tokenizer of its own" in out and "wrote ../subs/tiny.json (3 runs" in out
+
+
 
 
 @pytest.mark.slow

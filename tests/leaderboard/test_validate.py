@@ -73,20 +73,30 @@ def test_a_valid_submission_passes_as_bytes_text_and_file(valid_submission, tmp_
     {"agent": {"name": "x", "paper": None, "code": None}},  # no description; null URLs
     {"agent": {"name": "n" * 100, "paper": "http://example.org/" + "p" * 281, "code": None, "description": "d" * 500}},
     {"training_env_steps": 0, "hardware": "", "date": "2024-02-29"},
-    {"env_id": "RLHF-Summarize-v0", "schema_version": 1},
+    {"env_id": "RLHF-Summarize-v0", "schema_version": 2},
 ])
 def test_boundary_values_of_the_format_pass(valid_submission, change):
     valid_submission.update(change)
+    if change.get("training_env_steps") == 0:  # an untrained policy has no training command
+        for run in valid_submission["runs"]:
+            run["training_command"] = None
     assert problems_of(valid_submission) == []
 
 
 def test_a_hundred_runs_and_inclusive_metric_bounds_pass(valid_submission):
     run = valid_submission["runs"][0]
     valid_submission["runs"] = [dict(copy.deepcopy(run), seed=seed) for seed in range(100)]
+    # gold and gold_change at their bounds need a partner that keeps sft_gold = gold - gold_change in [0, 1]
+    partner = {("gold", 0): ("gold_change", 0.0), ("gold_change", -1): ("gold", 0.0), ("gold_change", 1): ("gold", 1.0)}
     for i, (key, (low, high)) in enumerate(METRIC_RANGES.items()):
         for decoding in ("sampled", "greedy") if key != "kl" else ("sampled",):
-            valid_submission["runs"][2 * i]["metrics"][decoding][key] = low
-            valid_submission["runs"][2 * i + 1]["metrics"][decoding][key] = high
+            for run, bound in ((valid_submission["runs"][2 * i], low), (valid_submission["runs"][2 * i + 1], high)):
+                run["metrics"][decoding][key] = bound
+                if (key, bound) in partner:
+                    other, value = partner[key, bound]
+                    run["metrics"][decoding][other] = value
+                metrics = run["metrics"][decoding]
+                run["per_post"][decoding] = {"gold": [metrics["gold"]] * 4, "sft_gold": [metrics["gold"] - metrics["gold_change"]] * 4}
     valid_submission["runs"][99]["seed"] = 2**40  # any non-negative integer
     assert problems_of(valid_submission) == []
 
@@ -118,7 +128,7 @@ def test_the_schema_is_draft_2020_12_package_data_and_closed_everywhere():
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
-    assert objects == 6  # the submission, agent, a run, its metrics, and the sampled and greedy metrics ($defs)
+    assert objects == 8  # the submission, agent, a run, its metrics and per_post; sampled, greedy metrics and per-post scores ($defs)
     defs = shipped["$defs"]
     for name, keys in (("sampled_metrics", set(METRIC_RANGES)), ("greedy_metrics", set(METRIC_RANGES) - {"kl"})):
         assert set(defs[name]["required"]) == set(defs[name]["properties"]) == keys
@@ -135,7 +145,8 @@ def test_every_top_level_field_is_required(valid_submission, key):
 
 @pytest.mark.parametrize(("path", "key"), [
     (("agent",), "name"), (("agent",), "paper"), (("agent",), "code"),
-    (("runs", 1), "seed"), (("runs", 1), "policy"), (("runs", 1), "metrics"),
+    (("runs", 1), "seed"), (("runs", 1), "policy"), (("runs", 1), "metrics"), (("runs", 1), "training_command"),
+    (("runs", 1), "per_post"), (("runs", 1, "per_post"), "greedy"), (("runs", 1, "per_post", "sampled"), "sft_gold"),
     (("runs", 1, "metrics"), "sampled"), (("runs", 1, "metrics"), "greedy"),
     (("runs", 1, "metrics", "sampled"), "kl"), (("runs", 1, "metrics", "greedy"), "eos_rate"),
 ])
@@ -148,7 +159,7 @@ def test_every_nested_field_is_required(valid_submission, path, key):
 
 
 @pytest.mark.parametrize("path", [(), ("agent",), ("runs", 0), ("runs", 0, "metrics"), ("runs", 0, "metrics", "sampled"),
-                                  ("runs", 0, "metrics", "greedy")])
+                                  ("runs", 0, "metrics", "greedy"), ("runs", 0, "per_post"), ("runs", 0, "per_post", "greedy")])
 def test_unknown_fields_are_rejected_everywhere(valid_submission, path):
     node = valid_submission
     for part in path:
@@ -181,8 +192,8 @@ def test_the_issue_example_message(valid_submission):
 
 
 @pytest.mark.parametrize(("path", "value", "expected"), [
-    (("schema_version",), 2, "schema_version: 2; expected 1"),
-    (("schema_version",), "1", 'schema_version: "1"; expected 1'),
+    (("schema_version",), 3, "schema_version: 3; expected 2"),
+    (("schema_version",), "2", 'schema_version: "2"; expected 2'),
     (("env_id",), "", "env_id: "),
     (("env_id",), 7, "env_id: expected a string, got the integer 7"),
     (("protocol_version",), "", "protocol_version: "),
@@ -221,6 +232,11 @@ def test_the_issue_example_message(valid_submission):
     (("runs", 0, "policy"), "p" * 501, "runs[0].policy: "),
     (("runs", 0, "metrics"), [], "runs[0].metrics: expected an object, got the array []"),
     (("runs", 0, "metrics", "sampled", "gold"), None, "runs[0].metrics.sampled.gold: expected a number, got null"),
+    (("runs", 0, "revision"), "main", "runs[0].revision: "),
+    (("runs", 0, "revision"), "A" * 40, "a 40-hex commit hash"),
+    (("runs", 0, "training_command"), 5, "runs[0].training_command: expected a string or null, got the integer 5"),
+    (("runs", 0, "per_post", "greedy", "gold", 2), 1.5, "runs[0].per_post.greedy.gold[2]: 1.5 is greater than the maximum of 1"),
+    (("runs", 0, "per_post", "sampled", "sft_gold"), [], "runs[0].per_post.sampled.sft_gold: 0 item(s); expected at least 1"),
 ])
 def test_each_schema_rule_fails_with_the_field_the_value_and_the_expectation(valid_submission, path, value, expected):
     set_at(valid_submission, path, value)
@@ -330,6 +346,110 @@ def test_semantics_alone_count_runs_and_reject_non_finite_numbers():
     assert semantic_problems([1, 2]) == ["(top level): a submission must be a JSON object {...}, got an array"]
 
 
+def test_a_version_1_file_gets_one_problem_that_says_how_to_regenerate_it(valid_submission):
+    valid_submission["schema_version"] = 1
+    for run in valid_submission["runs"]:
+        del run["per_post"], run["training_command"]
+    assert_one_problem(valid_submission, "schema_version: 1 is the retired format", "rlhf-gym evaluate ... --submission FILE")
+
+
+REVISION = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.mark.parametrize(("policy", "revision"), [
+    ("../checkpoints/ppo/seed0", None),
+    ("./owner/name", None),  # a local folder that would read as a hub id
+    ("runs/ppo/seed0/final_policy", None),
+    ("EleutherAI/pythia-160m", REVISION),
+    ("best-of-16:../../envs/summarize/assets/sft_policy", None),
+    ("best-of-4:owner/name", REVISION),
+])
+def test_every_accepted_policy_form_passes(valid_submission, policy, revision):
+    valid_submission["runs"][1]["policy"] = policy
+    if revision:
+        valid_submission["runs"][1]["revision"] = revision
+    assert problems_of(valid_submission) == []
+
+
+@pytest.mark.parametrize(("policy", "revision", "expected"), [
+    ("EleutherAI/pythia-160m", None, 'runs[1].policy: "EleutherAI/pythia-160m" reads as a hub id owner/name without "revision"'),
+    ("best-of-4:owner/name", None, 'runs[1].policy: "owner/name" reads as a hub id owner/name without "revision"'),
+    ("../checkpoints/ppo/seed0", REVISION, 'runs[1].policy: "../checkpoints/ppo/seed0" is no hub id owner/name, yet the run has'),
+    ("/home/me/runs/ppo", None, "runs[1].policy: '/home/me/runs/ppo' is absolute; a local path is relative to the submission file"),
+    ("C:/runs/ppo", None, "is absolute"),
+    ("~/runs/ppo", None, "is absolute"),
+    ("..\\checkpoints\\ppo", None, "has backslashes; write a local path with /"),
+    ("best-of-x:../sft", None, "runs[1].policy: policy 'best-of-x:../sft': expected best-of-N:PATH with a whole number N >= 1"),
+    ("best-of-0:../sft", None, "expected best-of-N:PATH"),
+    ("best-of-4", None, "expected best-of-N:PATH"),
+])
+def test_a_policy_in_no_accepted_form_is_rejected(valid_submission, policy, revision, expected):
+    valid_submission["runs"][1]["policy"] = policy
+    if revision:
+        valid_submission["runs"][1]["revision"] = revision
+    assert_one_problem(valid_submission, expected)
+
+
+def test_an_owner_name_folder_next_to_the_file_is_a_local_path(valid_submission, tmp_path):
+    valid_submission["runs"][0]["policy"] = "mine/seed0"
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(valid_submission))
+    (problem,) = validate_submission(path)
+    assert problem.startswith('runs[0].policy: "mine/seed0" reads as a hub id owner/name without "revision"')
+    (tmp_path / "mine" / "seed0").mkdir(parents=True)
+    assert validate_submission(path) == []  # the folder beside the submission decides
+    assert validate_submission(path.read_text(), base_dir=tmp_path) == []
+    assert len(validate_submission(path.read_text())) == 1  # text alone has no folder to look in
+
+
+@pytest.mark.parametrize("name", ["final_policy", "policy", "checkpoint", "Checkpoint-500", "model", "seed0", "final-policy_2", "  "])
+def test_an_agent_named_like_a_checkpoint_folder_is_rejected(valid_submission, name):
+    valid_submission["agent"]["name"] = name
+    expected = "agent.name: empty" if not name.strip() else f'agent.name: "{name}" is the name of a checkpoint folder, not of an agent'
+    assert_one_problem(valid_submission, expected)
+
+
+@pytest.mark.parametrize("command", [None, "", "   "])
+def test_training_steps_need_every_runs_training_command(valid_submission, command):
+    valid_submission["runs"][2]["training_command"] = command
+    assert_one_problem(valid_submission, "runs[2].training_command: ", "training_env_steps is 20000, so every run needs the exact")
+
+
+def test_zero_training_steps_need_null_commands(valid_submission):
+    valid_submission["training_env_steps"] = 0
+    valid_submission["runs"][0]["training_command"] = None
+    valid_submission["runs"][1]["training_command"] = None
+    assert_one_problem(valid_submission, "runs[2].training_command: ", "training_env_steps is 0 (a policy that was not trained)",
+                       "so the command must be null")
+
+
+def test_per_post_arrays_have_one_score_per_post_of_the_protocol(valid_submission, leaderboard_protocol):
+    scores = valid_submission["runs"][1]["per_post"]["greedy"]
+    scores["gold"].append(0.52)
+    scores["sft_gold"].append(0.45)  # a fifth post at the means: only the count is wrong
+    assert problems_of(valid_submission) == [
+        f"runs[1].per_post.greedy.gold: 5 scores; expected one per test post of the protocol ({leaderboard_protocol.posts})"
+    ]
+    valid_submission["runs"][1]["per_post"]["greedy"]["gold"].pop()
+    assert_one_problem(valid_submission, "runs[1].per_post.greedy.sft_gold: 5 scores for 4 in gold; expected one per post in both")
+
+
+@pytest.mark.parametrize(("key", "index", "delta", "metric"), [
+    ("gold", 0, 0.01, "metrics.sampled.gold is 0.52"),  # the mean of gold moves by 0.0025: gold and gold_change disagree
+    ("sft_gold", 3, -0.01, "metrics.sampled.gold_change is 0.07"),
+])
+def test_per_post_scores_must_average_to_the_metrics(valid_submission, key, index, delta, metric):
+    valid_submission["runs"][0]["per_post"]["sampled"][key][index] += delta
+    problems = problems_of(valid_submission)
+    assert problems and all(p.startswith("runs[0].per_post.sampled: the mean of ") for p in problems), problems
+    assert any(metric in p for p in problems) and "at most 1e-05" in problems[0]
+
+
+def test_per_post_means_within_rounding_pass(valid_submission):
+    valid_submission["runs"][0]["per_post"]["sampled"]["gold"][0] += 4e-6  # the mean moves by 1e-6: rounding, not a lie
+    assert problems_of(valid_submission) == []
+
+
 # Malformed files --------------------------------------------------------------------------
 @pytest.mark.parametrize(("data", "expected"), [
     (b"", "the file is empty"),
@@ -380,7 +500,8 @@ def test_a_huge_file_is_rejected_by_size_before_it_is_read(tmp_path, monkeypatch
     monkeypatch.setattr(Path, "open", lambda *args, **kwargs: pytest.fail("opened a file over the size limit"))
     monkeypatch.setattr(Path, "read_bytes", lambda *args, **kwargs: pytest.fail("read a file over the size limit"))
     started = time.perf_counter()
-    assert validate_submission(path) == [f"too large: {64 * MAX_BYTES} bytes; a submission may have at most {MAX_BYTES} bytes (1024 KiB)"]
+    limit = f"a submission may have at most {MAX_BYTES} bytes ({MAX_BYTES // 1024} KiB)"
+    assert validate_submission(path) == [f"too large: {64 * MAX_BYTES} bytes; {limit}"]
     assert time.perf_counter() - started < 1.0
 
 

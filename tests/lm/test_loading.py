@@ -128,3 +128,55 @@ def test_loading_prints_no_progress_bars_and_restores_the_setting(toy_dir, capfd
     PreferenceModel.from_pretrained(toy_dir / "preference_model")
     assert "Loading weights" not in capfd.readouterr().err
     assert hf_logging.is_progress_bar_enabled()  # the caller's setting is back
+
+
+def fake_hub_cache(cache: Path, repo_id: str, revisions: dict[str, Path]) -> None:
+    """A Hugging Face cache holding ``repo_id`` at each named revision (ref -> folder copied in)."""
+    import shutil
+
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    for i, (ref, folder) in enumerate(revisions.items()):
+        commit = f"{i + 1:040d}"
+        shutil.copytree(folder, repo / "snapshots" / commit)
+        (repo / "refs" / ref).write_text(commit)
+
+
+def test_revision_selects_the_hub_snapshot(toy_dir: Path, toy_tokenizer, tmp_path: Path):
+    """``revision`` reaches transformers: the policy and the reward model load the tagged
+    weights (and the reward model its normalisation)."""
+    from rlhf_gym.lm.policy import CausalLMPolicy
+    from rlhf_gym.pipeline.tiny_models import TinyGPT2Size, tiny_causal_lm, tiny_sequence_classifier
+    from rlhf_gym.rewards.loading import load_reward_model
+
+    size = TinyGPT2Size(n_layer=1, n_embd=32, n_head=2, n_positions=64)
+    for seed in (1, 2):
+        CausalLMPolicy(tiny_causal_lm(toy_tokenizer, size, seed=seed)).save_pretrained(tmp_path / f"lm{seed}")
+        normalization = RewardNormalization(mean=float(seed), std=2.0)
+        reward = PreferenceModel(tiny_sequence_classifier(toy_tokenizer, size, seed=seed), toy_tokenizer, normalization=normalization)
+        reward.save_pretrained(tmp_path / f"rm{seed}")
+    cache = tmp_path / "cache"
+    fake_hub_cache(cache, "someone/lm", {"main": tmp_path / "lm1", "v2": tmp_path / "lm2"})
+    fake_hub_cache(cache, "someone/rm", {"main": tmp_path / "rm1", "v2": tmp_path / "rm2"})
+    hub = {"local_files_only": True, "cache_dir": str(cache)}
+
+    expected = CausalLMPolicy.from_pretrained(tmp_path / "lm2").model.state_dict()
+    policy = CausalLMPolicy.from_pretrained("someone/lm", temperature=0.5, revision="v2", **hub)
+    torch.testing.assert_close(policy.model.state_dict(), expected)
+    assert not torch.equal(CausalLMPolicy.from_pretrained("someone/lm", **hub).model.transformer.wte.weight,
+                           expected["transformer.wte.weight"])
+
+    reward = load_reward_model("someone/rm", revision="v2", **hub)
+    assert reward.normalization == RewardNormalization(mean=2.0, std=2.0)  # fetched beside the weights
+    prompts, responses = ["POST: I saw 3 owls.\nTL;DR:"], [" 3 owls"]
+    expected_scores = PreferenceModel.from_pretrained(tmp_path / "rm2").score(prompts, responses)
+    torch.testing.assert_close(reward.score(prompts, responses), expected_scores)
+    assert not torch.allclose(load_reward_model("someone/rm", **hub).score(prompts, responses), expected_scores)
+
+
+def test_missing_artifact_error_is_one_line(tmp_path: Path):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json")
+    with pytest.raises(MissingArtifactError) as error:
+        PreferenceModel.from_pretrained(tmp_path / "broken", local_files_only=True)
+    assert "\n" not in str(error.value) and str(tmp_path / "broken") in str(error.value)

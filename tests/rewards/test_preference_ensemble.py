@@ -81,7 +81,8 @@ def test_an_env_rewards_with_the_ensemble(make_toy_env, toy_tokenizer, random_ac
 def test_the_critic_starts_from_the_first_member(toy_dir, toy_tokenizer):
     parts = members(toy_tokenizer)
     parts[0].normalization = RewardNormalization(mean=1.5, std=0.25)
-    critic = ValueModel.create("preference-model", PreferenceEnsemble(parts), CausalLMPolicy.from_pretrained(toy_dir / "policy"))
+    policy = CausalLMPolicy.from_pretrained(toy_dir / "policy")
+    critic = ValueModel.create("preference-model", PreferenceEnsemble(parts), policy, toy_tokenizer)
     encoded = parts[0].encode(PROMPTS, RESPONSES)
     ids, mask = encoded["input_ids"], encoded["attention_mask"]
     width = ids.shape[1]

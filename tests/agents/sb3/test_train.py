@@ -20,9 +20,9 @@ from rlhf_gym.rewards.preference_model import PreferenceModel
 SUMMARY_KEYS = {
     "agent", "env", "seed", "env_steps", "iterations", "wall_time_seconds", "initial", "final", "gold_improvement",
     "gold_improvement_sem", "evals", "config", "gold_improvement_paired", "gold_improvement_paired_sem",
-    "gold_final_paired", "gold_baseline_paired", "paired_posts",
+    "gold_final_paired", "gold_baseline_paired", "paired_posts", "command",
 }
-EVAL_KEYS = {"env_steps", "proxy_reward", "gold", "gold_sem", "kl", "response_length", "eos_fraction"}
+EVAL_KEYS = {"env_steps", "proxy_reward", "proxy_reward_with_penalty", "gold", "gold_sem", "kl", "response_length", "eos_fraction"}
 
 
 def _small(env_id: str, policy_path: str, out: Path, **overrides) -> dict:
