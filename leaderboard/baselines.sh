@@ -10,22 +10,30 @@
 # is committed: the submissions point there (relative to their own folder), so anyone can
 # `rlhf-gym leaderboard verify leaderboard/submissions/AGENT.json` from a fresh clone.
 # The submissions record each run's exact training command.
+#
+#   leaderboard/baselines.sh                 # every row
+#   leaderboard/baselines.sh sft ppo sb3-a2c # only these rows (sft, best-of-4, best-of-16, ppo, ...)
+#   THREADS=1 leaderboard/baselines.sh ...   # torch threads of each evaluation (default 2)
 set -euo pipefail
+ROWS=("$@")
+wanted() { [ ${#ROWS[@]} -eq 0 ] || [[ " ${ROWS[*]} " == *" $1 "* ]]; }
 ENV=RLHF-Summarize-v0
 SFT=envs/summarize/assets/sft_policy
 SUBMISSIONS=leaderboard/submissions
 CHECKPOINTS=leaderboard/checkpoints
 
-rlhf-gym evaluate --env $ENV --policy $SFT $SFT $SFT --seed 0 1 2 --agent "SFT policy (no RL)" \
+wanted sft && rlhf-gym evaluate --threads ${THREADS:-2} --env $ENV --policy $SFT $SFT $SFT --seed 0 1 2 --agent "SFT policy (no RL)" \
     --training-env-steps 0 --submission $SUBMISSIONS/sft.json
 for n in 4 16; do
-    rlhf-gym evaluate --env $ENV --policy best-of-$n:$SFT best-of-$n:$SFT best-of-$n:$SFT --seed 0 1 2 \
+    wanted best-of-$n || continue
+    rlhf-gym evaluate --threads ${THREADS:-2} --env $ENV --policy best-of-$n:$SFT best-of-$n:$SFT best-of-$n:$SFT --seed 0 1 2 \
         --agent "best-of-$n sampling from the SFT policy (by the preference model)" --training-env-steps 0 \
         --submission $SUBMISSIONS/best-of-$n.json
 done
 
 train_and_submit() {  # agent, budget
     local agent=$1 budget=$2 policies=() steps=0
+    wanted $agent || return 0
     local command="rlhf-gym train --agent $agent --env $ENV --total-steps $budget --seed {seed} --paired-posts 0 --out runs/baselines/$agent/seed{seed}"
     for seed in 0 1 2; do
         local out=runs/baselines/$agent/seed$seed
@@ -36,7 +44,7 @@ CausalLMPolicy.from_pretrained(sys.argv[1]).save_pretrained(sys.argv[2], dtype=t
         policies+=($CHECKPOINTS/$agent/seed$seed)
         steps=$(python -c "import json; print(max($steps, json.load(open('$out/summary.json'))['env_steps']))")
     done
-    rlhf-gym evaluate --env $ENV --policy "${policies[@]}" --seed 0 1 2 --agent "$agent (rlhf-gym, $budget-step budget)" \
+    rlhf-gym evaluate --threads ${THREADS:-2} --env $ENV --policy "${policies[@]}" --seed 0 1 2 --agent "$agent (rlhf-gym, $budget-step budget)" \
         --training-env-steps $steps --training-command "$command" --submission $SUBMISSIONS/$agent.json
 }
 for agent in ppo rloo grpo; do train_and_submit $agent 20000; done

@@ -299,7 +299,7 @@ def _run(env, actor: CausalLMPolicy, sft: CausalLMPolicy, sft_untempered: Causal
         side.reference_gold.extend(task.gold_judge(prompts, references).tolist())
         side.lengths.extend(batch.response_lengths.tolist())
         side.eos.extend(batch.terminated.tolist())
-        bar.update(len(prompts))
+        bar.update(len(prompts) * best_of)  # best-of-N samples N responses per post
     n = protocol.posts
     for name in ("gold", "proxy", "responses", "references", "reference_gold", "kl", "lengths", "eos"):
         setattr(side, name, getattr(side, name)[:n])
@@ -455,8 +455,8 @@ def submission_json(data: dict[str, Any]) -> str:
 def default_hardware(device: str, threads: int) -> str:
     """What a submission says it was evaluated on, by default: the device and the CPU threads."""
     if torch.device(device).type == "cuda" and torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(torch.device(device))}, {threads} CPU threads"
-    return f"{platform.machine()} CPU, {threads} threads"
+        return f"{torch.cuda.get_device_name(torch.device(device))}, {threads} CPU thread{'s' * (threads != 1)}"
+    return f"{platform.machine()} CPU, {threads} thread{'s' * (threads != 1)}"
 
 
 # The command line ----------------------------------------------------------------------------

@@ -286,7 +286,7 @@ def test_a_submission_records_relative_paths_training_commands_threads_and_hardw
         assert data["hardware"] == "one H200" and torch.get_num_threads() == 2  # the default
     else:
         assert [r["training_command"] for r in data["runs"]] == [f"rlhf-gym train --seed {k} --out runs/seed{k}" for k in range(3)]
-        assert data["hardware"].endswith("CPU, 1 threads") and torch.get_num_threads() == 1
+        assert data["hardware"].endswith("CPU, 1 thread") and torch.get_num_threads() == 1
     assert [k["seed"] for _, k in evaluated] == [0, 1, 2] and data["training_env_steps"] == 300
     assert validate_submission(subs / "tiny.json") == [] and '"gold": [0.54, 0.5]' in text  # per-post scores on one line
     out = capsys.readouterr().out
