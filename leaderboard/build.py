@@ -15,8 +15,9 @@ Per env, each submission is one row:
 - every other metric is the plain mean over runs; the page shows its range over runs
   ``[min, max]`` on hover, labelled as a range (with 3 runs, a "confidence interval" over
   runs would be that range under another name);
-- rows are ranked by mean gold, and a row whose gold interval overlaps the row above's shares
-  its rank, marked ``=`` (``2=``): the data do not separate them;
+- rows are sorted by mean gold, and a row's rank is one plus the number of rows whose gold
+  interval lies wholly above its own: rows the data do not separate share a rank, marked
+  ``=`` (``2=``);
 - the **budget** (training env steps) stands next to the agent, and ``0 (decoding)`` marks
   the decoding baselines (the SFT policy, best-of-N), which train nothing;
 - a row whose runs all name the same policy (the SFT policy, best-of-N) is one policy under
@@ -207,21 +208,27 @@ def load_rows(submissions_dir: Path) -> dict[str, list[Row]]:
 
 
 def ranks(rows: Sequence[Row]) -> list[str]:
-    """The rank text of each row (rows ranked best first): a row whose gold interval overlaps
-    the row above's shares its rank, and every row of such a run of ties is marked ``=``.
+    """The rank text of each row (rows ranked best first): one plus the number of rows that
+    are clearly better, i.e. whose whole gold interval lies above this row's; rows that share
+    a rank are marked ``=``.
 
-    Ties chain: if B overlaps A and C overlaps B, all three share A's rank, even when C's
-    interval does not reach A's (the data separate neither neighbour pair).
+    Overlap does not chain: a row is tied with the rows above it that the data cannot
+    separate from it, and never ranked level with a row whose interval lies wholly above its
+    own. Ranks never decrease down the table (a row below a rank-k row is at least k).
+
+    Example:
+        >>> from types import SimpleNamespace as R
+        >>> from rlhf_gym.leaderboard.intervals import Interval
+        >>> rows = [R(gold=Interval(m, m - 0.03, m + 0.03)) for m in (0.90, 0.88, 0.80, 0.70)]
+        >>> ranks(rows)
+        ['1=', '1=', '3', '4']
     """
     numbers: list[int] = []
-    tied = [False] * len(rows)
-    for i, row in enumerate(rows):
-        if i and row.gold.overlaps(rows[i - 1].gold):
-            numbers.append(numbers[-1])
-            tied[i] = tied[i - 1] = True
-        else:
-            numbers.append(i + 1)
-    return [f"{n}{TIE_MARK}" if t else str(n) for n, t in zip(numbers, tied)]
+    for row in rows:
+        better = sum(other.gold.low > row.gold.high for other in rows)
+        numbers.append(max(1 + better, numbers[-1] if numbers else 1))
+    shared = {n for n in numbers if numbers.count(n) > 1}
+    return [f"{n}{TIE_MARK}" if n in shared else str(n) for n in numbers]
 
 
 # Columns ----------------------------------------------------------------------------------
@@ -304,7 +311,7 @@ def cell(column: Column, row: Row, position: int, rank: str) -> Cell:
         title = f"mean {column.format(spread.mean)}; range over {row.n_runs} runs [{low}, {high}]"
         return Cell(column.format(spread.mean), "", _sortable(spread.mean), title)
     if column.key == "rank":
-        title = "tied: its gold interval overlaps the row above's or below's" if rank.endswith(TIE_MARK) else ""
+        title = "tied: as many rows lie clearly above it as above the others of its rank" if rank.endswith(TIE_MARK) else ""
         return Cell(rank, "", str(position), title)
     if column.key == "agent":
         return Cell(row.agent_name, "", row.agent_name, "")
@@ -349,8 +356,8 @@ def method_paragraphs() -> list[str]:
         "sampling stream.",
         "Other columns: the plain mean over runs (the page shows each one's range over runs on hover). Sampled decoding at "
         "the protocol temperature on the env's test split, except *greedy gold*; KL is to the SFT policy in nats per response.",
-        f"*Rank*: by mean gold. A row whose gold interval overlaps the row above's shares its rank, marked `{TIE_MARK}` "
-        f"(e.g. `2{TIE_MARK}`): the data do not separate them. *Budget*: the env steps (generated tokens) a row trained "
+        f"*Rank*: one plus the number of rows whose gold interval lies wholly above this row's (rows sorted by mean gold); "
+        f"rows that share a rank are marked `{TIE_MARK}` (e.g. `2{TIE_MARK}`): the data do not separate them. *Budget*: the env steps (generated tokens) a row trained "
         "for; `0 (decoding)` marks the decoding baselines (the SFT policy, best-of-N), which train nothing. "
         "Read an RL row against the decoding baselines and against rows of a similar budget.",
         f"{SEED_ONLY_MARK} after an agent: its runs are one policy under different sampling seeds, not separate trainings "

@@ -299,12 +299,12 @@ def test_ranks_tie_overlapping_intervals_and_the_budget_stands_next_to_the_agent
     assert gold["ppo"].overlaps(gold["rloo"]) and not gold["rloo"].overlaps(gold["xss"])
     assert [row["rank"] for row in rows] == ["1=", "1=", "3", "4", "5"]
     assert [row["budget"] for row in rows] == ["20,000", "130,000", "20,000", "0 (decoding)", "0 (decoding)"]
-    assert "shares its rank, marked `=`" in readme and "`0 (decoding)` marks the decoding baselines" in readme
+    assert "rows that share a rank are marked `=`" in readme and "`0 (decoding)` marks the decoding baselines" in readme
     html_rows = page_rows(page)
     assert [cls for _, cls, _ in html_rows] == ["", "", "", "decoding", "decoding"]
     assert [cells[0]["text"] for _, _, cells in html_rows] == ["1=", "1=", "3", "4", "5"]
-    assert "overlaps the row above" in html_rows[1][2][0]["title"]
-    assert "shares its rank" in page
+    assert "as many rows lie clearly above it" in html_rows[1][2][0]["title"]
+    assert "rows that share a rank are marked" in page
 
 
 def test_rows_of_one_policy_under_sampling_seeds_are_marked(built):
