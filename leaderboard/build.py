@@ -357,8 +357,9 @@ def method_paragraphs() -> list[str]:
         "Other columns: the plain mean over runs (the page shows each one's range over runs on hover). Sampled decoding at "
         "the protocol temperature on the env's test split, except *greedy gold*; KL is to the SFT policy in nats per response.",
         f"*Rank*: one plus the number of rows whose gold interval lies wholly above this row's (rows sorted by mean gold); "
-        f"rows that share a rank are marked `{TIE_MARK}` (e.g. `2{TIE_MARK}`): the data do not separate them. *Budget*: the env steps (generated tokens) a row trained "
-        "for; `0 (decoding)` marks the decoding baselines (the SFT policy, best-of-N), which train nothing. "
+        f"rows that share a rank are marked `{TIE_MARK}` (e.g. `2{TIE_MARK}`): the data do not separate them. "
+        "*Budget*: the env steps (generated tokens) a row trained for; `0 (decoding)` marks the decoding baselines "
+        "(the SFT policy, best-of-N), which train nothing. "
         "Read an RL row against the decoding baselines and against rows of a similar budget.",
         f"{SEED_ONLY_MARK} after an agent: its runs are one policy under different sampling seeds, not separate trainings "
         "(every run names the same policy), so its interval holds no training variance.",
