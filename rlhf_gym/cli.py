@@ -56,8 +56,10 @@ def train_cli(argv: Sequence[str]) -> None:
 
     Only the chosen agent's module is imported (``--agent ppo`` loads no SB3); without an
     agent, every agent is a tyro subcommand, so ``rlhf-gym train --help`` lists them all.
-    A run folder that does not fit the run (`RunFolderError`), or a launch that does not fit a
-    data-parallel run (`LaunchError`), exits with its one-line message.
+    A run folder that does not fit the run (`RunFolderError`), a launch that does not fit a
+    data-parallel run (`LaunchError`), or a component that cannot be loaded or is refused as
+    unsafe (``--reward-model`` with pickled weights or remote code: `MissingArtifactError`,
+    `UnsafeCheckpointError`) exits with its one-line message.
     """
     from rlhf_gym.agents import AGENTS  # the CLI reaches agents by name only
 
@@ -84,10 +86,11 @@ def train_cli(argv: Sequence[str]) -> None:
             raise SystemExit(f"--{field.replace('_', '-')} {getattr(config, field)} conflicts with --agent {name} ({field}={value!r})")
     from rlhf_gym.agents.common import RunFolderError  # loaded with the agent already
     from rlhf_gym.agents.distributed import LaunchError
+    from rlhf_gym.lm.loading import MissingArtifactError, UnsafeCheckpointError
 
     try:
         train_agent(config)
-    except (RunFolderError, LaunchError) as error:
+    except (RunFolderError, LaunchError, MissingArtifactError, UnsafeCheckpointError) as error:
         raise SystemExit(f"rlhf-gym train: {error}") from None
 
 

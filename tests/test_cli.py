@@ -89,6 +89,34 @@ def test_a_fresh_run_into_a_used_folder_exits_with_one_line(tmp_path):
     assert "\n" not in str(exit_info.value.code)
 
 
+@pytest.mark.parametrize("agent", ["ppo", "grpo"])
+def test_a_pickled_reward_model_exits_with_one_line_and_is_never_unpickled(agent, tmp_path):
+    """``--reward-model`` pointing at a pickle-only folder is refused by name, before any unpickling."""
+    import pickle
+
+    marker = tmp_path / "pwned"
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    (hostile / "config.json").write_text('{"model_type": "gpt2"}')
+    # A pickle whose load would write the marker file.
+    (hostile / "pytorch_model.bin").write_bytes(pickle.dumps(_WritesOnLoad(str(marker))))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--agent", agent, "--reward-model", str(hostile), "--total-steps", "64", "--out", str(tmp_path / "run")])
+    message = str(exit_info.value.code)
+    assert message.startswith("rlhf-gym train: refusing to load") and "pytorch_model.bin" in message and "\n" not in message
+    assert not marker.exists()
+
+
+class _WritesOnLoad:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        from pathlib import Path
+
+        return Path(self.path).write_text, ("pwned",)
+
+
 def test_run_folder_flags_are_listed(capsys):
     out = _help(capsys, ["train", "--agent", "rloo", "--help"])
     assert "--resume" in out and "--overwrite" in out and "--force" in out
