@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from rlhf_gym.leaderboard import build as lb
-from rlhf_gym.leaderboard import validate
+from rlhf_gym.leaderboard import plot, validate
 from rlhf_gym.leaderboard.intervals import crossed_bootstrap
 
 ENV = "RLHF-Summarize-v0"
@@ -457,24 +457,24 @@ def test_each_agent_keeps_its_colour_when_rows_are_added(tmp_path, protocol):
     colours_few = {source: fill for source, fill, *_ in _plot((tmp_path / "a" / "index.html").read_text(encoding="utf-8"))}
     colours_all = {source: fill for source, fill, *_ in _plot((tmp_path / "b" / "index.html").read_text(encoding="utf-8"))}
     assert colours_few == {source: colours_all[source] for source in colours_few}
-    assert colours_all == {f"{stem}.json": lb.agent_marker(AGENTS[stem]["agent"]["name"])[0] for stem in AGENTS}
-    assert len(lb.PALETTE) == len(set(lb.PALETTE)) == 20
+    assert colours_all == {f"{stem}.json": plot.agent_marker(AGENTS[stem]["agent"]["name"])[0] for stem in AGENTS}
+    assert len(plot.PALETTE) == len(set(plot.PALETTE)) == 20
     # The marker is the name's alone (a stable hash), and the table's swatch draws the same one.
-    markers = {lb.agent_marker(f"agent {i}") for i in range(400)}
-    assert {colour for colour, _ in markers} == set(lb.PALETTE) and {shape for _, shape in markers} == set(lb.SHAPES)
+    markers = {plot.agent_marker(f"agent {i}") for i in range(400)}
+    assert {colour for colour, _ in markers} == set(plot.PALETTE) and {shape for _, shape in markers} == set(plot.SHAPES)
     page = (tmp_path / "b" / "index.html").read_text(encoding="utf-8")
     for submission in AGENTS.values():
-        assert lb.marker_svg(submission["agent"]["name"], 6, 6, 4.5, "point") in page
+        assert plot.marker_svg(submission["agent"]["name"], 6, 6, 4.5, "point") in page
 
 
 def test_label_placement_never_overprints():
     """Eleven points in a clump (the real board's rloo/grpo and SB3 pairs): no two label boxes meet, none covers a point."""
     rng = np.random.default_rng(3)
     points = [(300 + float(dx), 200 + float(dy)) for dx, dy in rng.normal(0, 6, (11, 2))] + [(600.0, 40.0), (70.0, 400.0)]
-    labels = [lb.label_text(f"agent number {i} with a long name" if i % 3 == 0 else f"agent {i}") for i in range(len(points))]
-    widths = [lb.label_width(text) for text in labels]
-    area = lb.Box(64, 16, 684, 416)
-    placements = lb.place_labels(points, widths, area, column_x=700)
+    labels = [plot.label_text(f"agent number {i} with a long name" if i % 3 == 0 else f"agent {i}") for i in range(len(points))]
+    widths = [plot.label_width(text) for text in labels]
+    area = plot.Box(64, 16, 684, 416)
+    placements = plot.place_labels(points, widths, area, column_x=700)
     boxes = [p.box for p in placements]
     for i, box in enumerate(boxes):
         assert box.x1 - box.x0 == pytest.approx(widths[i])
@@ -482,11 +482,11 @@ def test_label_placement_never_overprints():
         for j in range(i + 1, len(boxes)):
             assert not box.overlaps(boxes[j]), (i, j)
         for x, y in points:
-            assert not box.overlaps(lb.Box(x - lb.MARKER_HALF, y - lb.MARKER_HALF, x + lb.MARKER_HALF, y + lb.MARKER_HALF))
+            assert not box.overlaps(plot.Box(x - plot.MARKER_HALF, y - plot.MARKER_HALF, x + plot.MARKER_HALF, y + plot.MARKER_HALF))
     assert any(p.leader for p in placements)  # a clump this tight needs leader lines
-    assert lb.place_labels(points, widths, area, 700) == placements  # deterministic
-    assert lb.label_text("x" * 40) == "x" * (lb.LABEL_CHARS - 1) + "\u2026" and lb.label_width("ab") == 2 * lb.LABEL_COLUMN_PX
-    assert lb.label_width("\u4e2d") == 2 * lb.LABEL_COLUMN_PX  # a wide character takes two columns
+    assert plot.place_labels(points, widths, area, 700) == placements  # deterministic
+    assert plot.label_text("x" * 40) == "x" * (plot.LABEL_CHARS - 1) + "\u2026" and plot.label_width("ab") == 2 * plot.LABEL_COLUMN_PX
+    assert plot.label_width("\u4e2d") == 2 * plot.LABEL_COLUMN_PX  # a wide character takes two columns
 
 
 def test_the_extra_columns_are_behind_a_switch(built):
