@@ -45,7 +45,6 @@ The page's script moves existing table rows and toggles a class; it never builds
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -57,6 +56,7 @@ from urllib.parse import quote
 import numpy as np
 
 from rlhf_gym.leaderboard.intervals import BOOTSTRAP_SEED, CONFIDENCE, N_RESAMPLES, Interval, crossed_bootstrap
+from rlhf_gym.leaderboard.plot import escape as _e
 from rlhf_gym.leaderboard.plot import marker_svg, render_svg
 from rlhf_gym.leaderboard.validate import validate_submission
 
@@ -454,11 +454,6 @@ def readme_text(existing: str | None, generated: str, path: Path) -> str:
 
 
 # HTML -------------------------------------------------------------------------------------
-def _e(value: object) -> str:
-    """``html.escape(str(value), quote=True)``: every string that reaches the page goes through here."""
-    return html.escape(str(value), quote=True)
-
-
 def _inline_markdown(text: str) -> str:
     """Escaped ``text`` with `code` and *emphasis* of the fixed method text turned into HTML."""
     text = re.sub(r"`([^`]+)`", r"<code>\1</code>", _e(text))

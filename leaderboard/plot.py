@@ -30,7 +30,8 @@ class PlotRow(Protocol):
     metrics: dict[str, Any]  # "kl": the KL's mean and range over runs (.mean, .min, .max)
 
 
-def _e(value: object) -> str:
+def escape(value: object) -> str:
+    """``html.escape(str(value), quote=True)``: every string that reaches the page (plot and table) goes through here."""
     return html.escape(str(value), quote=True)
 
 
@@ -238,11 +239,11 @@ def render_svg(rows: Sequence[PlotRow]) -> str:
     for tick in nice_ticks(x_low, x_high):
         x = x_of(tick)
         parts.append(f'<line class="grid" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + plot_h}"/>')
-        parts.append(f'<text x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{_e(f"{tick:g}")}</text>')
+        parts.append(f'<text x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{escape(f"{tick:g}")}</text>')
     for tick in nice_ticks(y_low, y_high):
         y = y_of(tick)
         parts.append(f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_e(f"{tick:g}")}</text>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(f"{tick:g}")}</text>')
     parts.append(f'<rect class="axis" x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none"/>')
     parts.append(
         f'<text x="{left + plot_w / 2:.1f}" y="{top + plot_h + 38}" text-anchor="middle">'
@@ -257,15 +258,15 @@ def render_svg(rows: Sequence[PlotRow]) -> str:
         title = (f"{row.agent_name}: gold {g.mean:.3f} [{g.low:.3f}, {g.high:.3f}] ({CONFIDENCE:.0%} bootstrap interval), "
                  f"KL {k.mean:.2f} (range over runs [{k.min:.2f}, {k.max:.2f}])")
         box = placement.box
-        parts.append(f'<g class="submission" data-source="{_e(row.source)}">')
-        parts.append(f"<title>{_e(title)}</title>")
+        parts.append(f'<g class="submission" data-source="{escape(row.source)}">')
+        parts.append(f"<title>{escape(title)}</title>")
         parts.append(f'<line class="errorbar" stroke="{colour}" x1="{x_of(k.min):.1f}" y1="{y:.1f}" x2="{x_of(k.max):.1f}" y2="{y:.1f}"/>')
         parts.append(f'<line class="errorbar" stroke="{colour}" x1="{x:.1f}" y1="{y_of(g.low):.1f}" x2="{x:.1f}" y2="{y_of(g.high):.1f}"/>')
         if placement.leader:
             end_x, end_y = box.nearest(x, y)
             parts.append(f'<line class="leader" stroke="{colour}" x1="{x:.1f}" y1="{y:.1f}" x2="{end_x:.1f}" y2="{end_y:.1f}"/>')
         parts.append(marker_svg(row.agent_name, x, y, POINT_RADIUS, "point"))
-        parts.append(f'<text class="label" x="{box.x0:.1f}" y="{box.y0 + LABEL_BASELINE_PX:.1f}">{_e(label)}</text>')
+        parts.append(f'<text class="label" x="{box.x0:.1f}" y="{box.y0 + LABEL_BASELINE_PX:.1f}">{escape(label)}</text>')
         parts.append("</g>")
     parts.append("</svg>")
     return "\n".join(parts)
