@@ -252,7 +252,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
     policy = CausalLMPolicy.from_pretrained(policy_path(config.env, config.policy), temperature=temperature).to(device)
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
     value = ValueModel.create(
-        config.value_model, env.preference_model, policy, env.tokenizer, reward_is_preference=config.reward == "preference"
+        config.value_model, env.reward_model, policy, env.tokenizer, reward_is_preference=config.reward == "preference"
     ).to(device)
     disable_dropout(value)
     policy_params = {id(p) for p in policy.parameters()}  # the "head" critic shares the backbone

@@ -102,12 +102,18 @@ class ValueModel(nn.Module):
         if kind == "preference-model":
             # An ensemble's critic starts from its first member (model and reward scale).
             preference_model = getattr(preference_model, "members", [preference_model])[0]
+            if not isinstance(preference_model, PreferenceModel):
+                raise ValueError(
+                    f"value_model='preference-model' copies a PreferenceModel, but the env's reward model is a "
+                    f"{type(preference_model).__name__}; use value_model='head'"
+                )
             if not same_vocabulary(preference_model.tokenizer, tokenizer):
                 print(f"note: the preference model's vocabulary ({len(preference_model.tokenizer)} tokens) is not the policy's "
                       f"({len(tokenizer)}): the critic starts from a copy of the policy's backbone with a zeroed head")
                 backbone = copy.deepcopy(policy.model.base_model)
                 return cls(backbone, _zero_head(backbone))
-            classifier = copy.deepcopy(preference_model.model)
+            # The critic trains its own copy; the env's model is a frozen, shared view.
+            classifier = copy.deepcopy(preference_model.model).requires_grad_(True)
             head = getattr(classifier, "score", None) or getattr(classifier, "classifier", None)
             if head is None:
                 raise ValueError(f"cannot find the scalar head of {type(classifier).__name__} (expected .score or .classifier)")

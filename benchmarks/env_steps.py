@@ -22,7 +22,6 @@ import torch
 import tyro
 
 import rlhf_gym  # noqa: F401  (registers the envs)
-from rlhf_gym.envs.summarize.assets import default_preference_model
 
 
 @dataclass
@@ -49,7 +48,7 @@ def time_env(env: gym.vector.VectorEnv, steps: int, seed: int, to_tensor: bool) 
 
 def main(config: Config) -> None:
     torch.set_num_threads(config.threads)
-    preference_model = default_preference_model(torch.device("cpu"))
+    preference_model = rlhf_gym.get_task("RLHF-Summarize-v0").preference_model(torch.device("cpu"))
     results = []
     for n in config.num_envs:
         batched = gym.make_vec("RLHF-Summarize-v0", num_envs=n, reward_model=preference_model)

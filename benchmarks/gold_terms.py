@@ -25,10 +25,9 @@ import torch
 import tyro
 from transformers import AutoModelForCausalLM
 
-from rlhf_gym.envs.summarize import TASK, assets
-from rlhf_gym.envs.summarize.build import split_posts
+from rlhf_gym.envs.summarize import TASK
 from rlhf_gym.envs.summarize.gold_judge import gold_breakdown, style_shares
-from rlhf_gym.envs.summarize.world import STYLES, PostRecord, prompt_text
+from rlhf_gym.envs.summarize.world import STYLES, PostRecord
 from rlhf_gym.lm.sampling import sample_completions
 
 TERMS = ("total", "recall", "ask", "precision", "hallucinated", "focus", "brevity", "repetition", "well_formed")
@@ -68,9 +67,9 @@ def term_means(records: Sequence[PostRecord], summaries: Sequence[str]) -> dict[
 
 def main(config: Config) -> list[dict[str, float | str]]:
     torch.set_num_threads(config.threads)
-    posts = split_posts(config.split, config.prompts)
-    records, prompts = [p.record for p in posts], [prompt_text(p) for p in posts]
-    tokenizer = assets.default_tokenizer()
+    samples_ = TASK.world.samples(config.split, config.prompts)
+    records, prompts = [s.record for s in samples_], [s.prompt for s in samples_]
+    tokenizer = TASK.tokenizer()
 
     def samples(path: str | Path, temperature: float) -> list[str]:
         model = AutoModelForCausalLM.from_pretrained(path).eval()
@@ -80,7 +79,7 @@ def main(config: Config) -> list[dict[str, float | str]]:
         )
 
     sft = TASK.policy_path()
-    candidates = {"reference": [p.reference for p in posts],
+    candidates = {"reference": [s.reference for s in samples_],
                   f"SFT policy, T={config.temperature}": samples(sft, config.temperature),
                   "SFT policy, greedy": samples(sft, 0.0)}
     candidates.update({f"{path}, T={config.temperature}": samples(path, config.temperature) for path in config.policies})

@@ -1,39 +1,19 @@
 """The suite's worlds, one package each, and `SUITE`, the catalogue that registers them.
 
-Each world's module defines ``TASK`` (an `rlhf_gym.env.task.Task`). Every env is made by
-one generic assembly: `rlhf_gym.registration.make_vector_env` looks the task up and calls
-`rlhf_gym.env.task.make_vector_env`, told the task by the registered spec. This file
-imports nothing, so ``import rlhf_gym`` stays light; a world loads when one of its envs is
-made or its task is looked up (`rlhf_gym.get_task`).
+A world is a folder here: its package declares ``TASK`` (usually
+``Task.from_world(...)``) and ``SUITE_ENV``, and `SUITE` finds it by discovery
+(`rlhf_gym.worlds.suite.discover`). Every env is made by one generic assembly,
+`rlhf_gym.worlds.assembly.make_vector_env`, told the task by the registered spec. Worlds
+import only the kit's light public surface (`rlhf_gym.worlds`), so ``import rlhf_gym``
+stays light: the models load when an env is made. ``docs/adding_a_world.md`` says how to
+add one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from rlhf_gym.worlds.suite import SuiteEnv, discover
 
+SUITE: tuple[SuiteEnv, ...] = discover(__name__, __path__)
+"""Every world's env, sorted by env id."""
 
-@dataclass(frozen=True)
-class SuiteEnv:
-    """One registered environment of the suite.
-
-    Attributes:
-        env_id: the Gymnasium id.
-        task_name: the short name of its task (``rlhf-gym build-assets NAME``).
-        module: the world's module, which holds ``TASK``.
-        summary: one line for ``rlhf-gym envs``.
-    """
-
-    env_id: str
-    task_name: str
-    module: str
-    summary: str
-
-
-SUITE: tuple[SuiteEnv, ...] = (
-    SuiteEnv(
-        "RLHF-Summarize-v0",
-        "summarize",
-        "rlhf_gym.envs.summarize",
-        "TL;DR summarisation of generated Reddit-style posts; learned preference reward, gold judge.",
-    ),
-)
+__all__ = ["SUITE", "SuiteEnv"]

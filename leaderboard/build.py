@@ -11,12 +11,18 @@ Per env, each submission is one row:
 - **gold** and the **paired gold change** (``gold - sft_gold``, post by post) are the plain
   mean over runs and test posts, with a 95% bootstrap interval that resamples both the runs
   (seeds) and the test posts (`rlhf_gym.leaderboard.intervals`, which says what it covers
-  and what it does not with 3 seeds);
+  and what it does not with 3 seeds). An env without a gold judge has neither: its table
+  ranks by the **proxy** reward and its paired change (``proxy - sft_proxy``), with the same
+  intervals, and says so in the column's header and a note (*ranked by proxy reward (no
+  gold judge)*). Which score a table ranks by comes from the submissions' ``per_post``
+  pair, which validation ties to the protocol (`rlhf_gym.leaderboard.protocol.Protocol.ranked_by`);
+  columns of metrics the protocol does not report (win rate, ROUGE-L, BLEU without
+  references) are left out;
 - every other metric is the plain mean over runs; the page shows its range over runs
   ``[min, max]`` on hover, labelled as a range (with 3 runs, a "confidence interval" over
   runs would be that range under another name);
-- rows are sorted by mean gold, and a row's rank is one plus the number of rows whose gold
-  interval lies wholly above its own: rows the data do not separate share a rank, marked
+- rows are sorted by the mean score, and a row's rank is one plus the number of rows whose
+  score interval lies wholly above its own: rows the data do not separate share a rank, marked
   ``=`` (``2=``);
 - the **budget** (training env steps) stands next to the agent, and ``0 (decoding)`` marks
   the decoding baselines (the SFT policy, best-of-N), which train nothing;
@@ -58,6 +64,7 @@ import numpy as np
 from rlhf_gym.leaderboard.intervals import BOOTSTRAP_SEED, CONFIDENCE, N_RESAMPLES, Interval, crossed_bootstrap
 from rlhf_gym.leaderboard.plot import escape as _e
 from rlhf_gym.leaderboard.plot import marker_svg, render_svg
+from rlhf_gym.leaderboard.protocol import RANKINGS
 from rlhf_gym.leaderboard.validate import validate_submission
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -73,9 +80,11 @@ END_MARKER = "<!-- END leaderboard table -->"
 SEED_ONLY_MARK = "\u2020"  # dagger
 TIE_MARK = "="
 
-# Metrics shown as the plain mean over runs (ranges on hover): ``metrics.sampled`` keys, and greedy gold.
+# Metrics shown as the plain mean over runs (ranges on hover): ``metrics.sampled`` keys the
+# protocol reports, and the greedy decoding's ranked metric (as ``greedy_<key>``).
 SAMPLED_MEANS = ("win_rate", "proxy_reward", "kl", "rouge_l", "bleu", "perplexity", "distinct_2", "response_length", "eos_rate")
-GREEDY_MEANS = ("gold",)  # as ``greedy_<key>``
+PROXY_NOTE = "ranked by proxy reward (no gold judge)"
+"""The flag of a table whose env has no gold judge: its rows are ranked by the learned reward agents optimise."""
 
 
 class SubmissionError(ValueError):
@@ -110,14 +119,20 @@ class Row:
     date: str
     n_runs: int
     seed_only: bool  # every run names the same policy: the runs differ only in their sampling seed
-    gold: Interval  # sampled decoding, over runs and test posts
-    gold_change: Interval  # gold - sft_gold, post by post
-    metrics: dict[str, RunRange]  # SAMPLED_MEANS keys, and "greedy_gold"
+    ranked_by: str  # "gold", or "proxy_reward" where the env has no gold judge (RANKINGS)
+    score: Interval  # the ranked metric, sampled decoding, over runs and test posts
+    score_change: Interval  # the ranked metric minus the SFT policy's, post by post
+    metrics: dict[str, RunRange]  # the SAMPLED_MEANS keys the protocol reports, and "greedy_<ranked_by>"
 
     @property
     def decoding_baseline(self) -> bool:
         """A policy that was not trained (training_env_steps == 0): the SFT policy, best-of-N."""
         return self.training_env_steps == 0
+
+    @property
+    def greedy_key(self) -> str:
+        """The `metrics` key of the ranked metric under greedy decoding (``greedy_gold``)."""
+        return f"greedy_{self.ranked_by}"
 
 
 def _run_range(values: Sequence[float]) -> RunRange:
@@ -133,16 +148,20 @@ def summarize(path: Path, submission: dict[str, Any]) -> Row:
             table of runs by posts).
     """
     runs = submission["runs"]
-    gold = [run["per_post"]["sampled"]["gold"] for run in runs]
-    sft_gold = [run["per_post"]["sampled"]["sft_gold"] for run in runs]
-    lengths = {len(scores) for scores in gold + sft_gold}
+    # The ranked metric: the one whose per-post pair the runs record (validation tied it to the protocol).
+    ranked_by = next((metric for metric, (mine, _) in RANKINGS.items() if mine in runs[0]["per_post"]["sampled"]), "gold")
+    mine, theirs = RANKINGS[ranked_by]
+    scores = [run["per_post"]["sampled"][mine] for run in runs]
+    sft_scores = [run["per_post"]["sampled"][theirs] for run in runs]
+    lengths = {len(row) for row in scores + sft_scores}
     if len(lengths) != 1:
         raise SubmissionError(f"{path}: the runs' per_post.sampled arrays have different lengths {sorted(lengths)}; "
                               "every run answers the same test posts")
-    gold_table = np.asarray(gold, dtype=np.float64)  # (R, P)
-    change_table = gold_table - np.asarray(sft_gold, dtype=np.float64)  # (R, P), paired per post
-    metrics = {key: _run_range([run["metrics"]["sampled"][key] for run in runs]) for key in SAMPLED_MEANS}
-    metrics |= {f"greedy_{key}": _run_range([run["metrics"]["greedy"][key] for run in runs]) for key in GREEDY_MEANS}
+    score_table = np.asarray(scores, dtype=np.float64)  # (R, P)
+    change_table = score_table - np.asarray(sft_scores, dtype=np.float64)  # (R, P), paired per post
+    reported = runs[0]["metrics"]["sampled"]  # every run reports the protocol's metrics
+    metrics = {key: _run_range([run["metrics"]["sampled"][key] for run in runs]) for key in SAMPLED_MEANS if key in reported}
+    metrics[f"greedy_{ranked_by}"] = _run_range([run["metrics"]["greedy"][ranked_by] for run in runs])
     agent = submission["agent"]
     return Row(
         source=path.name,
@@ -155,8 +174,9 @@ def summarize(path: Path, submission: dict[str, Any]) -> Row:
         date=submission["date"],
         n_runs=len(runs),
         seed_only=len({(run["policy"], run.get("revision")) for run in runs}) == 1,
-        gold=crossed_bootstrap(gold_table),
-        gold_change=crossed_bootstrap(change_table),
+        ranked_by=ranked_by,
+        score=crossed_bootstrap(score_table),
+        score_change=crossed_bootstrap(change_table),
         metrics=metrics,
     )
 
@@ -173,8 +193,9 @@ def shown_path(path: Path) -> str:
 def load_rows(submissions_dir: Path) -> dict[str, list[Row]]:
     """Every ``*.json`` of the folder, validated, summarised and grouped by env id.
 
-    Envs are in name order; each env's rows are ranked by mean gold, best first (ties:
-    greedy gold, then agent name, then file name).
+    Envs are in name order; each env's rows are ranked by the mean of its ranked metric
+    (gold, or the proxy without a gold judge), best first (ties: its greedy mean, then
+    agent name, then file name).
 
     Raises:
         FileNotFoundError: ``submissions_dir`` is not a folder.
@@ -201,14 +222,14 @@ def load_rows(submissions_dir: Path) -> dict[str, list[Row]]:
         row = summarize(path, json.loads(path.read_text(encoding="utf-8")))
         tables.setdefault(row.env_id, []).append(row)
     for rows in tables.values():
-        rows.sort(key=lambda r: (-r.gold.mean, -r.metrics["greedy_gold"].mean, r.agent_name, r.source))
+        rows.sort(key=lambda r: (-r.score.mean, -r.metrics[r.greedy_key].mean, r.agent_name, r.source))
     return dict(sorted(tables.items()))
 
 
 def ranks(rows: Sequence[Row]) -> list[str]:
     """The rank text of each row (rows ranked best first): one plus the number of rows that
-    are clearly better, i.e. whose whole gold interval lies above this row's; rows that share
-    a rank are marked ``=``.
+    are clearly better, i.e. whose whole score interval (gold, or the proxy) lies above this
+    row's; rows that share a rank are marked ``=``.
 
     Overlap does not chain: a row is tied with the rows above it that the data cannot
     separate from it, and never ranked level with a row whose interval lies wholly above its
@@ -217,13 +238,13 @@ def ranks(rows: Sequence[Row]) -> list[str]:
     Example:
         >>> from types import SimpleNamespace as R
         >>> from rlhf_gym.leaderboard.intervals import Interval
-        >>> rows = [R(gold=Interval(m, m - 0.03, m + 0.03)) for m in (0.90, 0.88, 0.80, 0.70)]
+        >>> rows = [R(score=Interval(m, m - 0.03, m + 0.03)) for m in (0.90, 0.88, 0.80, 0.70)]
         >>> ranks(rows)
         ['1=', '1=', '3', '4']
     """
     numbers: list[int] = []
     for row in rows:
-        better = sum(other.gold.low > row.gold.high for other in rows)
+        better = sum(other.score.low > row.score.high for other in rows)
         numbers.append(max(1 + better, numbers[-1] if numbers else 1))
     shared = {n for n in numbers if numbers.count(n) > 1}
     return [f"{n}{TIE_MARK}" if n in shared else str(n) for n in numbers]
@@ -274,7 +295,34 @@ COLUMNS = (
     Column("eos_rate", "EOS rate", True, "", _fixed(3), extra=True),
     Column("date", "date", False, extra=True),
 )
-INTERVAL_COLUMNS = ("gold", "gold_change")
+"""The columns of a table ranked by gold (an env with a gold judge); `columns` drops those of
+metrics its protocol does not report."""
+PROXY_COLUMNS = (
+    Column("rank", "rank", True),
+    Column("agent", "agent", False),
+    Column("budget", "budget", True, "training env steps"),
+    Column("proxy", "proxy", True, f"{PROXY_NOTE}; {_INTERVAL_NOTE}", _fixed(3)),
+    Column("proxy_change", "proxy change vs SFT", True, _INTERVAL_NOTE, _fixed(3, signed=True)),
+    Column("kl", "KL", True, "", _fixed(2)),
+    Column("greedy_proxy_reward", "greedy proxy", True, "", _fixed(3)),
+    Column("runs", "runs", True),
+    *(c for c in COLUMNS if c.extra and c.key != "proxy_reward"),
+)
+"""The columns of a table ranked by the proxy reward (an env without a gold judge): the proxy
+takes gold's place, flagged in its header."""
+INTERVAL_COLUMNS = {"gold": "score", "gold_change": "score_change", "proxy": "score", "proxy_change": "score_change"}
+"""Interval columns -> the `Row` field they show."""
+_NOT_METRICS = {"rank", "agent", "budget", "runs", "date", *INTERVAL_COLUMNS}
+
+
+def columns(rows: Sequence[Row]) -> tuple[Column, ...]:
+    """The columns of one env's table: `COLUMNS`, or `PROXY_COLUMNS` for rows ranked by the
+    proxy; without the columns of metrics the rows do not report (every row of a table
+    reports its protocol's metrics)."""
+    if not rows:
+        return COLUMNS
+    chosen = PROXY_COLUMNS if rows[0].ranked_by == "proxy_reward" else COLUMNS
+    return tuple(c for c in chosen if c.key in _NOT_METRICS or c.key in rows[0].metrics)
 
 
 @dataclass(frozen=True)
@@ -299,7 +347,7 @@ def cell(column: Column, row: Row, position: int, rank: str) -> Cell:
     """The cell of ``column`` in ``row`` (``position``: 1-based place in the ranking; ``rank``: its text)."""
     if column.key in INTERVAL_COLUMNS:
         assert column.format is not None
-        interval: Interval = getattr(row, column.key)
+        interval: Interval = getattr(row, INTERVAL_COLUMNS[column.key])
         bounds = f"[{column.format(interval.low)}, {column.format(interval.high)}]"
         title = f"mean {column.format(interval.mean)}; {CONFIDENCE:.0%} bootstrap interval over seeds and test posts {bounds}"
         return Cell(column.format(interval.mean), bounds, _sortable(interval.mean), title)
@@ -364,6 +412,13 @@ def method_paragraphs() -> list[str]:
     ]
 
 
+def proxy_note() -> str:
+    """The note above a table ranked by the proxy (Markdown with only *emphasis*, as `method_paragraphs`)."""
+    return (f"*{PROXY_NOTE[0].upper()}{PROXY_NOTE[1:]}*: this env has no gold judge, so its rows are ranked by the learned "
+            "reward that agents optimise, with the same intervals as gold's. A proxy gain is no evidence of a true gain: "
+            "optimising a learned reward can raise it while true quality falls.")
+
+
 # Markdown ---------------------------------------------------------------------------------
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
 
@@ -416,11 +471,14 @@ def render_markdown(tables: dict[str, list[Row]], source: str) -> str:
     for env_id, rows in tables.items():
         protocols = ", ".join(markdown_escape(p) for p in sorted({r.protocol_version for r in rows}))
         lines += [f"## {markdown_escape(env_id)}", "", f"Protocol: {protocols}.", ""]
-        lines.append("| " + " | ".join(f"{c.header}: {c.note}" if c.note else c.header for c in COLUMNS) + " |")
-        lines.append("|" + "|".join("---:" if c.numeric else "---" for c in COLUMNS) + "|")
+        if rows and rows[0].ranked_by == "proxy_reward":
+            lines += [proxy_note(), ""]
+        table_columns = columns(rows)
+        lines.append("| " + " | ".join(f"{c.header}: {c.note}" if c.note else c.header for c in table_columns) + " |")
+        lines.append("|" + "|".join("---:" if c.numeric else "---" for c in table_columns) + "|")
         for position, (row, rank) in enumerate(zip(rows, ranks(rows)), start=1):
             cells = []
-            for column in COLUMNS:
+            for column in table_columns:
                 if column.key == "agent":
                     cells.append(_markdown_agent(row))
                     continue
@@ -587,7 +645,8 @@ def _html_agent(row: Row) -> str:
 
 def _html_table(index: int, rows: Sequence[Row]) -> str:
     head = []
-    for column in COLUMNS:
+    table_columns = columns(rows)
+    for column in table_columns:
         sort = ' aria-sort="ascending"' if column.key == "rank" else ' aria-sort="none"'
         kind = "num" if column.numeric else "text"
         extra = ' class="extra"' if column.extra else ""
@@ -597,7 +656,7 @@ def _html_table(index: int, rows: Sequence[Row]) -> str:
     body = []
     for position, (row, rank) in enumerate(zip(rows, ranks(rows)), start=1):
         cells = []
-        for column in COLUMNS:
+        for column in table_columns:
             value = cell(column, row, position, rank)
             classes = [c for c in ("num" if column.numeric else "", column.key, "extra" if column.extra else "") if c]
             content = _html_agent(row) if column.key == "agent" else _e(value.text)
@@ -621,21 +680,23 @@ def render_html(tables: dict[str, list[Row]], source: str) -> str:
         source: the submissions folder as the outputs name it (`shown_path`).
     """
     method = "\n".join(f'<p class="method">{_inline_markdown(p)}</p>' for p in method_paragraphs())
-    extras = ", ".join(c.header for c in COLUMNS if c.extra)
     sections = []
     for index, (env_id, rows) in enumerate(tables.items()):
+        extras = ", ".join(c.header for c in columns(rows) if c.extra)
         protocols = ", ".join(f"<code>{_e(p)}</code>" for p in sorted({r.protocol_version for r in rows}))
+        by_proxy = bool(rows) and rows[0].ranked_by == "proxy_reward"
+        flag = f'<p class="note proxy-ranked">{_inline_markdown(proxy_note())}</p>\n' if by_proxy else ""
         note = ""
         if any(row.seed_only for row in rows):
             note = (f'<p class="note">{SEED_ONLY_MARK} one policy under different sampling seeds, not separate trainings: '
                     "its interval holds no training variance.</p>\n")
         sections.append(
             f'<section id="env-{index}">\n<h2>{_e(env_id)}</h2>\n<p>Protocol: {protocols}. '
-            f"Click a column header to sort; click again to reverse.</p>\n"
+            f"Click a column header to sort; click again to reverse.</p>\n{flag}"
             f'<p class="controls"><label><input type="checkbox" class="show-extra" data-table="board-{index}"> '
             f"show all columns ({_e(extras)})</label></p>\n"
             f'<div class="scroll">{_html_table(index, rows)}</div>\n{note}'
-            f"<h3>Gold against KL</h3>\n{render_svg(rows)}\n</section>"
+            f"<h3>{'Proxy' if by_proxy else 'Gold'} against KL</h3>\n{render_svg(rows, 'proxy' if by_proxy else 'gold')}\n</section>"
         )
     if not sections:
         sections.append("<p>No submissions yet.</p>")
@@ -713,7 +774,7 @@ def build_main(submissions: str | None = None, out: str | None = None) -> None:
     count = sum(len(rows) for rows in tables.values())
     print(f"read {count} submission(s) for {len(tables)} env(s) from {shown_path(submissions_dir)}")
     for env_id, rows in tables.items():
-        gold = rows[0].gold
-        print(f"  {env_id}: {len(rows)} row(s); first: {rows[0].agent_name} (gold {gold.mean:.3f} [{gold.low:.3f}, {gold.high:.3f}])")
+        score, name = rows[0].score, "gold" if rows[0].ranked_by == "gold" else "proxy"
+        print(f"  {env_id}: {len(rows)} row(s); first: {rows[0].agent_name} ({name} {score.mean:.3f} [{score.low:.3f}, {score.high:.3f}])")
     print(f"wrote {shown_path(readme)}")
     print(f"wrote {shown_path(page)}")

@@ -6,25 +6,29 @@
 
 For each decoding of the protocol (the protocol temperature, and greedy) the policy and the
 shipped SFT policy answer the same test posts with the same sampling stream, batch by
-batch through the env, and each response is scored by the env (the preference model and
-the gold judge). The metrics (`rlhf_gym.leaderboard.protocol.METRICS`):
+batch through the env, and each response is scored by the env (the preference model and,
+where the env has one, the gold judge). The metrics (`rlhf_gym.leaderboard.protocol.METRICS`;
+each protocol reports those its env supports, `Protocol.metrics`):
 
 - ``gold``, and ``gold_change`` ± ``gold_change_sem``: the mean per-post difference from the
-  SFT policy and its standard error (paired: common random numbers);
-- ``win_rate``: against the reference summaries under the gold judge, ties counted half;
+  SFT policy and its standard error (paired: common random numbers); with a gold judge only;
+- ``win_rate``: against the reference responses under the gold judge, ties counted half;
+  with a gold judge and references only;
 - ``proxy_reward``: the shipped preference model's normalised score;
 - ``kl``: KL(pi || pi_SFT) per response, the Monte-Carlo k1 estimate
   ``sum_t log pi(y_t) - log pi_SFT(y_t)`` over the sampled responses at the protocol
   temperature (both policies scored at it); reported for the sampled decoding only;
 - ``rouge_l`` (F-measure, `rouge-score`) and ``bleu`` (corpus BLEU, `sacrebleu`) against
-  the references;
+  the references; with references only;
 - ``perplexity`` of the responses under the SFT policy (its untempered distribution), over
   all response tokens;
 - ``distinct_1``, ``distinct_2``: distinct word n-grams over all n-grams of the responses;
 - ``response_length`` (tokens, EOS included) and ``eos_rate``.
 
-Each result also carries the per-post gold scores of both sides (``per_post``), which a
-submission records so that the table can compute intervals over posts.
+Each result also carries the per-post scores of both sides (``per_post``), which a
+submission records so that the table can compute intervals over posts: the gold scores
+(``gold``, ``sft_gold``), or, where the env has no gold judge, the proxy's (``proxy``,
+``sft_proxy``; `Protocol.per_post_keys`), the score the table then ranks by.
 
 **What a policy must be.** A causal LM checkpoint (safetensors, no remote code: see
 `rlhf_gym.lm.loading`) whose vocabulary is the env's: the protocol reads and writes token ids
@@ -62,7 +66,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn
 
-import gymnasium as gym
 import numpy as np
 import torch
 from safetensors import SafetensorError
@@ -96,11 +99,11 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tok
 class _Side:
     """One policy's episodes under one decoding, concatenated over the protocol's batches."""
 
-    gold: list[float]
+    gold: list[float]  # empty without a gold judge
     proxy: list[float]
     responses: list[str]
     references: list[str]
-    reference_gold: list[float]
+    reference_gold: list[float]  # empty unless the protocol reports win_rate
     kl: list[float]
     sft_logprob_sum: float
     tokens: int
@@ -245,29 +248,30 @@ def evaluate(
     Returns:
         ``{"env_id", "protocol_version", "protocol_hash", "seed", "policy", "revision",
         "metrics": {"sampled": {...}, "greedy": {...}}, "per_post": {"sampled": {"gold":
-        [...], "sft_gold": [...]}, "greedy": {...}}}``.
+        [...], "sft_gold": [...]}, "greedy": {...}}}`` (``metrics`` has the protocol's
+        metrics; ``per_post`` its `Protocol.per_post_keys`: ``proxy`` and ``sft_proxy``
+        without a gold judge).
 
     Raises:
         PolicyError: the policy cannot be evaluated (checked before the protocol starts).
     """
     protocol = get_protocol(env_id)
-    task = rlhf_gym.get_task(env_id)
     loaded = load_policy(env_id, str(policy), revision=revision, temperature=protocol.temperature)
     best_of = loaded.best_of
     candidate = loaded.policy.to(device).eval()
-    env = gym.make_vec(env_id, num_envs=protocol.batch_size, split=protocol.split, autoreset_mode="disabled",
-                       max_new_tokens=protocol.max_new_tokens, device=device)
-    sft = task.sft_policy(device, protocol.temperature).eval()
+    env = protocol.make_env(device)
+    sft = protocol.task.sft_policy(device, protocol.temperature).eval()
     sft_untempered = CausalLMPolicy(sft.model, temperature=1.0)
     name = Path(parse_policy(str(policy))[1]).name
     bar = tqdm(total=(best_of + 3) * protocol.posts, desc=f"evaluate {name}", unit="response", disable=not progress)
     metrics, per_post = {}, {}
     for decoding in DECODINGS:
         greedy = decoding == "greedy"
-        sides = [_run(env, actor, sft, sft_untempered, task, protocol, seed, greedy=greedy,
+        sides = [_run(env, actor, sft, sft_untempered, protocol, seed, greedy=greedy,
                       best_of=1 if greedy or actor is sft else best_of, bar=bar) for actor in (candidate, sft)]
-        metrics[decoding] = _metrics(*sides, with_kl=not greedy)
-        per_post[decoding] = {"gold": sides[0].gold, "sft_gold": sides[1].gold}
+        metrics[decoding] = _metrics(*sides, protocol.metrics, with_kl=not greedy)
+        scores = [side.gold if protocol.has_gold_judge else side.proxy for side in sides]
+        per_post[decoding] = dict(zip(protocol.per_post_keys, scores))
         if best_of > 1 and not greedy:
             metrics[decoding]["kl"] = math.log(best_of) - (best_of - 1) / best_of
     bar.close()
@@ -276,10 +280,13 @@ def evaluate(
 
 
 @torch.no_grad()
-def _run(env, actor: CausalLMPolicy, sft: CausalLMPolicy, sft_untempered: CausalLMPolicy, task, protocol: Protocol,
+def _run(env, actor: CausalLMPolicy, sft: CausalLMPolicy, sft_untempered: CausalLMPolicy, protocol: Protocol,
          seed: int, *, greedy: bool, bar, best_of: int = 1) -> _Side:
     side = _Side([], [], [], [], [], [], 0.0, 0, [], [])
     width = env.max_prompt_tokens
+    task = protocol.task
+    with_references = task.has_references
+    with_win_rate = "win_rate" in protocol.metrics  # the gold judge scores the references too
     for reset_seed in protocol.batch_seeds():
         stream = protocol.sampling_seed + seed * 1_000_003 + reset_seed
         batch = _best_of(env, actor, reset_seed, stream, best_of, greedy)
@@ -291,12 +298,15 @@ def _run(env, actor: CausalLMPolicy, sft: CausalLMPolicy, sft_untempered: Causal
         side.kl.extend(per_token_kl(actor_logprobs, sft_logprobs, mask).sum(-1).tolist())
         side.sft_logprob_sum += float((untempered * mask).sum())
         side.tokens += int(mask.sum())
-        side.gold.extend(batch.gold.tolist())
+        if protocol.has_gold_judge:  # without one the env's gold is NaN: never a metric
+            side.gold.extend(batch.gold.tolist())
         side.proxy.extend(batch.preference.tolist())
         side.responses.extend(batch.response_texts)
-        references = [p.reference or "" for p in prompts]
-        side.references.extend(references)
-        side.reference_gold.extend(task.gold_judge(prompts, references).tolist())
+        if with_references:
+            references = [p.reference or "" for p in prompts]
+            side.references.extend(references)
+            if with_win_rate:
+                side.reference_gold.extend(task.gold_judge(prompts, references).tolist())
         side.lengths.extend(batch.response_lengths.tolist())
         side.eos.extend(batch.terminated.tolist())
         bar.update(len(prompts) * best_of)  # best-of-N samples N responses per post
@@ -321,32 +331,40 @@ def _best_of(env, actor: CausalLMPolicy, reset_seed: int, stream: int, n: int, g
     return best
 
 
-def _metrics(policy: _Side, sft: _Side, *, with_kl: bool) -> dict[str, float]:
-    from rouge_score import rouge_scorer
-    from sacrebleu.metrics import BLEU
+def _metrics(policy: _Side, sft: _Side, names: Sequence[str], *, with_kl: bool) -> dict[str, float]:
+    """The metrics ``names`` (a protocol's, in its order) of ``policy`` against ``sft``; ``kl`` only ``with_kl``."""
+    result: dict[str, float] = {}
+    if "gold" in names:
+        gold, sft_gold = np.asarray(policy.gold, dtype=np.float64), np.asarray(sft.gold, dtype=np.float64)
+        change, sem = paired_difference(gold, sft_gold)
+        result |= {"gold": float(gold.mean()), "gold_change": change, "gold_change_sem": sem}
+    if "win_rate" in names:
+        ref_gold = np.asarray(policy.reference_gold, dtype=np.float64)
+        result["win_rate"] = float(np.mean((gold > ref_gold) + 0.5 * (gold == ref_gold)))
+    result["proxy_reward"] = float(np.mean(policy.proxy))
+    if with_kl:  # a greedy decoding is no sample of pi: the k1 estimate does not apply
+        result["kl"] = float(np.mean(policy.kl))
+    if "rouge_l" in names:
+        from rouge_score import rouge_scorer
 
-    gold, sft_gold, ref_gold = (np.asarray(x, dtype=np.float64) for x in (policy.gold, sft.gold, policy.reference_gold))
-    change, sem = paired_difference(gold, sft_gold)
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-    rouge = [scorer.score(ref, hyp)["rougeL"].fmeasure for ref, hyp in zip(policy.references, policy.responses)]
-    result = {
-        "gold": float(gold.mean()),
-        "gold_change": change,
-        "gold_change_sem": sem,
-        "win_rate": float(np.mean((gold > ref_gold) + 0.5 * (gold == ref_gold))),
-        "proxy_reward": float(np.mean(policy.proxy)),
-        "kl": float(np.mean(policy.kl)),
-        "rouge_l": float(np.mean(rouge)),
-        "bleu": float(BLEU().corpus_score(policy.responses, [policy.references]).score),
+        scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+        result["rouge_l"] = float(np.mean([scorer.score(ref, hyp)["rougeL"].fmeasure
+                                           for ref, hyp in zip(policy.references, policy.responses)]))
+    if "bleu" in names:
+        from sacrebleu.metrics import BLEU
+
+        result["bleu"] = float(BLEU().corpus_score(policy.responses, [policy.references]).score)
+    result |= {
         "perplexity": float(math.exp(-policy.sft_logprob_sum / max(policy.tokens, 1))),
         "distinct_1": distinct_n(policy.responses, 1),
         "distinct_2": distinct_n(policy.responses, 2),
         "response_length": float(np.mean(policy.lengths)),
         "eos_rate": float(np.mean(policy.eos)),
     }
-    if not with_kl:
-        del result["kl"]  # a greedy decoding is no sample of pi: the k1 estimate does not apply
-    return result
+    unexpected = set(result) - set(names)
+    if unexpected:  # the protocol's metric set and this function must agree
+        raise AssertionError(f"computed metrics {sorted(unexpected)} that the protocol does not report")
+    return {name: result[name] for name in names if name in result}
 
 
 def distinct_n(texts: Sequence[str], n: int) -> float:
@@ -431,6 +449,33 @@ def submission(
         "date": date.today().isoformat(),
         "runs": runs,
     }
+
+
+def metrics_line(metrics: dict[str, dict[str, float]]) -> str:
+    """One run's headline metrics in one line (``rlhf-gym evaluate`` prints it): those the protocol reports.
+
+    Example:
+        >>> metrics_line({"sampled": {"proxy_reward": 0.5, "kl": 1.25}, "greedy": {"proxy_reward": 0.75}})
+        'proxy +0.500 (no gold judge), KL 1.25; greedy proxy +0.750'
+    """
+    sampled, greedy = metrics["sampled"], metrics["greedy"]
+    parts = []
+    if "gold" in sampled:
+        parts.append(f"gold {sampled['gold']:.3f} ({sampled['gold_change']:+.3f} ± {sampled['gold_change_sem']:.3f} vs SFT)")
+    if "win_rate" in sampled:
+        parts.append(f"win rate {sampled['win_rate']:.3f}")
+    parts.append(f"KL {sampled['kl']:.2f}")
+    proxy = f"proxy {sampled['proxy_reward']:+.3f}"
+    if "gold" in sampled:
+        parts.append(proxy)
+    else:
+        parts.insert(0, f"{proxy} (no gold judge)")
+    if "rouge_l" in sampled:
+        parts.append(f"ROUGE-L {sampled['rouge_l']:.3f}")
+    if "bleu" in sampled:
+        parts.append(f"BLEU {sampled['bleu']:.1f}")
+    headline = f"greedy gold {greedy['gold']:.3f}" if "gold" in greedy else f"greedy proxy {greedy['proxy_reward']:+.3f}"
+    return ", ".join(parts) + "; " + headline
 
 
 def submission_json(data: dict[str, Any]) -> str:
@@ -522,11 +567,7 @@ def evaluate_main(
     for spec, run_seed, run_revision in zip(policies, seeds, revisions):
         result = evaluate(env, spec, seed=run_seed, device=device, revision=run_revision)
         results.append(result)
-        sampled, greedy = result["metrics"]["sampled"], result["metrics"]["greedy"]
-        print(f"{spec} (seed {run_seed}): gold {sampled['gold']:.3f} ({sampled['gold_change']:+.3f} ± "
-              f"{sampled['gold_change_sem']:.3f} vs SFT), win rate {sampled['win_rate']:.3f}, KL {sampled['kl']:.2f}, "
-              f"proxy {sampled['proxy_reward']:+.3f}, ROUGE-L {sampled['rouge_l']:.3f}, BLEU {sampled['bleu']:.1f}; "
-              f"greedy gold {greedy['gold']:.3f}")
+        print(f"{spec} (seed {run_seed}): {metrics_line(result['metrics'])}")
     if submission_path is None:
         return
     out = Path(submission_path)

@@ -26,7 +26,7 @@ class PlotRow(Protocol):
 
     agent_name: str
     source: str
-    gold: Interval  # the mean and its bootstrap interval
+    score: Interval  # the ranked metric (gold, or the proxy): the mean and its bootstrap interval
     metrics: dict[str, Any]  # "kl": the KL's mean and range over runs (.mean, .min, .max)
 
 
@@ -203,19 +203,21 @@ def place_labels(points: Sequence[tuple[float, float]], widths: Sequence[float],
     return [placed[i] for i in range(len(points))]
 
 
-def render_svg(rows: Sequence[PlotRow]) -> str:
-    """Gold against KL, one labelled point per row (inline SVG).
+def render_svg(rows: Sequence[PlotRow], score: str = "gold") -> str:
+    """The rows' score against KL, one labelled point per row (inline SVG).
 
-    Vertical bars: the gold interval (bootstrap over seeds and test posts); horizontal bars:
-    the KL range over runs. Each point is its agent's marker (`agent_marker`).
+    Vertical bars: the score's interval (bootstrap over seeds and test posts); horizontal
+    bars: the KL range over runs. Each point is its agent's marker (`agent_marker`).
+    ``score`` names the score in the labels: ``"gold"``, or ``"proxy"`` for an env without
+    a gold judge.
     """
     left, top, bottom, plot_w, plot_h = 64.0, 16.0, 48.0, 760.0, 420.0
     area = Box(left, top, left + plot_w, top + plot_h)
-    aria = "gold against KL, one point per submission"
+    aria = f"{score} against KL, one point per submission"
     if not rows:
         return f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" width="0" height="0" role="img" aria-label="{aria}"></svg>'
     kl = [r.metrics["kl"] for r in rows]
-    gold = [r.gold for r in rows]
+    gold = [r.score for r in rows]
     x_low, x_high = _padded_range([v for e in kl for v in (e.min, e.max, e.mean)])
     y_low, y_high = _padded_range([v for e in gold for v in (e.low, e.high, e.mean)])
 
@@ -251,11 +253,11 @@ def render_svg(rows: Sequence[PlotRow]) -> str:
     )
     parts.append(
         f'<text x="14" y="{top + plot_h / 2:.1f}" text-anchor="middle" transform="rotate(-90 14 {top + plot_h / 2:.1f})">'
-        f"gold: mean, bar: {CONFIDENCE:.0%} bootstrap interval</text>"
+        f"{escape(score)}: mean, bar: {CONFIDENCE:.0%} bootstrap interval</text>"
     )
     for row, k, g, (x, y), label, placement in zip(rows, kl, gold, points, labels, placements):
         colour = agent_marker(row.agent_name)[0]
-        title = (f"{row.agent_name}: gold {g.mean:.3f} [{g.low:.3f}, {g.high:.3f}] ({CONFIDENCE:.0%} bootstrap interval), "
+        title = (f"{row.agent_name}: {score} {g.mean:.3f} [{g.low:.3f}, {g.high:.3f}] ({CONFIDENCE:.0%} bootstrap interval), "
                  f"KL {k.mean:.2f} (range over runs [{k.min:.2f}, {k.max:.2f}])")
         box = placement.box
         parts.append(f'<g class="submission" data-source="{escape(row.source)}">')

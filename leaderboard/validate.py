@@ -21,8 +21,13 @@ earlier ones found none (except semantics, which run alongside the schema):
    a checkpoint folder's (``final_policy``, ``policy``, ...); every ``policy`` is in one of
    the forms of `rlhf_gym.leaderboard.policy_spec` (a relative local path, a hub id with its
    40-hex ``revision``, ``best-of-N:`` either); ``training_env_steps > 0`` comes with every
-   run's ``training_command`` and 0 with none; each ``per_post`` array has one score per
-   test post of the protocol, and their means are the run's ``gold`` and ``gold_change``.
+   run's ``training_command`` and 0 with none; each run reports exactly the protocol's
+   metrics under each decoding (`rlhf_gym.leaderboard.protocol.metric_set`: the gold
+   metrics are required with a gold judge and refused without one, likewise the reference
+   metrics with references; the schema lists them as optional, since it cannot know the
+   protocol); each run records the protocol's ``per_post`` pair (``gold`` and
+   ``sft_gold``, or ``proxy`` and ``sft_proxy`` without a gold judge), one score per test
+   post, whose means are the run's ``gold`` and ``gold_change`` (or ``proxy_reward``).
 
 Validation reads the file only: it never loads or re-runs a checkpoint (that is
 ``rlhf-gym leaderboard verify``). The one look at the disk is for a revision-less policy of
@@ -70,7 +75,9 @@ _SHOW_CHARS = 80  # a bad value is shown with at most this many characters
 _MESSAGE_CHARS = 300  # a schema message (which quotes the value) is cut at this many
 
 ProtocolLookup = Callable[[str], Any]
-"""``env_id -> Protocol`` (attributes ``version`` and ``hash``); raises KeyError for an env without one."""
+"""``env_id -> Protocol`` (attributes ``version``, ``hash``, ``posts`` and ``metrics``); raises
+KeyError for an env without one. The checks that need ``posts`` or ``metrics`` are skipped
+for a protocol without them."""
 
 
 def get_protocol(env_id: str) -> Any:
@@ -276,7 +283,8 @@ def semantic_problems(
     problems += _check_runs(value, skip)
     problems += _check_policies(value, skip, base_dir)
     problems += _check_training_commands(value, skip)
-    problems += _check_per_post(value, skip, getattr(protocol, "posts", None))
+    problems += _check_metric_sets(value, protocol)
+    problems += _check_per_post(value, skip, protocol)
     problems += [f"{path}: {_show(number)} is not a finite number" for path, number in _non_finite(value)]
     return problems
 
@@ -547,37 +555,103 @@ def _check_training_commands(value: dict[str, Any], skip: set[str]) -> list[str]
     return problems
 
 
-def _check_per_post(value: dict[str, Any], skip: set[str], posts: Any) -> list[str]:
-    """Each ``per_post`` array has one score per post, and their means are the metrics'."""
+def _check_metric_sets(value: dict[str, Any], protocol: Any) -> list[str]:
+    """Each run reports exactly its protocol's metrics under each decoding.
+
+    The schema requires the metrics every env has and allows the others; which of those a
+    run must report depends on the protocol (`rlhf_gym.leaderboard.protocol.metric_set`),
+    so a metric the schema already requires is not reported missing twice.
+    """
+    metrics = getattr(protocol, "metrics", None)
+    if metrics is None:
+        return []
+    from rlhf_gym.leaderboard.protocol import describe_needs
+
+    version = _show(str(getattr(protocol, "version", "")))
     problems = []
     for i, run in _runs(value):
-        per_post, metrics = run.get("per_post"), run.get("metrics")
-        if not isinstance(per_post, dict) or not isinstance(metrics, dict):
+        runs_metrics = run.get("metrics")
+        if not isinstance(runs_metrics, dict):
             continue
         for decoding in ("sampled", "greedy"):
-            scores, reported = per_post.get(decoding), metrics.get(decoding)
-            where = f"runs[{i}].per_post.{decoding}"
-            if not isinstance(scores, dict) or not isinstance(reported, dict):
+            reported = runs_metrics.get(decoding)
+            if not isinstance(reported, dict):
                 continue
-            gold, sft_gold = (_numbers(scores.get(key), f"{where}.{key}", skip) for key in ("gold", "sft_gold"))
-            if gold is not None and isinstance(posts, int) and len(gold) != posts:
-                problems.append(f"{where}.gold: {len(gold)} scores; expected one per test post of the protocol ({posts})")
-            if gold is not None and sft_gold is not None and len(sft_gold) != len(gold):
-                problems.append(f"{where}.sft_gold: {len(sft_gold)} scores for {len(gold)} in gold; expected one per post in both")
-                sft_gold = None
-            for key, values in (("gold", gold), ("gold_change", _differences(gold, sft_gold))):
-                metric = reported.get(key)
-                flagged = f"runs[{i}].metrics.{decoding}.{key}" in skip
-                if not values or flagged or isinstance(metric, bool) or not isinstance(metric, (int, float)):
-                    continue
-                mean = math.fsum(values) / len(values)
-                if not abs(mean - metric) <= PER_POST_TOLERANCE:
-                    name = "gold" if key == "gold" else "gold - sft_gold"
-                    problems.append(
-                        f"{where}: the mean of {name} is {mean:.6f}, but metrics.{decoding}.{key} is {_show(metric)} (off by "
-                        f"{abs(mean - metric):.2g}; at most {PER_POST_TOLERANCE:g}); the per-post scores and the metrics must "
-                        "come from the same evaluation"
-                    )
+            where = f"runs[{i}].metrics.{decoding}"
+            definition = load_schema()["$defs"][f"{decoding}_metrics"]
+            expected = [key for key in metrics if key in definition["properties"]]  # greedy has no kl
+            problems += [f"{where}: '{key}' is a required property of protocol {version}, whose env has {describe_needs(key)}"
+                         for key in expected if key not in reported and key not in definition["required"]]
+            problems += [f"{where}.{key}: protocol {version} has no {key}: it needs {describe_needs(key, metrics)}, which its env lacks"
+                         for key in reported if key in definition["properties"] and key not in expected]
+    return problems
+
+
+def _check_per_post(value: dict[str, Any], skip: set[str], protocol: Any) -> list[str]:
+    """Each run records the protocol's ``per_post`` pair, one score per post, whose means are the metrics'.
+
+    Without a protocol to check against (none, or one without ``metrics``) the pair the file
+    holds is checked.
+    """
+    from rlhf_gym.leaderboard.protocol import RANKINGS, ranked_metric
+
+    posts, metrics = getattr(protocol, "posts", None), getattr(protocol, "metrics", None)
+    required = RANKINGS[ranked_metric(metrics)] if metrics is not None else None
+    version = _show(str(getattr(protocol, "version", "")))
+    problems = []
+    for i, run in _runs(value):
+        per_post, run_metrics = run.get("per_post"), run.get("metrics")
+        if not isinstance(per_post, dict):
+            continue
+        for decoding in ("sampled", "greedy"):
+            scores = per_post.get(decoding)
+            reported = run_metrics.get(decoding) if isinstance(run_metrics, dict) else None
+            where = f"runs[{i}].per_post.{decoding}"
+            if not isinstance(scores, dict):
+                continue
+            if required is not None:
+                ranked = ranked_metric(metrics)
+                problems += [f"{where}: '{key}' is a required property of protocol {version}, which ranks by {ranked}"
+                             for key in required if key not in scores]
+                problems += [f"{where}.{key}: protocol {version} records {required[0]} and {required[1]} (it ranks by {ranked}), "
+                             f"not {key}" for pair in RANKINGS.values() if pair != required for key in pair if key in scores]
+                pair = required
+            else:
+                pair = next((p for p in RANKINGS.values() if p[0] in scores or p[1] in scores), None)
+            if pair is not None and isinstance(reported, dict):
+                problems += _check_scores(scores, reported, pair, where, skip, posts, f"runs[{i}].metrics.{decoding}")
+    return problems
+
+
+def _check_scores(scores: dict[str, Any], reported: dict[str, Any], pair: tuple[str, str], where: str, skip: set[str],
+                  posts: Any, metrics_path: str) -> list[str]:
+    """One decoding's per-post pair: one score per post in both, and means equal to the metrics'."""
+    from rlhf_gym.leaderboard.protocol import RANKINGS
+
+    mine, sft = pair
+    metric = next(name for name, keys in RANKINGS.items() if keys == pair)  # gold, or proxy_reward
+    change_metric = "gold_change" if metric == "gold" else None  # the proxy's change is the table's, not a metric
+    problems = []
+    policy_scores, sft_scores = (_numbers(scores.get(key), f"{where}.{key}", skip) for key in pair)
+    if policy_scores is not None and isinstance(posts, int) and len(policy_scores) != posts:
+        problems.append(f"{where}.{mine}: {len(policy_scores)} scores; expected one per test post of the protocol ({posts})")
+    if policy_scores is not None and sft_scores is not None and len(sft_scores) != len(policy_scores):
+        problems.append(f"{where}.{sft}: {len(sft_scores)} scores for {len(policy_scores)} in {mine}; expected one per post in both")
+        sft_scores = None
+    decoding = metrics_path.rsplit(".", 1)[1]
+    for key, values, name in ((metric, policy_scores, mine), (change_metric, _differences(policy_scores, sft_scores), f"{mine} - {sft}")):
+        if key is None:
+            continue
+        value = reported.get(key)
+        if not values or f"{metrics_path}.{key}" in skip or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        mean = math.fsum(values) / len(values)
+        if not abs(mean - value) <= PER_POST_TOLERANCE:
+            problems.append(
+                f"{where}: the mean of {name} is {mean:.6f}, but metrics.{decoding}.{key} is {_show(value)} (off by "
+                f"{abs(mean - value):.2g}; at most {PER_POST_TOLERANCE:g}); the per-post scores and the metrics must "
+                "come from the same evaluation"
+            )
     return problems
 
 

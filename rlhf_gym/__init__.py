@@ -28,7 +28,8 @@ _LAZY = {
     # the env
     "TokenVectorEnv": "rlhf_gym.env.vector_env",
     "TokenEnv": "rlhf_gym.env.single_env",
-    "Task": "rlhf_gym.env.task",
+    "Task": "rlhf_gym.worlds.task",
+    "World": "rlhf_gym.worlds.world",
     "Prompt": "rlhf_gym.env.prompts",
     "GeneratedPromptSource": "rlhf_gym.env.prompts",
     "DatasetPromptSource": "rlhf_gym.env.prompts",
@@ -40,6 +41,8 @@ _LAZY = {
     "PreferenceModel": "rlhf_gym.rewards.preference_model",
     "PreferenceEnsemble": "rlhf_gym.rewards.preference_ensemble",
     "load_reward_model": "rlhf_gym.rewards.loading",
+    "RewardModel": "rlhf_gym.rewards.reward_model",
+    "register_reward_scorer": "rlhf_gym.rewards.reward_model",
     # language-model helpers for your own agent
     "CausalLMPolicy": "rlhf_gym.lm.policy",
     "per_token_kl": "rlhf_gym.lm.policy",

@@ -4,7 +4,8 @@
 - ``rlhf-gym train --agent NAME ...``: train an agent (flags from its config dataclass);
 - ``rlhf-gym evaluate --env ID --policy PATH``: run the env's leaderboard protocol;
 - ``rlhf-gym leaderboard {validate,verify,build}``: the leaderboard;
-- ``rlhf-gym build-assets TASK``: rebuild a task's shipped assets from seeds.
+- ``rlhf-gym build-assets TASK``: rebuild a task's shipped assets from seeds (flags: its build config);
+- ``rlhf-gym audit ENV``: the headroom audit of a task's shipped SFT policy (docs/audit.md).
 
 Each subcommand is a plain function or dataclass whose signature tyro turns into flags;
 ``--help`` works at every level. The core names no task: ``build-assets`` finds the task's
@@ -121,52 +122,118 @@ def _agent_first(args: list[str], agents: Any) -> tuple[list[str], str | None]:
     return [name, *rest], name
 
 
-def build_assets(
-    task: tyro.conf.Positional[str],
-    toy: bool = False,
-    out: str | None = None,
-    reuse_policy: str | None = None,
-    comparison_posts: int | None = None,
-    preference_members: int | None = None,
-    device: str = "cpu",
-) -> None:
-    """Rebuild a task's shipped assets from seeds (tokenizer, SFT policy, preference model, card).
+def build_assets() -> None:
+    """Rebuild a task's shipped assets from seeds: `rlhf-gym build-assets TASK [--toy] [flags]`;
+    the flags are the fields of the task's build config (`rlhf-gym build-assets TASK --help`)."""
+    raise AssertionError("main() dispatches `build-assets` to build_assets_cli")  # listed for `rlhf-gym --help`
 
-    Args:
-        task: the task name or env id (``summarize``, ``RLHF-Summarize-v0``).
-        toy: a seconds-scale build with tiny sizes (for tests and trying the pipeline).
-        out: write the assets here instead of into the installed package.
-        reuse_policy: copy the tokenizer and SFT policy of this earlier build's folder
-            instead of retraining them (to iterate on the preference-model stage).
-        comparison_posts: posts whose candidates are paired and labelled for the
-            preference model (default: the recipe's; more posts, a better model and a
-            longer build).
-        preference_members: train this many preference models, differing in minibatch
-            order, and ship them as one ensemble (default: the recipe's; each member costs
-            a full training run).
-        device: where the models train and sample (``cpu``, ``cuda``, ``cuda:1``, ...).
+
+def build_assets_cli(argv: Sequence[str]) -> None:
+    """``rlhf-gym build-assets TASK [--toy] [--out DIR] [--reuse-policy DIR] [--FIELD VALUE ...]``.
+
+    TASK is a task name or env id. The flags are those of the world's
+    `rlhf_gym.worlds.build.BuildConfig`, starting from the world's sizes (its toy sizes
+    with ``--toy``), as ``train``'s flags are those of an agent's config.
     """
+    import argparse
     from pathlib import Path
 
-    from rlhf_gym.env.task import BuildRequest
+    from rlhf_gym.worlds.build_config import BuildConfig
+    from rlhf_gym.worlds.task import BuildRequest
 
+    args = list(argv)
+    if not args or args[0].startswith("-"):
+        known = ", ".join(env.task_name for env in SUITE)
+        raise SystemExit(f"usage: rlhf-gym build-assets TASK [--toy] [--out DIR] [--reuse-policy DIR] [--help]; "
+                         f"TASK is one of: {known}")
     try:
-        declared = get_task(task)
+        declared = get_task(args[0])
     except KeyError as error:
         raise SystemExit(error.args[0]) from None
-    if declared.build_assets is None or (out is None and declared.assets_dir is None):
-        raise SystemExit(f"task {declared.name!r} declares no build recipe")
-    for flag, value in (("--comparison-posts", comparison_posts), ("--preference-members", preference_members)):
-        if value is not None and value < 1:
-            raise SystemExit(f"{flag} must be >= 1, got {value}")
-    declared.build_assets(BuildRequest(
-        out=Path(out) if out else declared.assets_dir,
-        toy=toy,
-        device=_checked_device(device),
-        reuse_policy=Path(reuse_policy) if reuse_policy else None,
-        comparison_posts=comparison_posts,
-        preference_members=preference_members,
-    ))
+    if declared.world is None:
+        if declared.build_assets is None:
+            raise SystemExit(f"task {declared.name!r} declares no build recipe")
+        if len(args) > 1 or declared.assets_dir is None:
+            raise SystemExit(f"task {declared.name!r} is made by hand: its recipe takes no flags and needs an assets_dir")
+        declared.build_assets(BuildRequest(out=declared.assets_dir))
+        return
+    own = argparse.ArgumentParser(add_help=False)
+    own.add_argument("--toy", action="store_true")
+    own.add_argument("--out")
+    own.add_argument("--reuse-policy")
+    chosen, rest = own.parse_known_args(args[1:])
+    config = tyro.cli(
+        BuildConfig, default=declared.world.build_config(toy=chosen.toy), args=rest,
+        prog=f"rlhf-gym build-assets {declared.name} [--toy] [--out DIR] [--reuse-policy DIR]",
+        description=(
+            f"Rebuild the shipped assets of {declared.env_id} from seeds (tokenizer, SFT policy, preference model, "
+            "card). --toy: a seconds-scale build with tiny sizes; --out DIR: write there instead of into the "
+            "installed package; --reuse-policy DIR: copy that build's tokenizer and SFT policy instead of retraining "
+            "them. The flags below are the build's sizes, starting from the world's (its toy sizes with --toy)."
+        ),
+    )
+    _checked_device(config.device)
+    from rlhf_gym.worlds.build import build_assets as run_recipe  # the pipeline loads only to build
+
+    out = Path(chosen.out) if chosen.out else declared.assets_dir
+    run_recipe(declared.world, config, out, reuse_policy=Path(chosen.reuse_policy) if chosen.reuse_policy else None)
+
+
+def audit(
+    env: tyro.conf.Positional[Annotated[str, tyro.conf.arg(metavar="ENV")]],
+    prompts: int = 512,
+    seed: int = 0,
+    device: str = "cpu",
+    json: str | None = None,
+    update_card: bool = False,
+) -> None:
+    """Audit an env's headroom: its SFT policy's gold and proxy at T = 0, 0.3, 0.7, 1.0, best-of-{4,16,64} by gold
+    and by the proxy with their KL, the references' gold, and its exposed decisions (docs/audit.md).
+
+    Prints progress, the table and PASS/FAIL per audit target the world declares; the targets are informational
+    (exit 0). A missing asset or bad input is one error line.
+
+    Args:
+        env: the env id or task name.
+        prompts: the valid split's first N prompts (64 samples each at the protocol temperature).
+        seed: seeds every sample; the same seed gives the same numbers.
+        device: where the policy and the preference model run.
+        json: write the audit (every figure, the targets and the wall time) to this JSON file.
+        update_card: write the audit into the task's assets card (card.json "audit") and re-render card.md.
+    """
+    import json as json_module
+    import time
+    from pathlib import Path
+
+    from rlhf_gym.lm.loading import MissingArtifactError
+    from rlhf_gym.worlds.audit import render_audit, run_audit
+    from rlhf_gym.worlds.card import update_card as write_card
+
+    try:
+        task = get_task(env)
+    except KeyError as error:
+        raise SystemExit(error.args[0]) from None
+    if prompts < 1:
+        raise SystemExit(f"--prompts must be >= 1, got {prompts}")
+    if update_card and (task.world is None or task.assets is None):
+        raise SystemExit(f"--update-card: task {task.name!r} has no assets card")
+    if json is not None and not Path(json).parent.is_dir():
+        raise SystemExit(f"--json {json}: the folder {Path(json).parent} does not exist")
+    started = time.time()
+    try:
+        figures = run_audit(task, prompts=prompts, seed=seed, device=_checked_device(device))
+    except (MissingArtifactError, ValueError) as error:
+        raise SystemExit(f"rlhf-gym audit: {error}") from None
+    seconds = round(time.time() - started, 1)
+    print("\n".join(render_audit(figures)))
+    for target in figures.get("targets", []):
+        print(f"{'PASS' if target['passed'] else 'FAIL'}  {target['target']}: {target['value']} (limit {target['limit']})")
+    print(f"audit of {task.env_id} on {prompts} prompts: {seconds} s")
+    if json is not None:
+        Path(json).write_text(json_module.dumps({**figures, "seconds": seconds}, indent=2))
+        print(f"wrote {json}")
+    if update_card:
+        print(f"wrote the audit into {write_card(task, figures)}/card.json and card.md")
 
 
 def evaluate(
@@ -301,8 +368,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args and args[0] == "leaderboard":
         leaderboard_cli(args[1:])
         return
+    if args and args[0] == "build-assets":
+        build_assets_cli(args[1:])
+        return
     tyro.extras.subcommand_cli_from_dict(
-        {"envs": envs, "train": train, "evaluate": evaluate, "leaderboard": leaderboard, "build-assets": build_assets},
+        {"envs": envs, "train": train, "evaluate": evaluate, "leaderboard": leaderboard, "build-assets": build_assets,
+         "audit": audit},
         prog="rlhf-gym",
         description="rlhf-gym: token-level Gymnasium environments for RLHF on language.",
         args=args,

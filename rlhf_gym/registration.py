@@ -45,7 +45,7 @@ def suite_env(name: str) -> SuiteEnv:
     raise KeyError(f"unknown env or task {name!r}; the suite has: {known}")
 
 
-def get_task(name: str):  # -> rlhf_gym.env.task.Task (not imported here: registering stays light)
+def get_task(name: str):  # -> rlhf_gym.worlds.task.Task (not imported here: registering stays light)
     """A task's declaration by env id or task name: its shipped SFT policy, tokenizer,
     preference model, gold judge, protocol temperature and build recipe.
 
@@ -63,15 +63,15 @@ def get_task(name: str):  # -> rlhf_gym.env.task.Task (not imported here: regist
 
 def make_vector_env(num_envs: int = 1, *, task: str, **kwargs: Any):  # -> TokenVectorEnv
     """The vector entry point of every env of the suite: ``gym.make_vec(env_id, ...)`` passes
-    the spec's ``task=env_id``; the task's `rlhf_gym.env.task.make_vector_env` assembles it."""
-    from rlhf_gym.env.task import make_vector_env as assemble  # torch loads when an env is made
+    the spec's ``task=env_id``; `rlhf_gym.worlds.assembly.make_vector_env` assembles it."""
+    from rlhf_gym.worlds.assembly import make_vector_env as assemble  # torch loads when an env is made
 
     return assemble(num_envs, task=get_task(task), **kwargs)
 
 
 def make_env(*, task: str, **kwargs: Any):  # -> TokenEnv
     """The entry point of every env of the suite: ``gym.make(env_id, ...)``."""
-    from rlhf_gym.env.task import make_env as assemble
+    from rlhf_gym.worlds.assembly import make_env as assemble
 
     return assemble(task=get_task(task), **kwargs)
 

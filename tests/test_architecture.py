@@ -38,6 +38,7 @@ CORE = (
     "rlhf_gym.rewards",
     "rlhf_gym.env",
     "rlhf_gym.pipeline",
+    "rlhf_gym.worlds",
     "rlhf_gym.atomic_dir",
     "rlhf_gym.registration",
 )
@@ -62,6 +63,7 @@ class Import:
     target: str  # the imported module (or the unresolved dotted name)
     where: str  # "path:line"
     lazy: bool  # inside a function: runs when called, not when the module is imported
+    typing_only: bool = False  # inside ``if TYPE_CHECKING:``: never runs, only names types
 
 
 def module_name(path: Path, repo: Path = REPO) -> str:
@@ -116,12 +118,27 @@ def _literal_import_call(node: ast.Call) -> tuple[str, str | None] | None:
     return first.value, package
 
 
-def _walk(node: ast.AST, in_function: bool = False) -> Iterable[tuple[ast.AST, bool]]:
-    """Every node under ``node`` with whether it sits inside a function (runs only when called)."""
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _walk(node: ast.AST, in_function: bool = False, typing_only: bool = False) -> Iterable[tuple[ast.AST, bool, bool]]:
+    """Every node under ``node`` with whether it sits inside a function (runs only when
+    called) and inside an ``if TYPE_CHECKING:`` body (never runs)."""
+    if isinstance(node, ast.If) and _is_type_checking(node.test):
+        for child in node.body:
+            yield child, in_function, True
+            yield from _walk(child, in_function, True)
+        for child in node.orelse:
+            yield child, in_function, typing_only
+            yield from _walk(child, in_function, typing_only)
+        return
     for child in ast.iter_child_nodes(node):
-        yield child, in_function
+        yield child, in_function, typing_only
         nested = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-        yield from _walk(child, nested)
+        yield from _walk(child, nested, typing_only)
 
 
 def imports_of(source: Source, known: set[str]) -> list[Import]:
@@ -134,19 +151,19 @@ def imports_of(source: Source, known: set[str]) -> list[Import]:
     """
     found: list[Import] = []
 
-    def add(target: str, node: ast.AST, lazy: bool) -> None:
+    def add(target: str, node: ast.AST, lazy: bool, typing_only: bool) -> None:
         if _is_internal(target) and target != source.module:
-            found.append(Import(source.module, target, f"{source.path}:{node.lineno}", lazy))
+            found.append(Import(source.module, target, f"{source.path}:{node.lineno}", lazy, typing_only))
 
-    for node, lazy in _walk(source.tree):
+    for node, lazy, typing_only in _walk(source.tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                add(alias.name, node, lazy)
+                add(alias.name, node, lazy, typing_only)
         elif isinstance(node, ast.ImportFrom):
             base = _resolve_relative(source, node.module, node.level)
             for alias in node.names:
                 submodule = f"{base}.{alias.name}"
-                add(submodule if submodule in known else base, node, lazy)
+                add(submodule if submodule in known else base, node, lazy, typing_only)
         elif isinstance(node, ast.Call):
             call = _literal_import_call(node)
             if call is not None:
@@ -155,7 +172,7 @@ def imports_of(source: Source, known: set[str]) -> list[Import]:
                     level = len(name) - len(name.lstrip("."))
                     parent = package.split(".")
                     name = ".".join([*parent[: len(parent) - (level - 1)], name.lstrip(".")]).rstrip(".")
-                add(name, node, lazy)
+                add(name, node, lazy, typing_only)
     return found
 
 
@@ -165,12 +182,14 @@ def all_imports(sources: dict[str, Source]) -> list[Import]:
 
 
 def import_graph(imports: Iterable[Import]) -> dict[str, set[str]]:
-    """Module -> the modules it imports (self-imports dropped)."""
+    """Module -> the modules it imports at run time (self-imports and ``TYPE_CHECKING``-only
+    imports dropped: an annotation cannot take part in an import cycle). The layering rules
+    still see every import."""
     graph: dict[str, set[str]] = {}
     for imp in imports:
         graph.setdefault(imp.source, set())
         graph.setdefault(imp.target, set())
-        if imp.target != imp.source:
+        if imp.target != imp.source and not imp.typing_only:
             graph[imp.source].add(imp.target)
     return graph
 
@@ -213,6 +232,14 @@ def is_world(module: str) -> bool:
     return module.startswith(CATALOGUE + ".")
 
 
+def world_of(module: str) -> str:
+    """The world package a world module belongs to: ``rlhf_gym.envs.summarize.world`` -> ``rlhf_gym.envs.summarize``."""
+    return ".".join(module.split(".")[:3])
+
+
+KIT = "rlhf_gym.worlds"  # the world kit; its package (not its submodules) is what a world may import
+
+
 def _only(*allowed: str) -> Callable[[str, str], bool]:
     return lambda source, target: not within(target, *allowed)
 
@@ -240,8 +267,11 @@ RULES = (
          lambda s, t: within(t, "rlhf_gym.agents") or is_world(t) or (t == CATALOGUE and s != "rlhf_gym.registration")),
     Rule("rlhf_gym.agents imports no world module (agents find a task through rlhf_gym.get_task)",
          lambda s: within(s, "rlhf_gym.agents"), lambda s, t: is_world(t)),
-    Rule("worlds import no rlhf_gym.agents",
-         is_world, lambda s, t: within(t, "rlhf_gym.agents")),
+    Rule("rlhf_gym.worlds (the kit) imports only the core layers below it",
+         lambda s: within(s, KIT),
+         _only(KIT, "rlhf_gym.lm", "rlhf_gym.rewards", "rlhf_gym.env", "rlhf_gym.pipeline", "rlhf_gym.atomic_dir")),
+    Rule("a world imports from rlhf_gym only the kit's public surface (the rlhf_gym.worlds package) and its own package",
+         is_world, lambda s, t: not (t == KIT or within(t, world_of(s)))),
     Rule("the leaderboard imports neither rlhf_gym.agents nor a world (it judges agents by their checkpoints, through get_task)",
          lambda s: within(s, "rlhf_gym.leaderboard"), lambda s, t: within(t, "rlhf_gym.agents") or is_world(t)),
 )
@@ -277,7 +307,7 @@ def test_scan_finds_the_package() -> None:
     assert len(SOURCES) > 40, sorted(SOURCES)
     for module in ("rlhf_gym", "rlhf_gym.lm.policy", "rlhf_gym.env.vector_env", "rlhf_gym.rewards.loading",
                    "rlhf_gym.pipeline.sft", "rlhf_gym.agents.common", "rlhf_gym.agents.sb3.train",
-                   CATALOGUE, "rlhf_gym.envs.summarize", "rlhf_gym.envs.summarize.build"):
+                   CATALOGUE, "rlhf_gym.envs.summarize", "rlhf_gym.worlds.build"):
         assert module in SOURCES, module
     assert len(IMPORTS) > 100
     assert any(imp.lazy for imp in IMPORTS), "no lazy import found (the CLI and the worlds have some)"
@@ -390,6 +420,23 @@ def test_checker_finds_cycles() -> None:
         "rlhf_gym.rewards.q": "from rlhf_gym.rewards.p import P\n",
     })
     assert find_cycle(import_graph(imports)) == ["rlhf_gym.rewards.p", "rlhf_gym.rewards.q", "rlhf_gym.rewards.p"]
+
+
+def test_type_checking_imports_break_no_cycle_but_obey_the_layers() -> None:
+    """An import under ``if TYPE_CHECKING:`` never runs, so it closes no cycle; it still
+    counts for the layering rules (a type from a higher layer is still a dependency)."""
+    imports = _synthetic({
+        "rlhf_gym.worlds.a": "from rlhf_gym.worlds.b import B\n",
+        "rlhf_gym.worlds.b": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from rlhf_gym.worlds.a import A\n",
+        "rlhf_gym.lm.x": "import typing\nif typing.TYPE_CHECKING:\n    import rlhf_gym.env\nelse:\n    import rlhf_gym.rewards\n",
+        "rlhf_gym.env": "", "rlhf_gym.rewards": "",
+    })
+    assert find_cycle(import_graph(imports)) is None
+    flags = {(i.source, i.target): i.typing_only for i in imports}
+    assert flags[("rlhf_gym.worlds.b", "rlhf_gym.worlds.a")] and not flags[("rlhf_gym.worlds.a", "rlhf_gym.worlds.b")]
+    assert not flags[("rlhf_gym.lm.x", "rlhf_gym.rewards")]  # the else branch runs
+    broken = [v for v in layer_violations(imports) if "rlhf_gym.lm.x -> rlhf_gym.env" in v]
+    assert broken, layer_violations(imports)
 
 
 def test_rules_allow_the_catalogue_only_to_registration() -> None:

@@ -31,6 +31,12 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     source = tmp_path_factory.mktemp("source") / "rlhf-gym"
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*_NOT_SOURCES))
+    # A world is a folder: one added here must reach the wheel, assets included, with no
+    # pyproject.toml edit (setuptools discovers the packages inside each package-dir root).
+    probe = source / "envs" / "probe_world"
+    (probe / "assets" / "tokenizer").mkdir(parents=True)
+    (probe / "__init__.py").write_text('"""A folder the packaging test adds; it declares no SUITE_ENV."""\n')
+    (probe / "assets" / "tokenizer" / "tokenizer.json").write_text("{}")
     out = tmp_path_factory.mktemp("dist")
     result = subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(source)],
@@ -48,7 +54,21 @@ def test_wheel_contents_are_namespaced(wheel: Path):
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {name.split("/")[0] for name in names if not name.startswith("rlhf_gym-")}
     assert top_level == {"rlhf_gym"}, top_level
-    assert "rlhf_gym/agents/__init__.py" in names and "rlhf_gym/envs/summarize/__init__.py" in names
+    assert "rlhf_gym/agents/__init__.py" in names and "rlhf_gym/worlds/__init__.py" in names
+
+
+def test_every_world_folder_ships_with_its_assets(wheel: Path):
+    """Each world of the suite, and a folder added without editing pyproject.toml, is in
+    the wheel with its package and its assets."""
+    import zipfile
+
+    import rlhf_gym
+
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for env in rlhf_gym.SUITE:
+        folder = env.module.replace(".", "/")
+        assert f"{folder}/__init__.py" in names and f"{folder}/assets/card.json" in names, env.env_id
+    assert {"rlhf_gym/envs/probe_world/__init__.py", "rlhf_gym/envs/probe_world/assets/tokenizer/tokenizer.json"} <= names
 
 
 def test_wheel_imports_in_a_fresh_venv(wheel: Path, tmp_path: Path):

@@ -196,7 +196,7 @@ class EpisodeStats(BaseCallback):
         for i in np.flatnonzero(dones):  # finished episodes only
             info = infos[i]
             self.episodes.append({
-                "preference": info["preference"],
+                "proxy": info["proxy"],
                 "penalty": info["penalty"],
                 "gold": info.get("gold", float("nan")),
                 "kl": float(self._kl[i]),
@@ -215,9 +215,9 @@ class EpisodeStats(BaseCallback):
         keys = ("gold", "kl", "response_length")
         if not episodes:
             return {key: float("nan") for key in ("proxy_reward", "proxy_reward_with_penalty", *keys)} | {"episodes": 0}
-        preference, penalty = (torch.tensor([e[key] for e in episodes], dtype=torch.float64) for key in ("preference", "penalty"))
+        proxy, penalty = (torch.tensor([e[key] for e in episodes], dtype=torch.float64) for key in ("proxy", "penalty"))
         means = {key: _nan_mean([e[key] for e in episodes]) for key in keys}
-        return proxy_rewards(preference, penalty) | means | {"episodes": len(episodes)}
+        return proxy_rewards(proxy, penalty) | means | {"episodes": len(episodes)}
 
 
 def _nan_mean(values: list[float]) -> float:

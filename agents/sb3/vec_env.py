@@ -47,8 +47,9 @@ class SB3VecEnv(VecEnv):
       ``infos[i]["terminal_observation"]`` holds the last one (a dict of ``(L,)`` arrays,
       from the env's ``infos["final_obs"]``) and ``reset_infos[i]`` the new episode's info.
     - ``infos[i]`` of a finished sub-env carries the episode's reward components, copied
-      from the env's ``final_info``: ``preference``, ``penalty``, ``gold`` (if the task has a
-      judge), ``response_length``, ``prompt_index``, and the texts unless disabled. Per-step
+      from the env's ``final_info``: ``proxy`` (and its alias ``preference``), ``penalty``,
+      ``gold`` (NaN without a gold judge), ``response_length``, ``prompt_index``, and the
+      texts unless disabled. Per-step
       keys of wrappers (e.g. ``ref_logprob`` of `rlhf_gym.env.kl_penalty`) are copied for
       every sub-env. ``infos[i]["truncated"]`` is the env's truncation flag.
     - ``infos[i]["TimeLimit.truncated"]``: SB3 adds ``gamma * V(terminal_observation)`` to

@@ -36,9 +36,14 @@ the gold judge's score in [0, 1] replaces the preference model's: an oracle run,
 ceiling an agent's learning reaches when the reward is the true preference. Gold lies in
 [0, 1], while the normalised proxy spreads over several units across the SFT policy's
 samples (references score mean 0, std 1; SFT samples at T=0.7 about -5, vague ones -12):
-scale a KL coefficient to match (the oracle runs use ``kl_coef=0.01``). The info of the last
-step reports ``preference``, ``penalty``, ``gold`` (the gold judge's score in [0, 1]),
-``response_length``, ``prompt_index``, ``prompt_text`` and ``response_text``.
+scale a KL coefficient to match (the oracle runs use ``kl_coef=0.01``). ``reward_model`` may
+be any `rlhf_gym.rewards.reward_model.RewardModel` (its score replaces the preference
+model's), and ``reward`` any registered scorer name or a `RewardModel` whose score is the
+reward (see `TokenVectorEnv`, "Rewards"). The info of the last step reports ``proxy`` (the
+reward model's score, whatever ``reward`` is; ``preference`` is a deprecated alias with the
+same values), ``penalty``, ``gold`` (the gold judge's score in [0, 1]; NaN with a
+``dataset``, which has no gold judge: ``has_gold_judge`` and ``metadata["has_gold_judge"]``
+say which), ``response_length``, ``prompt_index``, ``prompt_text`` and ``response_text``.
 
 ## Starting State
 A post drawn from the split's id range by the env's seeded stream (train: ids
@@ -55,11 +60,11 @@ A post drawn from the split's id range by the env's seeded stream (train: ids
 | ``dataset`` | str, path or PromptSource | None | a Hugging Face dataset instead of the generated posts (no gold judge then) |
 | ``prompt_column``, ``reference_column``, ``template`` | str | ``"prompt"``, None, ``"{}\\nTL;DR:"`` | how dataset rows become prompts |
 | ``tokenizer`` | str, path or tokenizer | shipped BPE | the policy's tokenizer |
-| ``reward_model`` | str, path or PreferenceModel | shipped model | the learned reward (or a saved ``PreferenceEnsemble``) |
+| ``reward_model`` | str, path or RewardModel | shipped model | the learned reward (or a saved ``PreferenceEnsemble``) |
 | ``device`` | str | ``"cpu"`` | where tensors and the preference model live |
 | ``max_prompt_tokens`` | int | 224 | prompt block width (the longest generated prompts are ~220 tokens) |
 | ``max_new_tokens`` | int | 64 | summary budget (references: mean 35, max ~55 tokens) |
-| ``reward`` | str | ``"preference"`` | ``"gold"``: the gold judge's score in [0, 1] is the reward (an oracle run) |
+| ``reward`` | str or RewardModel | ``"preference"`` | a registered scorer; ``"gold"``: the gold judge's score is the reward (an oracle) |
 | ``missing_eos_penalty`` | float or None | None | subtracted from truncated summaries |
 | ``text_in_info`` | bool | True | decoded texts in ``info`` |
 | ``trust_remote_code`` | bool | False | allow hub code when loading by name |
@@ -93,60 +98,21 @@ Byte-level BPE (1,889 tokens, from a 2,048-token budget) trained on the generate
 
 ## Version History
 - v0: initial release.
+- v0, reward seam (rewards unchanged): info gains ``proxy``, the learned reward's score;
+  ``preference`` holds the same values and goes in the next version. ``gold`` is NaN,
+  instead of absent, when there is no gold judge. ``reward_model`` and ``reward`` accept
+  any ``RewardModel``, and ``reward`` any registered scorer name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
 
-import numpy as np
+from rlhf_gym.envs.summarize.definition import SummarizeWorld
+from rlhf_gym.worlds import SuiteEnv, Task
 
-from rlhf_gym.env.prompts import GeneratedPromptSource, Prompt
-from rlhf_gym.env.task import BuildRequest, Task
-from rlhf_gym.envs.summarize import assets
-from rlhf_gym.envs.summarize.gold_judge import gold_scores
-from rlhf_gym.envs.summarize.world import SPLITS, generate_post, prompt_text
+WORLD = SummarizeWorld()
+TASK = Task.from_world(WORLD, Path(__file__).resolve().parent / "assets")
+SUITE_ENV = SuiteEnv.of(TASK, __name__)
 
-
-def _generated_prompt(post_id: int) -> tuple[str, str, Any]:
-    post = generate_post(post_id)
-    return prompt_text(post), post.reference, post.record
-
-
-def prompt_source(split: str) -> GeneratedPromptSource:
-    """The generated posts of ``split`` as a prompt source."""
-    return GeneratedPromptSource(_generated_prompt, SPLITS[split])
-
-
-def gold_judge(prompts: Sequence[Prompt], responses: Sequence[str]) -> np.ndarray:
-    """The gold judge over env prompts: each prompt's latent record scores its response."""
-    return gold_scores([p.record for p in prompts], responses)
-
-
-def build_assets(request: BuildRequest) -> None:
-    """The build recipe (``rlhf-gym build-assets summarize``): `rlhf_gym.envs.summarize.build`."""
-    from rlhf_gym.envs.summarize.build import build_from_request  # the pipeline loads only to build
-
-    build_from_request(request)
-
-
-TASK = Task(
-    name="summarize",
-    env_id="RLHF-Summarize-v0",
-    prompt_source=prompt_source,
-    tokenizer=assets.default_tokenizer,
-    preference_model=assets.default_preference_model,
-    policy_path=assets.sft_policy_path,
-    gold_judge=gold_judge,
-    temperature=assets.TEMPERATURE,
-    build_assets=build_assets,
-    assets_dir=assets.ASSETS_DIR,
-    splits=tuple(SPLITS),
-    dataset_template="{}\nTL;DR:",
-    max_prompt_tokens=224,
-    max_new_tokens=64,
-)
-
-
-__all__ = ["TASK", "build_assets", "gold_judge", "prompt_source"]
+__all__ = ["SUITE_ENV", "TASK", "WORLD"]

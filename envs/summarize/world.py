@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from rlhf_gym.worlds import Splits
+
 __all__ = [
     "ENTITY_VOCABULARY",
     "FACT_KINDS",
@@ -79,11 +81,11 @@ SITUATIONS: tuple[str, ...] = (
     "pets",
 )
 
-SPLITS: dict[str, tuple[int, int]] = {
-    "train": (0, 10_000_000),
-    "valid": (10_000_000, 10_100_000),
-    "test": (10_100_000, 10_200_000),
-}
+SPLITS = Splits(
+    {"train": (0, 10_000_000), "valid": (10_000_000, 10_100_000), "test": (10_100_000, 10_200_000)},
+    salt=0x7D5E_2024,
+)
+"""The posts' disjoint id ranges and their salted per-post random streams."""
 
 FACT_KINDS: tuple[str, ...] = ("number", "entity", "time", "event")
 # The kinds a post's key facts are drawn from. Entities (names, places, organisations) and
@@ -107,10 +109,6 @@ toward its likelier side, so the styles that open with the persona are set less 
 a flat mix would be; measured, the SFT policy's T=0.7 samples then spread over all six
 styles with the complete one the most common (docs/architecture.md). Best-of-16 nearly
 always holds a complete summary: the headroom is a choice the policy already makes."""
-
-# Mixed into every post's seed so that a post's RNG stream is not the same stream another
-# component would get from `default_rng(post_id)` (e.g. a sampler seeded with the id).
-_WORLD_SALT = 0x7D5E_2024
 
 # Bodies outside these bounds are re-rendered with fewer/more distractors; they keep
 # prompts in ~50-160 BPE tokens.
@@ -1025,7 +1023,7 @@ def generate_post(post_id: int) -> Post:
     if post_id < 0:
         raise ValueError(f"post_id must be a non-negative int, got {post_id}")
     post_id = int(post_id)
-    rng = np.random.default_rng([_WORLD_SALT, post_id])
+    rng = SPLITS.rng(post_id)
 
     situation_name = _pick(rng, SITUATIONS)
     situation = _WORLD[situation_name]
@@ -1082,7 +1080,7 @@ def generate_post(post_id: int) -> Post:
     )
     # The author's style and wording come from a stream of their own, so they can change
     # without changing the post.
-    style_rng = np.random.default_rng([_WORLD_SALT, post_id, 1])
+    style_rng = SPLITS.rng(post_id, 1)
     style = STYLES[int(style_rng.choice(len(STYLES), p=_STYLE_P))]
     return Post(
         record=record, title=title, body=body, reference=reference_summary(record),
@@ -1246,8 +1244,4 @@ def split_of(post_id: int) -> str:
         >>> split_of(0), split_of(10_050_000), split_of(10_100_000)
         ('train', 'valid', 'test')
     """
-    for name, (start, stop) in SPLITS.items():
-        if start <= post_id < stop:
-            return name
-    ranges = ", ".join(f"{n}=[{a}, {b})" for n, (a, b) in SPLITS.items())
-    raise ValueError(f"post_id {post_id} is in no split; the splits are {ranges}")
+    return SPLITS.split_of(post_id)

@@ -4,8 +4,6 @@
 - `single_env`: `TokenEnv`, its N=1 numpy view for ``gym.make``;
 - `prompts`: prompt sources (a world's generated posts, a Hugging Face dataset);
 - `seeding`: per-sub-env seed streams;
-- `task`: `Task`, what a world declares (its prompts, shipped assets, gold judge, build
-  recipe), and the assembly of its envs from it;
 - `rollout`: episode-synchronous rollouts of a `CausalLMPolicy` (``collect_episodes``)
   and the paired comparison of two policies on the same posts;
 - `kl_penalty`: `KLRewardWrapper`, the KL-to-reference reward for agents that only see

@@ -30,10 +30,11 @@ class EpisodeBatch:
         response_mask: (N, T) True on the generated tokens (EOS included).
         logprobs: (N, T) log-probs of the tokens under the rollout policy (0 off-mask).
         scores: (N,) the env's end-of-episode rewards.
-        preference: (N,) the preference model's normalised scores (the reward unless the
-            env rewards with the gold judge; no missing-EOS penalty).
+        preference: (N,) the env's reward model's scores, its info ``proxy`` (the reward
+            unless the env rewards with something else, such as the gold judge; no
+            missing-EOS penalty).
         penalty: (N,) the env's missing-EOS penalty of each episode (0 or negative).
-        gold: (N,) the gold judge's scores (NaN when the task has none).
+        gold: (N,) the gold judge's scores (NaN when the env has none: ``env.has_gold_judge``).
         response_texts: the decoded responses.
         terminated: (N,) True where the response ended with EOS.
     """
@@ -122,12 +123,13 @@ def collect_episodes(
         scores = torch.where(done, rewards, scores)
         terminated_rows |= terminated
         if done.any():
-            rows = np.flatnonzero(info["_preference"])
-            row_index = torch.as_tensor(rows, device=device)
-            preference[row_index] = torch.as_tensor(info["preference"][rows], dtype=torch.float32, device=device)
+            # The rows that finished this step are those the flags say, whatever info holds
+            # (in DISABLED mode the waiting rows are never done again).
+            row_index = torch.nonzero(done).flatten()
+            rows = row_index.cpu().numpy()
+            preference[row_index] = torch.as_tensor(info["proxy"][rows], dtype=torch.float32, device=device)
             penalty[row_index] = torch.as_tensor(info["penalty"][rows], dtype=torch.float32, device=device)
-            if "gold" in info:
-                gold[row_index] = torch.as_tensor(info["gold"][rows], dtype=torch.float32, device=device)
+            gold[row_index] = torch.as_tensor(info["gold"][rows], dtype=torch.float32, device=device)  # NaN: no judge
             if "response_text" in info:
                 for r in rows:  # finished rows only
                     texts[r] = info["response_text"][r]
@@ -198,6 +200,8 @@ def paired_gold(
     """
     if posts < 2:
         raise ValueError(f"posts must be >= 2 to estimate a standard error, got {posts}")
+    if not env.has_gold_judge:
+        raise ValueError("the env has no gold judge (env.has_gold_judge is False), so there is no gold to pair")
     n = env.num_envs
     sides: list[list[np.ndarray]] = [[], []]
     for batch_index in range(-(-posts // n)):

@@ -26,6 +26,8 @@ class TokenEnv(gym.Env[dict[str, np.ndarray], int]):
     Stepping a finished episode raises ``RuntimeError``: call ``reset()``.
 
     Render modes: ``"ansi"`` returns the prompt and the response so far as text.
+    ``metadata["has_gold_judge"]`` (and ``has_gold_judge``) say whether ``info["gold"]``
+    holds the gold judge's score or NaN.
     """
 
     metadata = {"render_modes": ["ansi"]}
@@ -38,6 +40,7 @@ class TokenEnv(gym.Env[dict[str, np.ndarray], int]):
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.vector_env = vector_env
+        self.metadata = {**TokenEnv.metadata, "has_gold_judge": vector_env.has_gold_judge}
         self.render_mode = render_mode
         self.observation_space = vector_env.single_observation_space
         self.action_space = vector_env.single_action_space
@@ -72,6 +75,11 @@ class TokenEnv(gym.Env[dict[str, np.ndarray], int]):
             done_truncated,
             unbatch_info(info, 0),
         )
+
+    @property
+    def has_gold_judge(self) -> bool:
+        """Whether ``info["gold"]`` holds the gold judge's score (else NaN)."""
+        return self.vector_env.has_gold_judge
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":

@@ -21,15 +21,18 @@ from rlhf_gym.env.prompts import Prompt, PromptSource
 from rlhf_gym.env.seeding import draw_prompt_indices, entropy_keys, seed_keys
 from rlhf_gym.lm.layout import left_pad, tokenize_left_truncated
 from rlhf_gym.lm.loading import check_tokenizer
-from rlhf_gym.rewards.preference_model import PreferenceModel
+from rlhf_gym.rewards.reward_model import (
+    FinishedEpisodes,
+    RewardModel,
+    make_reward_scorer,
+    score_episodes,
+    takes_token_ids,
+)
 
 GoldJudge = Callable[[Sequence[Prompt], Sequence[str]], np.ndarray]
 """Scores responses against the prompts' latent records: ``(prompts, responses) -> (R,)``."""
 
 Observation = dict[str, torch.Tensor]
-
-REWARD_SOURCES = ("preference", "gold")
-"""What the final step's reward scores with: the learned preference model, or the gold judge."""
 
 
 class TokenVectorEnv(VectorEnv):
@@ -40,7 +43,8 @@ class TokenVectorEnv(VectorEnv):
     in RLHF fine-tuning of language models (Ziegler et al. 2019, "Fine-Tuning Language
     Models from Human Preferences"; Stiennon et al. 2020, "Learning to summarize from
     human feedback"). The state is the token context, the action the next token, and the
-    reward a learned preference model's score of the finished response.
+    reward a learned reward model's score of the finished response: a proxy of the true
+    preference, which a gold judge, when the task has one, reports beside it.
 
     ## Action Space
     ``MultiDiscrete([V] * N)`` (single: ``Discrete(V)``), ``V = len(tokenizer)``: a
@@ -61,15 +65,21 @@ class TokenVectorEnv(VectorEnv):
     tokens lose their beginning (the task suffix such as ``"TL;DR:"`` is kept).
 
     ## Rewards
-    0 on every step but the last. On the last step, the preference model's normalised
-    score of ``(prompt text, response text)`` (references score mean 0, std 1), plus
-    ``-missing_eos_penalty`` if the episode was truncated without EOS (TRL's convention;
-    off by default). With ``reward="gold"`` the gold judge's score in [0, 1] replaces the
-    preference model's (an oracle run: what an agent reaches when the reward is the true
-    preference; Gao et al. 2023 compare against such runs). All rows finishing in a step
-    are decoded and scored in one batched call. A non-finite score raises
-    ``RuntimeError`` and leaves the env unchanged. Rewards are a ``(N,)`` float32 tensor
-    on ``device``.
+    0 on every step but the last. On the last step, the reward model's score of
+    ``(prompt text, response text)`` (the shipped preference model's is normalised:
+    references score mean 0, std 1), plus ``-missing_eos_penalty`` if the episode was
+    truncated without EOS (TRL's convention; off by default). The reward model is any
+    `rlhf_gym.rewards.reward_model.RewardModel`; one that declares it reads this env's
+    token ids (`TokenRewardModel`) gets them directly instead of texts.
+
+    ``reward`` chooses what the last step scores with: a scorer registered by name
+    (`rlhf_gym.rewards.reward_model.register_reward_scorer`; built in: ``"preference"``,
+    the reward model, and ``"gold"``, the gold judge's score in [0, 1]: an oracle run,
+    what an agent reaches when the reward is the true preference; Gao et al. 2023 compare
+    against such runs), or a `RewardModel` object whose score becomes the reward while
+    the reward model's stays in ``info["proxy"]``. All rows finishing in a step are
+    decoded and scored in one batched call. A non-finite score raises ``RuntimeError``
+    and leaves the env unchanged. Rewards are a ``(N,)`` float32 tensor on ``device``.
 
     ## Starting State
     Each episode's prompt is drawn from ``prompt_source`` by the sub-env's own stream
@@ -96,11 +106,20 @@ class TokenVectorEnv(VectorEnv):
     ## Info
     Gymnasium's vector-info format (numpy arrays with ``_key`` masks). At an episode's
     end (top level for NEXT_STEP and DISABLED, under ``final_info`` for SAME_STEP):
-    ``preference`` (normalised preference score), ``penalty`` (missing-EOS penalty, <= 0),
-    ``gold`` (the task's gold judge, when it has one), ``response_length`` (tokens,
-    EOS included), ``prompt_index``, and ``prompt_text``/``response_text`` (decoded;
-    ``response_text`` excludes EOS) unless ``text_in_info=False``. On reset:
-    ``prompt_index``.
+
+    | key | meaning |
+    |---|---|
+    | ``proxy`` | the reward model's score (float64): the learned proxy of the gold judge, whatever ``reward`` is |
+    | ``preference`` | the same values as ``proxy``; a deprecated alias, kept for one version |
+    | ``penalty`` | the missing-EOS penalty (<= 0) |
+    | ``gold`` | the gold judge's score; NaN when the env has no gold judge (``has_gold_judge``) |
+    | ``response_length`` | tokens generated, EOS included |
+    | ``prompt_index`` | the prompt's index in ``prompt_source`` |
+    | ``prompt_text``, ``response_text`` | decoded texts (``response_text`` excludes EOS), unless ``text_in_info=False`` |
+
+    Every key's ``_key`` mask is True exactly on the rows that finished in this step, so
+    an agent may find them there or, equivalently, from ``terminated | truncated``
+    (`rlhf_gym.env.rollout.collect_episodes` uses the flags). On reset: ``prompt_index``.
 
     ## Arguments
     | name | type | default | meaning |
@@ -108,9 +127,9 @@ class TokenVectorEnv(VectorEnv):
     | ``num_envs`` | int | — | number of sub-envs N |
     | ``prompt_source`` | `PromptSource` | — | where prompts come from |
     | ``tokenizer`` | tokenizer | — | the policy's tokenizer (EOS and a distinct pad token) |
-    | ``preference_model`` | `PreferenceModel` | — | the learned reward |
+    | ``reward_model`` | `RewardModel` | — | the learned reward (``preference_model=`` is accepted as its former name) |
     | ``gold_judge`` | `GoldJudge` or None | None | true score of a response, for info |
-    | ``reward`` | str | "preference" | ``"preference"`` (the learned reward) or ``"gold"`` (the gold judge, an oracle) |
+    | ``reward`` | str or `RewardModel` | "preference" | a registered scorer name (see Rewards) or a `RewardModel` |
     | ``max_prompt_tokens`` | int | 256 | prompt block width P |
     | ``max_new_tokens`` | int | 48 | response budget T (truncation) |
     | ``device`` | str or device | "cpu" | where tensors live |
@@ -130,8 +149,9 @@ class TokenVectorEnv(VectorEnv):
     | ``tokenizer`` | the policy's tokenizer (decode responses with it) |
     | ``pad_token_id``, ``eos_token_id`` | the padding token and the token that ends an episode |
     | ``device`` | where observations, rewards and flags live |
-    | ``autoreset_mode``, ``group_size`` | as constructed |
-    | ``preference_model``, ``gold_judge``, ``prompt_source`` | the env's components |
+    | ``autoreset_mode``, ``group_size``, ``reward`` | as constructed |
+    | ``reward_model``, ``gold_judge``, ``prompt_source`` | the env's components (``preference_model``: a former name of ``reward_model``) |
+    | ``has_gold_judge`` | whether ``info["gold"]`` holds scores (also ``metadata["has_gold_judge"]``) |
 
     ## Acting with a causal LM
     `rlhf_gym.lm.policy.CausalLMPolicy` reads this layout: ``prefill`` the prompt block
@@ -151,6 +171,12 @@ class TokenVectorEnv(VectorEnv):
 
     ## Version History
     - v0: initial release.
+    - v0, reward seam (rewards and their order of operations unchanged): the reward model
+      may be any `RewardModel` (``reward_model=``; ``preference_model=`` still accepted);
+      ``reward`` takes any registered scorer name or a `RewardModel`; info gains ``proxy``,
+      the reward model's score, with ``preference`` kept as an alias of the same values for
+      one version; ``gold`` is NaN on finished rows of an env without a gold judge (it was
+      absent), which ``has_gold_judge`` and ``metadata["has_gold_judge"]`` announce.
     """
 
     def __init__(
@@ -159,9 +185,9 @@ class TokenVectorEnv(VectorEnv):
         *,
         prompt_source: PromptSource,
         tokenizer: PreTrainedTokenizerBase,
-        preference_model: PreferenceModel,
+        reward_model: RewardModel | None = None,
         gold_judge: GoldJudge | None = None,
-        reward: str = "preference",
+        reward: str | RewardModel = "preference",
         max_prompt_tokens: int = 256,
         max_new_tokens: int = 48,
         device: str | torch.device = "cpu",
@@ -169,7 +195,9 @@ class TokenVectorEnv(VectorEnv):
         group_size: int = 1,
         missing_eos_penalty: float | None = None,
         text_in_info: bool = True,
+        preference_model: RewardModel | None = None,
     ) -> None:
+        reward_model = _one_reward_model(reward_model, preference_model)
         for name, value in [
             ("num_envs", num_envs),
             ("max_prompt_tokens", max_prompt_tokens),
@@ -189,28 +217,26 @@ class TokenVectorEnv(VectorEnv):
                 f"missing_eos_penalty must be a finite number >= 0 (it is subtracted), "
                 f"got {missing_eos_penalty!r}"
             )
-        if reward not in REWARD_SOURCES:
-            raise ValueError(f"reward must be one of {REWARD_SOURCES}, got {reward!r}")
-        if reward == "gold" and gold_judge is None:
-            raise ValueError(
-                "reward='gold' needs a gold judge, and this env has none (prompts from an "
-                "external dataset have no latent record to judge); use reward='preference'"
-            )
         check_tokenizer(tokenizer)
         self.autoreset_mode = _parse_autoreset_mode(autoreset_mode)
-        self.metadata = {"render_modes": [], "autoreset_mode": self.autoreset_mode}
+        self.metadata = {
+            "render_modes": [],
+            "autoreset_mode": self.autoreset_mode,
+            "has_gold_judge": gold_judge is not None,
+        }
         self.render_mode = None
 
         self.num_envs = int(num_envs)
         self.prompt_source = prompt_source
         self.tokenizer = tokenizer
-        self.preference_model = preference_model
+        self.reward_model = reward_model
+        self._proxy_takes_ids = takes_token_ids(reward_model, tokenizer)
         self.gold_judge = gold_judge
+        self.device = torch.device(device)
         self.reward = reward
         self.max_prompt_tokens = int(max_prompt_tokens)
         self.max_new_tokens = int(max_new_tokens)
         self.context_length = self.max_prompt_tokens + self.max_new_tokens
-        self.device = torch.device(device)
         self.group_size = int(group_size)
         self.missing_eos_penalty = float(missing_eos_penalty or 0.0)
         self.text_in_info = text_in_info
@@ -237,6 +263,9 @@ class TokenVectorEnv(VectorEnv):
         self._stream_keys: np.ndarray | None = None  # (N,) uint64, set by the first reset
         self._episode_counts = np.zeros(n, dtype=np.int64)  # (N,) episodes started per row
         self._prompts: list[Prompt | None] = [None] * n
+        # Last, so a factory sees the whole env; it rejects unknown names and reward="gold"
+        # without a gold judge.
+        self._reward_scorer = make_reward_scorer(reward, self)
 
     # Reset --------------------------------------------------------------------------
     def reset(
@@ -324,8 +353,8 @@ class TokenVectorEnv(VectorEnv):
         finish in this step (to decode and score them in one batch) or start anew.
 
         Raises:
-            RuntimeError: ``step`` before ``reset``, or the preference model or gold judge
-                returned a non-finite score (the env is left unchanged).
+            RuntimeError: ``step`` before ``reset``, or the reward model, the gold judge or
+                the ``reward`` scorer returned a non-finite score (the env is left unchanged).
             ValueError / TypeError: actions of the wrong shape, dtype or range.
         """
         if self._stream_keys is None:
@@ -345,10 +374,13 @@ class TokenVectorEnv(VectorEnv):
         rewards = torch.zeros(self.num_envs, dtype=torch.float32, device=self.device)
         episode_info: dict[str, Any] = {}
         if done_rows.numel() > 0:
+            written = (torch.arange(done_rows.numel(), device=self.device), column[done_rows])
             ids = self._input_ids[done_rows].clone()
-            ids[torch.arange(done_rows.numel(), device=self.device), column[done_rows]] = actions[done_rows]
+            ids[written] = actions[done_rows]
+            mask = self._attention_mask[done_rows].clone()
+            mask[written] = 1
             rewards[done_rows], episode_info = self._score(
-                done_rows, ids, num_generated[done_rows], terminated[done_rows]
+                done_rows, ids, mask, num_generated[done_rows], terminated[done_rows]
             )
 
         # Commit the step for active rows: vectorised scatter of one token per row.
@@ -413,6 +445,7 @@ class TokenVectorEnv(VectorEnv):
         self,
         rows: torch.Tensor,
         input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
         num_generated: torch.Tensor,
         terminated: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -421,6 +454,7 @@ class TokenVectorEnv(VectorEnv):
         Args:
             rows: (R,) sub-env indices.
             input_ids: (R, L) their final contexts.
+            attention_mask: (R, L) their final masks.
             num_generated: (R,) response lengths (EOS included).
             terminated: (R,) whether each ended with EOS.
 
@@ -437,25 +471,23 @@ class TokenVectorEnv(VectorEnv):
             clean_up_tokenization_spaces=False,
         )
         prompt_texts = [p.text for p in prompts]
-        preference = self.preference_model.score(prompt_texts, responses).to(self.device)
-        if not bool(torch.isfinite(preference).all()):
-            bad = torch.nonzero(~torch.isfinite(preference)).flatten().tolist()
-            raise RuntimeError(
-                f"the preference model returned non-finite scores {preference[bad].tolist()} "
-                f"for sub-envs {[row_list[i] for i in bad]} (responses "
-                f"{[responses[i] for i in bad][:3]!r}); the env state is unchanged"
-            )
+        proxy = score_episodes(
+            self.reward_model, prompt_texts, responses, input_ids, attention_mask, use_ids=self._proxy_takes_ids
+        ).to(self.device)
+        self._check_scores("the reward model", proxy, row_list, responses)
         penalty = torch.where(
             terminated,
-            torch.zeros_like(preference),
-            torch.full_like(preference, -self.missing_eos_penalty),
+            torch.zeros_like(proxy),
+            torch.full_like(proxy, -self.missing_eos_penalty),
         )
         rows_np = np.asarray(row_list)
         info: dict[str, Any] = {}
         n = self.num_envs
-        _put(info, "preference", rows_np, preference.double().cpu().numpy(), n)
+        proxy_np = proxy.double().cpu().numpy()
+        _put(info, "proxy", rows_np, proxy_np, n)
+        _put(info, "preference", rows_np, proxy_np, n)  # deprecated alias of "proxy", for one version
         _put(info, "penalty", rows_np, penalty.double().cpu().numpy(), n)
-        score = preference
+        gold = None
         if self.gold_judge is not None:
             gold = np.asarray(self.gold_judge(prompts, responses), dtype=np.float64)
             if gold.shape != (len(row_list),) or not np.isfinite(gold).all():
@@ -463,15 +495,33 @@ class TokenVectorEnv(VectorEnv):
                     f"the gold judge must return {len(row_list)} finite scores, got {gold!r}; "
                     "the env state is unchanged"
                 )
-            _put(info, "gold", rows_np, gold, n)
-            if self.reward == "gold":
-                score = torch.as_tensor(gold, dtype=preference.dtype, device=self.device)
+        _put(info, "gold", rows_np, gold if gold is not None else np.full(len(row_list), np.nan), n)
+        episodes = FinishedEpisodes(prompt_texts, responses, input_ids, attention_mask, proxy, gold)
+        score = self._reward_scorer(episodes)
+        if score is not proxy:  # the default reward is the proxy itself, already checked
+            if tuple(score.shape) != (len(row_list),):
+                raise RuntimeError(
+                    f"the reward {self.reward!r} must return {len(row_list)} scores, got shape "
+                    f"{tuple(score.shape)}; the env state is unchanged"
+                )
+            self._check_scores(f"the reward {self.reward!r}", score, row_list, responses)
         _put(info, "response_length", rows_np, num_generated.cpu().numpy().astype(np.int64), n)
         _put(info, "prompt_index", rows_np, np.array([p.index for p in prompts], dtype=np.int64), n)
         if self.text_in_info:
             _put(info, "prompt_text", rows_np, np.array(prompt_texts, dtype=object), n)
             _put(info, "response_text", rows_np, np.array(responses, dtype=object), n)
         return (score + penalty).float(), info
+
+    def _check_scores(self, source: str, scores: torch.Tensor, rows: list[int], responses: list[str]) -> None:
+        """Raise ``RuntimeError`` naming the rows whose score is not finite (before any state changes)."""
+        finite = torch.isfinite(scores)
+        if not bool(finite.all()):
+            bad = torch.nonzero(~finite).flatten().tolist()
+            raise RuntimeError(
+                f"{source} returned non-finite scores {scores[bad].tolist()} "
+                f"for sub-envs {[rows[i] for i in bad]} (responses "
+                f"{[responses[i] for i in bad][:3]!r}); the env state is unchanged"
+            )
 
     # Views --------------------------------------------------------------------------
     def _observation(self) -> Observation:
@@ -483,6 +533,16 @@ class TokenVectorEnv(VectorEnv):
         return list(self._prompts)
 
     @property
+    def has_gold_judge(self) -> bool:
+        """Whether finished rows' ``info["gold"]`` holds the gold judge's score (else NaN)."""
+        return self.gold_judge is not None
+
+    @property
+    def preference_model(self) -> RewardModel:
+        """The reward model under its former name (``reward_model``); kept for one version."""
+        return self.reward_model
+
+    @property
     def finished(self) -> torch.Tensor:
         """(N,) bool: rows whose episode ended and that await a reset (NEXT_STEP, DISABLED)."""
         return self._finished.clone()
@@ -490,6 +550,20 @@ class TokenVectorEnv(VectorEnv):
     def close_extras(self, **kwargs: Any) -> None:
         """Release the buffers."""
         self._prompts = [None] * self.num_envs
+
+
+def _one_reward_model(reward_model: RewardModel | None, preference_model: RewardModel | None) -> RewardModel:
+    """The reward model, given as ``reward_model=`` or by its former name ``preference_model=``."""
+    if reward_model is not None and preference_model is not None:
+        raise TypeError("pass the reward model once: reward_model= (preference_model= is its former name), not both")
+    model = reward_model if reward_model is not None else preference_model
+    if model is None:
+        raise TypeError("TokenVectorEnv needs reward_model= (a RewardModel: an object with score(prompts, responses))")
+    if not isinstance(model, RewardModel):
+        raise TypeError(
+            f"reward_model must be a RewardModel (an object with score(prompts, responses)), got {type(model).__name__}"
+        )
+    return model
 
 
 def _parse_autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:

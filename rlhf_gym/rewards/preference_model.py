@@ -37,6 +37,7 @@ from rlhf_gym.lm.loading import (
 )
 
 NORMALIZATION_FILE = "reward_normalization.json"
+SCORING_FILE = "scoring.json"  # the input length the model was trained with (absent: 512)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class PreferenceModel:
         tokenizer: its tokenizer (needs EOS and a distinct pad token).
         normalization: maps raw scores to rewards; identity by default.
         max_length: longest input in tokens; longer inputs lose the start of the prompt.
+            Capped at the model's position table (``n_positions``), which it cannot read past.
         batch_size: rows per forward pass when scoring many episodes.
         device: where the model runs.
 
@@ -97,7 +99,8 @@ class PreferenceModel:
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.normalization = normalization or RewardNormalization()
-        self.max_length = max_length
+        positions = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
+        self.max_length = min(max_length, positions) if positions else max_length
         self.batch_size = batch_size
 
     # Loading and saving -------------------------------------------------------------
@@ -111,7 +114,7 @@ class PreferenceModel:
         trust_remote_code: bool = False,
         local_files_only: bool = False,
         cache_dir: str | os.PathLike[str] | None = None,
-        max_length: int = 512,
+        max_length: int | None = None,
         batch_size: int = 64,
     ) -> PreferenceModel:
         """Load a preference model (and its normalisation, if saved beside it).
@@ -128,7 +131,9 @@ class PreferenceModel:
             trust_remote_code: allow classes shipped as Python with the checkpoint.
             local_files_only: never reach the hub.
             cache_dir: the Hugging Face cache to use instead of the default one.
-            max_length / batch_size: see the class.
+            max_length: see the class; None: the length saved with the model (``scoring.json``,
+                which `save_pretrained` writes), else 512.
+            batch_size: see the class.
 
         Raises:
             MissingArtifactError: the model or its tokenizer cannot be found.
@@ -143,6 +148,9 @@ class PreferenceModel:
         stats_file = find_file(name, NORMALIZATION_FILE, revision=revision, local_files_only=local_files_only, cache_dir=cache_dir)
         if stats_file is not None:
             normalization = RewardNormalization(**json.loads(stats_file.read_text()))
+        if max_length is None:
+            scoring_file = find_file(name, SCORING_FILE, revision=revision, local_files_only=local_files_only, cache_dir=cache_dir)
+            max_length = int(json.loads(scoring_file.read_text())["max_length"]) if scoring_file is not None else 512
         return cls(
             model,
             tokenizer,
@@ -168,6 +176,8 @@ class PreferenceModel:
         finally:
             self.tokenizer.padding_side = padding_side
         (directory / NORMALIZATION_FILE).write_text(json.dumps(asdict(self.normalization)))
+        # Scored as trained: a loaded copy truncates inputs where this one does.
+        (directory / SCORING_FILE).write_text(json.dumps({"max_length": self.max_length}))
 
     # Scoring ------------------------------------------------------------------------
     def encode(self, prompts: Sequence[str], responses: Sequence[str]) -> BatchEncoding:

@@ -241,7 +241,9 @@ def test_evaluation_reports_the_standard_error_of_its_gold_mean(make_toy_env, to
 
 def test_reward_model_replaces_the_envs_preference_model(tmp_path):
     """``--reward-model`` reaches both envs; a saved ensemble folder loads as the ensemble."""
-    from rlhf_gym.envs.summarize.assets import default_preference_model
+    import rlhf_gym
+
+    default_preference_model = rlhf_gym.get_task("RLHF-Summarize-v0").preference_model
     from rlhf_gym.rewards.preference_ensemble import PreferenceEnsemble
 
     shipped = default_preference_model(torch.device("cpu"))

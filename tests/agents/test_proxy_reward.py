@@ -1,5 +1,6 @@
-"""One meaning of ``proxy_reward``: the preference score without the missing-EOS penalty, with
-``proxy_reward_with_penalty`` beside it, the same in our agents' and the SB3 agents' logs."""
+"""One meaning of ``proxy_reward``: the reward model's score (the env's info ``proxy``) without the
+missing-EOS penalty, with ``proxy_reward_with_penalty`` beside it, the same in our agents' and the
+SB3 agents' logs."""
 
 from __future__ import annotations
 
@@ -46,6 +47,20 @@ def test_sb3_logs_what_our_agents_log_on_the_same_episodes(make_toy_env, toy_dir
     assert theirs["episodes"] == NUM_ENVS
     for key in ("proxy_reward", "proxy_reward_with_penalty"):
         assert theirs[key] == pytest.approx(ours[key], abs=1e-7)
+
+
+def test_sb3_statistics_of_an_env_without_gold_judge(make_toy_env):
+    """The env reports NaN gold there; the proxy figures are read from ``proxy`` and stay finite."""
+    bridge = SB3VecEnv(make_toy_env(4, gold_judge=None, max_new_tokens=2))
+    bridge.seed(0)
+    bridge.reset()
+    stats = EpisodeStats(4)
+    for _ in range(2):
+        _, _, dones, infos = bridge.step(np.full(4, 7))
+        stats.update_locals({"infos": infos, "dones": dones, "log_probs": torch.zeros(4)})
+        stats._on_step()
+    figures = stats.flush()
+    assert figures["episodes"] == 4 and np.isnan(figures["gold"]) and np.isfinite(figures["proxy_reward"])
 
 
 @pytest.mark.parametrize("agent", ["ppo", "grpo"])

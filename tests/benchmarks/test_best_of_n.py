@@ -44,7 +44,9 @@ def test_samples_are_scored_by_the_given_reward_model(bon, tmp_path):
     preference model, renormalised by (x - 1) / 2, scores the same samples (x - 1) / 2."""
     import torch
 
-    from rlhf_gym.envs.summarize.assets import default_preference_model
+    import rlhf_gym
+
+    default_preference_model = rlhf_gym.get_task("RLHF-Summarize-v0").preference_model
     from rlhf_gym.rewards.preference_ensemble import PreferenceEnsemble
     from rlhf_gym.rewards.preference_model import RewardNormalization
 

@@ -23,7 +23,9 @@ def test_paired_difference_is_the_mean_and_standard_error_of_differences(paired)
 def test_a_policy_against_itself_differs_by_exactly_zero(paired, tmp_path):
     """Common random numbers: the same posts and samples, so every paired difference is 0,
     while the posts themselves differ (one episode per post, no post drawn twice)."""
-    from rlhf_gym.envs.summarize.assets import sft_policy_path
+    import rlhf_gym
+
+    sft_policy_path = rlhf_gym.get_task("RLHF-Summarize-v0").policy_path
 
     config = paired.Config(policies=[str(sft_policy_path())], prompts=6, batch=3, threads=1, out=str(tmp_path))
     (row,) = paired.main(config)

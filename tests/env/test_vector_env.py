@@ -117,7 +117,7 @@ def test_gold_reward_replaces_the_preference_score(make_toy_env):
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        ({"reward": "human"}, r"reward must be one of \('preference', 'gold'\), got 'human'"),
+        ({"reward": "human"}, r"reward must be one of the registered scorers \('preference', 'gold'.*\) or a RewardModel, got 'human'"),
         ({"reward": "gold", "gold_judge": None}, "reward='gold' needs a gold judge"),
     ],
 )

@@ -19,10 +19,14 @@ from typing import Any
 
 import pytest
 
+from rlhf_gym.leaderboard.protocol import METRICS
+
 ENV_ID = "RLHF-Summarize-v0"
 
-FAKE_PROTOCOL = SimpleNamespace(env_id=ENV_ID, version="summarize-test-v1", hash="sha256:" + "0123456789abcdef" * 4, posts=4)
-"""A protocol stand-in with the attributes `validate` reads (``env_id``, ``version``, ``hash``, ``posts``)."""
+FAKE_PROTOCOL = SimpleNamespace(env_id=ENV_ID, version="summarize-test-v1", hash="sha256:" + "0123456789abcdef" * 4, posts=4,
+                                metrics=METRICS)
+"""A protocol stand-in with the attributes `validate` reads (``env_id``, ``version``, ``hash``, ``posts``, ``metrics``):
+an env with a gold judge and references, like summarize."""
 
 SAMPLED_METRICS: dict[str, float] = {
     "gold": 0.52, "gold_change": 0.07, "gold_change_sem": 0.012, "win_rate": 0.41, "proxy_reward": 1.35,
@@ -127,11 +131,12 @@ def tiny_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_protocol(monkeypatch: pytest.MonkeyPatch) -> Any:
     """The real protocol at 2 posts in one batch of 2, so that evaluating a tiny policy takes seconds.
 
-    Patched into `rlhf_gym.leaderboard.protocol.PROTOCOLS`, so evaluate, validate and verify all use it.
+    Patched into `rlhf_gym.leaderboard.protocol.PROTOCOLS` (where `get_protocol` keeps the
+    derived protocols), so evaluate, validate and verify all use it.
     """
     from rlhf_gym.leaderboard import protocol as protocol_module
 
-    tiny = dataclasses.replace(protocol_module.PROTOCOLS[ENV_ID], posts=2, batch_size=2, version="summarize-test-tiny")
+    tiny = dataclasses.replace(protocol_module.get_protocol(ENV_ID), posts=2, batch_size=2, version="summarize-test-tiny")
     monkeypatch.setitem(protocol_module.PROTOCOLS, ENV_ID, tiny)
     return tiny
 

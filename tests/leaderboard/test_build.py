@@ -22,10 +22,12 @@ import pytest
 from rlhf_gym.leaderboard import build as lb
 from rlhf_gym.leaderboard import plot, validate
 from rlhf_gym.leaderboard.intervals import crossed_bootstrap
+from rlhf_gym.leaderboard.protocol import METRICS
 
 ENV = "RLHF-Summarize-v0"
 POSTS = 64
-PROTOCOL = SimpleNamespace(env_id=ENV, version="summarize-test-v1", hash="sha256:" + "0123456789abcdef" * 4, posts=POSTS)
+PROTOCOL = SimpleNamespace(env_id=ENV, version="summarize-test-v1", hash="sha256:" + "0123456789abcdef" * 4, posts=POSTS,
+                           metrics=METRICS)
 XSS = "<script>alert(1)</script>"
 SFT_POLICY = "../../envs/summarize/assets/sft_policy"
 POST_EFFECT = np.random.default_rng(0).normal(0.0, 0.08, POSTS)  # one test set, shared by every submission
@@ -375,6 +377,64 @@ def test_build_is_deterministic_and_groups_envs(tmp_path, protocol, monkeypatch)
     assert len(_markdown_rows(readme, "RLHF-Other-v0")) == 1 and len(_markdown_rows(readme)) == len(AGENTS)
     page = (tmp_path / "a" / "index.html").read_text(encoding="utf-8")
     assert page.count('<svg class="plot"') == 2 and page.count('<g class="submission"') == len(AGENTS) + 1
+
+
+NO_GOLD_ENV = "RLHF-NoGold-v0"
+
+
+def proxy_submission(name: str, mean: float, salt: int) -> dict[str, Any]:
+    """A valid submission of an env without a gold judge: no gold metrics; per-post proxy scores
+    (a post effect shared by every run, and noise) whose means are the metrics."""
+    submission = make_submission(name, [0.5, 0.5, 0.5], env_id=NO_GOLD_ENV, salt=salt) | {"protocol_version": "nogold-test-v1"}
+    for seed, run in enumerate(submission["runs"]):
+        rng = np.random.default_rng(1000 * salt + seed)
+        sft = [round(float(v), 6) for v in -2.0 + 10 * POST_EFFECT + rng.normal(0, 0.3, POSTS)]
+        for decoding, shift in (("sampled", 0.0), ("greedy", 0.5)):
+            proxy = [round(float(v), 6) for v in mean + shift + 10 * POST_EFFECT + rng.normal(0, 0.3, POSTS)]
+            run["per_post"][decoding] = {"proxy": proxy, "sft_proxy": sft}
+            metrics = run["metrics"][decoding]
+            for key in ("gold", "gold_change", "gold_change_sem", "win_rate"):
+                del metrics[key]
+            metrics["proxy_reward"] = float(np.mean(proxy))
+    return submission
+
+
+def test_an_env_without_a_gold_judge_is_ranked_by_the_proxy_and_says_so(tmp_path, protocol, monkeypatch):
+    from rlhf_gym.leaderboard.protocol import metric_set
+
+    no_gold = SimpleNamespace(env_id=NO_GOLD_ENV, version="nogold-test-v1", hash=PROTOCOL.hash, posts=POSTS,
+                              metrics=metric_set(gold_judge=False, references=True))
+    monkeypatch.setattr(validate, "get_protocol", lambda env_id: {ENV: PROTOCOL, NO_GOLD_ENV: no_gold}[env_id])
+    import rlhf_gym.envs
+
+    monkeypatch.setattr(rlhf_gym.envs, "SUITE", [*rlhf_gym.envs.SUITE, SimpleNamespace(env_id=NO_GOLD_ENV)])
+    only_gold = write_submissions(tmp_path / "gold-only")
+    lb.build(only_gold, tmp_path / "gold-only-out")
+    folder = write_submissions(tmp_path / "submissions")
+    proxies = {"low": proxy_submission("proxy low", -1.0, salt=11), "high": proxy_submission("proxy high", 1.5, salt=12)}
+    for stem, submission in proxies.items():
+        (folder / f"nogold-{stem}.json").write_text(json.dumps(submission), encoding="utf-8")
+    lb.build(folder, tmp_path / "out")
+    readme = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
+    section = readme.split(f"## {NO_GOLD_ENV}\n", 1)[1].split("\n## ", 1)[0]
+    assert lb.proxy_note() in section and "*Ranked by proxy reward (no gold judge)*" in section
+    header, _, *body = [line for line in section.splitlines() if line.startswith("|")]
+    headers = [c.strip() for c in re.split(r"(?<!\\)\|", header)[1:-1]]
+    assert headers[3] == f"proxy: ranked by proxy reward (no gold judge); {lb._INTERVAL_NOTE}"
+    assert not any(h.startswith(("gold", "win rate", "greedy gold")) for h in headers)
+    assert {"proxy change vs SFT: " + lb._INTERVAL_NOTE, "greedy proxy", "KL", "ROUGE-L", "BLEU"} <= set(headers)
+    cells = [dict(zip(headers, (c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]), strict=True)) for line in body]
+    assert [row["agent"] for row in cells] == ["proxy high", "proxy low"]  # ranked by the proxy's mean
+    table = np.array([run["per_post"]["sampled"]["proxy"] for run in proxies["high"]["runs"]])
+    interval = crossed_bootstrap(table)
+    assert cells[0][headers[3]] == f"{table.mean():.3f} [{interval.low:.3f}, {interval.high:.3f}]"
+    # The gold env's table is the one it is without the other env (columns are per table).
+    gold_section = readme.split(f"## {ENV}\n", 1)[1]
+    alone = (tmp_path / "gold-only-out" / "README.md").read_text(encoding="utf-8").split(f"## {ENV}\n", 1)[1]
+    assert gold_section == alone
+    page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert page.count('<p class="note proxy-ranked">') == 1 and "<h3>Proxy against KL</h3>" in page and "<h3>Gold against KL</h3>" in page
+    assert 'aria-label="proxy against KL, one point per submission"' in page
 
 
 def test_empty_folder_builds_an_empty_board(tmp_path, protocol):

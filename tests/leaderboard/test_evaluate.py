@@ -38,7 +38,7 @@ REVISION = "0123456789abcdef0123456789abcdef01234567"
 @pytest.fixture
 def small_protocol(monkeypatch):
     """The real protocol at 16 posts, so that a test evaluates in seconds."""
-    small = dataclasses.replace(protocol_module.PROTOCOLS[ENV], posts=16, batch_size=16, version="summarize-test-small")
+    small = dataclasses.replace(get_protocol(ENV), posts=16, batch_size=16, version="summarize-test-small")
     monkeypatch.setitem(protocol_module.PROTOCOLS, ENV, small)
     return small
 
@@ -80,6 +80,17 @@ def test_the_protocol_hash_covers_settings_and_is_stable():
 
 def test_distinct_n_counts_distinct_ngrams():
     assert distinct_n(["the cat the cat"], 1) == 0.5 and distinct_n(["a b c"], 2) == 1.0 and distinct_n([""], 1) == 0.0
+
+
+def test_the_printed_line_names_the_protocols_metrics_only():
+    greedy = {key: value for key, value in SAMPLED_METRICS.items() if key != "kl"}
+    line = evaluate_module.metrics_line({"sampled": dict(SAMPLED_METRICS), "greedy": greedy})
+    assert line == ("gold 0.520 (+0.070 ± 0.012 vs SFT), win rate 0.410, KL 4.20, proxy +1.350, ROUGE-L 0.310, BLEU 12.5; "
+                    "greedy gold 0.520")
+    kept = protocol_module.metric_set(gold_judge=False, references=False)
+    bare = evaluate_module.metrics_line({"sampled": {k: SAMPLED_METRICS[k] for k in kept},
+                                         "greedy": {k: greedy[k] for k in kept if k != "kl"}})
+    assert bare == "proxy +1.350 (no gold judge), KL 4.20; greedy proxy +1.350"
 
 
 @pytest.mark.slow
@@ -305,3 +316,26 @@ def test_best_of_n_picks_the_proxys_favourite_and_reports_the_analytic_kl(small_
     assert best["greedy"] == plain["greedy"]  # one greedy response per post: nothing to choose from
     with pytest.raises(ValueError, match="best-of-N:PATH"):
         evaluate(ENV, "best-of-x:somewhere", progress=False)
+
+
+@pytest.mark.slow
+def test_an_env_without_a_gold_judge_is_evaluated_and_submitted_on_the_proxy_alone(tiny_policy, monkeypatch, tmp_path):
+    """The summarize task without its gold judge (its env then reports no gold): the run reports the
+    protocol's metrics only, records the proxy per post, and its submission validates."""
+    task = dataclasses.replace(rlhf_gym.get_task(ENV), name="nogold", gold_judge=None)
+    protocol = dataclasses.replace(protocol_module.protocol_of(task), posts=2, batch_size=2)
+    monkeypatch.setitem(protocol_module.PROTOCOLS, ENV, protocol)  # evaluate, validate: this env's protocol
+    results = [evaluate(ENV, tiny_policy, seed=seed, progress=False) for seed in (0, 1, 2)]
+    first = results[0]
+    assert first["protocol_version"] == "nogold-test-v1" and first["protocol_hash"] == protocol.hash
+    assert list(first["metrics"]["sampled"]) == list(protocol.metrics)
+    assert list(first["metrics"]["greedy"]) == [m for m in protocol.metrics if m != "kl"]
+    for decoding in ("sampled", "greedy"):
+        scores = first["per_post"][decoding]
+        assert list(scores) == ["proxy", "sft_proxy"] and all(math.isfinite(x) for x in scores["proxy"] + scores["sft_proxy"])
+        assert sum(scores["proxy"]) / 2 == pytest.approx(first["metrics"][decoding]["proxy_reward"], abs=1e-6)
+        assert scores["proxy"] != scores["sft_proxy"]  # a random tiny policy writes other responses than the SFT policy
+    data = submission(results, agent="random tiny policy", training_env_steps=0, submission_dir=tmp_path)
+    path = tmp_path / "nogold.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    assert validate_submission(path) == []

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rlhf_gym.leaderboard import validate as validate_module
+from rlhf_gym.leaderboard.protocol import metric_set
 from rlhf_gym.leaderboard.validate import (
     MAX_BYTES,
     MAX_DEPTH,
@@ -130,8 +131,10 @@ def test_the_schema_is_draft_2020_12_package_data_and_closed_everywhere():
             stack.extend(node)
     assert objects == 8  # the submission, agent, a run, its metrics and per_post; sampled, greedy metrics and per-post scores ($defs)
     defs = shipped["$defs"]
+    # Every metric is defined; only those every env has are required by the schema (validate enforces the protocol's set).
+    every_env = set(metric_set(gold_judge=False, references=False))
     for name, keys in (("sampled_metrics", set(METRIC_RANGES)), ("greedy_metrics", set(METRIC_RANGES) - {"kl"})):
-        assert set(defs[name]["required"]) == set(defs[name]["properties"]) == keys
+        assert set(defs[name]["properties"]) == keys and set(defs[name]["required"]) == keys & every_env
         for key, spec in defs[name]["properties"].items():
             assert (spec["type"], spec["minimum"], spec["maximum"]) == ("number", *METRIC_RANGES[key])
 
@@ -279,7 +282,11 @@ def test_a_huge_bad_value_is_shown_cut_short(valid_submission):
 # Semantics --------------------------------------------------------------------------------
 def test_an_env_outside_the_suite_is_rejected(valid_submission):
     valid_submission["env_id"] = "CartPole-v1"
-    assert_one_problem(valid_submission, 'env_id: "CartPole-v1" is not an env of the suite', "expected one of: RLHF-Summarize-v0")
+    from rlhf_gym.envs import SUITE
+
+    suite = ", ".join(env.env_id for env in SUITE)
+    assert "RLHF-Summarize-v0" in suite
+    assert_one_problem(valid_submission, 'env_id: "CartPole-v1" is not an env of the suite', f"expected one of: {suite}")
 
 
 def test_an_env_without_a_protocol_is_rejected(valid_submission, monkeypatch):
@@ -448,6 +455,68 @@ def test_per_post_scores_must_average_to_the_metrics(valid_submission, key, inde
 def test_per_post_means_within_rounding_pass(valid_submission):
     valid_submission["runs"][0]["per_post"]["sampled"]["gold"][0] += 4e-6  # the mean moves by 1e-6: rounding, not a lie
     assert problems_of(valid_submission) == []
+
+
+# The protocol's metric set --------------------------------------------------------------
+GOLD_ONLY = ("gold", "gold_change", "gold_change_sem", "win_rate")
+
+
+@pytest.mark.parametrize("decoding", ["sampled", "greedy"])
+@pytest.mark.parametrize("key", [*GOLD_ONLY, "rouge_l", "bleu"])
+def test_a_metric_of_the_protocol_missing_from_a_run_is_rejected(valid_submission, key, decoding):
+    """The schema allows a run without gold (an env may have no gold judge); a gold-judge protocol does not."""
+    del valid_submission["runs"][1]["metrics"][decoding][key]
+    needs = "a gold judge and reference responses" if key == "win_rate" else "reference responses" if key in ("rouge_l", "bleu") \
+        else "a gold judge"
+    assert_one_problem(valid_submission, f"runs[1].metrics.{decoding}: '{key}' is a required property of protocol "
+                                         f'"summarize-test-v1", whose env has {needs}')
+
+
+def _without_gold(protocol: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Patch in a stand-in of ``protocol`` whose env has no gold judge (references kept)."""
+    no_gold = copy.copy(protocol)
+    no_gold.version, no_gold.metrics = "nogold-test-v1", metric_set(gold_judge=False, references=True)
+    monkeypatch.setattr(validate_module, "get_protocol", lambda env_id: no_gold)
+    return no_gold
+
+
+def _proxy_submission(submission: dict[str, Any]) -> dict[str, Any]:
+    """``submission`` as an env without a gold judge writes it: no gold metrics, the proxy's per-post pair."""
+    submission["protocol_version"] = "nogold-test-v1"
+    for run in submission["runs"]:
+        for decoding in ("sampled", "greedy"):
+            for key in GOLD_ONLY:
+                del run["metrics"][decoding][key]
+            proxy = run["metrics"][decoding]["proxy_reward"]
+            spread = [0.5, -0.5, 0.25, -0.25]  # mean 0: the proxy's mean is the metric
+            run["per_post"][decoding] = {"proxy": [proxy + d for d in spread], "sft_proxy": [proxy - 1.0 + d for d in spread]}
+    return submission
+
+
+def test_a_protocol_without_a_gold_judge_takes_the_proxys_per_post_pair_and_no_gold(valid_submission, leaderboard_protocol,
+                                                                                     monkeypatch):
+    _without_gold(leaderboard_protocol, monkeypatch)
+    problems = problems_of(valid_submission)  # written as if the env had a gold judge
+    for key in GOLD_ONLY:
+        assert f'runs[0].metrics.sampled.{key}: protocol "nogold-test-v1" has no {key}: it needs a gold judge' in "\n".join(problems)
+    assert 'runs[0].per_post.sampled: \'proxy\' is a required property of protocol "nogold-test-v1", which ranks by proxy_reward' \
+        in problems
+    assert 'runs[0].per_post.sampled.gold: protocol "nogold-test-v1" records proxy and sft_proxy (it ranks by proxy_reward), ' \
+        "not gold" in problems
+    proxy = _proxy_submission(valid_submission)
+    assert problems_of(proxy) == []
+    proxy["runs"][2]["per_post"]["greedy"]["proxy"][0] += 0.4  # the mean moves by 0.1: no longer the metric's
+    assert_one_problem(proxy, "runs[2].per_post.greedy: the mean of proxy is", "but metrics.greedy.proxy_reward is 1.35")
+
+
+def test_a_protocol_without_references_refuses_reference_metrics(valid_submission, leaderboard_protocol, monkeypatch):
+    no_references = copy.copy(leaderboard_protocol)
+    no_references.metrics = metric_set(gold_judge=True, references=False)
+    monkeypatch.setattr(validate_module, "get_protocol", lambda env_id: no_references)
+    problems = problems_of(valid_submission)
+    assert len(problems) == 3 * 2 * 3, problems  # win_rate, rouge_l, bleu; two decodings; three runs
+    assert 'runs[2].metrics.greedy.bleu: protocol "summarize-test-v1" has no bleu: it needs reference responses, which its ' \
+        "env lacks" in problems
 
 
 # Malformed files --------------------------------------------------------------------------

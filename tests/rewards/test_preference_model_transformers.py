@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from rlhf_gym.envs.summarize import assets
+from rlhf_gym.envs.summarize import TASK
 from rlhf_gym.envs.summarize.world import generate_post, prompt_text
 from rlhf_gym.rewards.preference_model import PreferenceModel
 
@@ -37,7 +37,7 @@ def _plain_scores(folder: Path, texts: list[str]) -> tuple[torch.Tensor, torch.T
 
 
 def _member_folder() -> Path:
-    folder = assets.PREFERENCE_MODEL_DIR
+    folder = TASK.assets.preference_model_dir
     return folder / "member_0" if (folder / "member_0").is_dir() else folder
 
 

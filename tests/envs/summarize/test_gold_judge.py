@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rlhf_gym.envs.summarize import WORLD
 from rlhf_gym.envs.summarize.gold_judge import (
     gold_breakdown,
     gold_score,
@@ -42,6 +43,12 @@ def test_reference_scores_high_and_empty_scores_zero() -> None:
     assert refs.min() >= 0.9
     assert np.all(gold_scores(records, [""] * len(POSTS)) == 0.0)
     assert np.all(gold_scores(records, ["   "] * len(POSTS)) == 0.0)
+
+
+def test_references_of_the_test_split_score_exactly_one() -> None:
+    """No agent can beat a reference: the ceiling the card's headroom is measured against."""
+    samples = WORLD.samples("test", 256)
+    assert (gold_scores([s.record for s in samples], [s.reference for s in samples]) == 1.0).all()
 
 
 def test_scores_are_deterministic_and_bounded() -> None:

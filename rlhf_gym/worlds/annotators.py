@@ -1,28 +1,26 @@
-"""Simulated annotators: noisy, biased labellers whose preferences derive from the gold judge.
+"""Simulated annotators: noisy, biased labellers whose preferences derive from a gold judge.
 
-Annotator ``k`` prefers summary A to summary B with probability
+Annotator ``k`` prefers response A to response B with probability
 
     P(A > B) = noise_k / 2 + (1 - noise_k) * sigmoid((gold(A) - gold(B)
                + length_bias_k * (words(A) - words(B))) / temperature_k)
 
 a Bradley-Terry choice on the gold score (the model the preference model is trained
-under), plus two human failure modes: a per-word liking for longer summaries (Stiennon
+under), plus two human failure modes: a per-word liking for longer responses (Stiennon
 et al., 2020 found labellers' and reward models' preference for length, which RL then
 exploits) and lapses, answers at random.
 
-The pool's defaults are calibrated so that, on comparisons between the reference and its
-perturbations (:func:`~rlhf_gym.envs.summarize.perturbations.sample_candidate` pairs),
-labels agree with the gold judge about 75% of the time: the agreement Stiennon et al.
-report between human labellers on TL;DR (~73-77%). A preference model trained on these
-labels therefore cannot be much better than a human-label proxy, and the gap between it
-and the gold judge is what reward over-optimisation exploits.
+Annotators see only gold scores and lengths, so one pool serves every world; a world
+gives only its calibration (`rlhf_gym.worlds.world.AnnotatorCalibration`), tuned so its
+labels agree with its gold judge about as often as human labellers agree with each other
+(~73-77% on TL;DR, Stiennon et al.). A preference model trained on these labels therefore
+cannot be much better than a human-label proxy, and the gap between it and the gold judge
+is what reward over-optimisation exploits.
 
 Example:
     >>> import numpy as np
-    >>> from rlhf_gym.envs.summarize.world import generate_post
     >>> pool = AnnotatorPool(num_annotators=4, seed=0)
-    >>> post = generate_post(0)
-    >>> prefers_a, who = pool.label(post.record, post.reference, "", np.random.default_rng(0))
+    >>> prefers_a, who = pool.label_scored(0.9, 0.1, 10, 12, np.random.default_rng(0))
     >>> who in {a.annotator_id for a in pool.annotators}
     True
 """
@@ -35,18 +33,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlhf_gym.envs.summarize.gold_judge import gold_score
-from rlhf_gym.envs.summarize.world import PostRecord
+from rlhf_gym.worlds.world import AnnotatorCalibration
 
-__all__ = ["Annotator", "AnnotatorPool", "gold_agreement", "label_accuracy_ceiling", "scored_gold_agreement"]
+__all__ = ["Annotator", "AnnotatorPool", "label_accuracy_ceiling", "scored_gold_agreement"]
 
-# Pool-level defaults, calibrated for ~75% agreement with the gold judge (see the module
-# docstring and tests/envs/summarize/test_annotators.py). Each annotator's parameters are
-# drawn around these: temperature * lognormal(0, 0.3), length_bias * U(0, 2) (some care
+# Pool-level defaults (`AnnotatorCalibration`'s). Each annotator's parameters are drawn
+# around a calibration: temperature * lognormal(0, 0.3), length_bias * U(0, 2) (some care
 # about length, some not at all), noise * U(0.5, 1.5).
-DEFAULT_TEMPERATURE = 0.15
-DEFAULT_LENGTH_BIAS = 0.005  # gold points per extra word
-DEFAULT_NOISE = 0.15
+DEFAULT_TEMPERATURE = AnnotatorCalibration.temperature
+DEFAULT_LENGTH_BIAS = AnnotatorCalibration.length_bias  # gold points per extra word
+DEFAULT_NOISE = AnnotatorCalibration.noise
 _GOLD_TIE = 1e-9
 
 
@@ -131,104 +127,54 @@ class AnnotatorPool:
             for i in range(num_annotators)
         )
 
-    def prob_prefers_first(self, record: PostRecord, summary_a: str, summary_b: str,
-                           annotator: Annotator) -> float:
-        """Probability that ``annotator`` prefers ``summary_a`` to ``summary_b``.
+    @classmethod
+    def from_calibration(cls, calibration: AnnotatorCalibration, seed: int = 0, num_annotators: int = 16) -> AnnotatorPool:
+        """The pool of a world's calibration (`AnnotatorCalibration`)."""
+        return cls(num_annotators, seed, temperature=calibration.temperature, length_bias=calibration.length_bias,
+                   noise=calibration.noise)
 
-        Args:
-            record: The post's latent record (for the gold judge).
-            summary_a: First summary.
-            summary_b: Second summary.
-            annotator: Who labels.
-
-        Returns:
-            ``P(A > B)`` in [0, 1].
+    def prob_prefers_first(self, gold_a: float, gold_b: float, words_a: int, words_b: int, annotator: Annotator) -> float:
+        """Probability that ``annotator`` prefers response A (gold ``gold_a``, ``words_a``
+        words) to response B.
 
         Example:
-            >>> from rlhf_gym.envs.summarize.world import generate_post
             >>> pool = AnnotatorPool(seed=0)
-            >>> post = generate_post(0)
-            >>> pool.prob_prefers_first(post.record, post.reference, "", pool.annotators[0]) > 0.5
+            >>> pool.prob_prefers_first(1.0, 0.0, 10, 10, pool.annotators[0]) > 0.5
             True
         """
-        return _prob_prefers_first(
-            gold_score(record, summary_a), gold_score(record, summary_b),
-            len(summary_a.split()), len(summary_b.split()), annotator,
-        )
+        return _prob_prefers_first(gold_a, gold_b, words_a, words_b, annotator)
 
-    def label(self, record: PostRecord, summary_a: str, summary_b: str,
-              rng: np.random.Generator) -> tuple[bool, int]:
-        """Draw an annotator from the pool and their label for (A, B).
+    def label_scored(self, gold_a: float, gold_b: float, words_a: int, words_b: int,
+                     rng: np.random.Generator) -> tuple[bool, int]:
+        """Draw an annotator from the pool and their label for a pair of scored responses.
 
         Args:
-            record: The post's latent record.
-            summary_a: First summary.
-            summary_b: Second summary.
-            rng: Source of the annotator choice and of the label.
+            gold_a, gold_b: the two responses' gold scores.
+            words_a, words_b: their lengths in words.
+            rng: source of the annotator choice and of the label.
 
         Returns:
             ``(a_preferred, annotator_id)``.
 
         Example:
             >>> import numpy as np
-            >>> from rlhf_gym.envs.summarize.world import generate_post
-            >>> pool = AnnotatorPool(temperature=1e-9, length_bias=0.0, noise=0.0)
-            >>> post = generate_post(0)
-            >>> pool.label(post.record, "", post.reference, np.random.default_rng(0))[0]
+            >>> oracle = AnnotatorPool(temperature=1e-9, length_bias=0.0, noise=0.0)
+            >>> oracle.label_scored(0.2, 0.8, 5, 5, np.random.default_rng(0))[0]
             False
-        """
-        return self.label_scored(gold_score(record, summary_a), gold_score(record, summary_b),
-                                 len(summary_a.split()), len(summary_b.split()), rng)
-
-    def label_scored(self, gold_a: float, gold_b: float, words_a: int, words_b: int,
-                     rng: np.random.Generator) -> tuple[bool, int]:
-        """`label` for summaries already scored: their gold scores and lengths in words.
-
-        The same draws from ``rng`` as `label`, without re-running the gold judge (the
-        comparison build scores each candidate once, though it sits in several pairs).
         """
         annotator = self.annotators[int(rng.integers(len(self.annotators)))]
         p = _prob_prefers_first(gold_a, gold_b, words_a, words_b, annotator)
         return bool(rng.random() < p), annotator.annotator_id
 
 
-def gold_agreement(pool: AnnotatorPool, pairs: Sequence[tuple[PostRecord, str, str]],
-                   rng: np.random.Generator) -> float:
+def scored_gold_agreement(pool: AnnotatorPool, gold_a: Sequence[float], gold_b: Sequence[float],
+                          words_a: Sequence[int], words_b: Sequence[int], rng: np.random.Generator) -> float:
     """Fraction of labelled pairs on which the pool's label matches the gold judge's choice.
 
     Pairs the gold judge scores as a tie are skipped (there is no gold choice to match).
 
-    Args:
-        pool: The annotators.
-        pairs: ``(record, summary_a, summary_b)`` triples.
-        rng: Source of the labels.
-
-    Returns:
-        Agreement in [0, 1].
-
     Raises:
-        ValueError: If every pair is a gold tie (or there are none).
-
-    Example:
-        >>> import numpy as np
-        >>> from rlhf_gym.envs.summarize.world import generate_post
-        >>> posts = [generate_post(i) for i in range(5)]
-        >>> pairs = [(p.record, p.reference, p.reference[:20]) for p in posts]
-        >>> oracle = AnnotatorPool(temperature=1e-9, length_bias=0.0, noise=0.0)
-        >>> gold_agreement(oracle, pairs, np.random.default_rng(0))
-        1.0
-    """
-    return scored_gold_agreement(
-        pool,
-        [gold_score(record, a) for record, a, _ in pairs], [gold_score(record, b) for record, _, b in pairs],
-        [len(a.split()) for _, a, _ in pairs], [len(b.split()) for _, _, b in pairs],
-        rng,
-    )
-
-
-def scored_gold_agreement(pool: AnnotatorPool, gold_a: Sequence[float], gold_b: Sequence[float],
-                          words_a: Sequence[int], words_b: Sequence[int], rng: np.random.Generator) -> float:
-    """`gold_agreement` for pairs already scored: gold scores and lengths of both summaries.
+        ValueError: every pair is a gold tie (or there are none).
 
     Example:
         >>> import numpy as np
@@ -244,7 +190,7 @@ def scored_gold_agreement(pool: AnnotatorPool, gold_a: Sequence[float], gold_b: 
         agree += prefers_a == (ga > gb)
         total += 1
     if total == 0:
-        raise ValueError("gold_agreement needs at least one pair the gold judge does not tie")
+        raise ValueError("scored_gold_agreement needs at least one pair the gold judge does not tie")
     return agree / total
 
 
