@@ -186,9 +186,11 @@ def audit(
     device: str = "cpu",
     json: str | None = None,
     update_card: bool = False,
+    writers: bool = False,
 ) -> None:
     """Audit an env's headroom: its SFT policy's gold and proxy at T = 0, 0.3, 0.7, 1.0, best-of-{4,16,64} by gold
-    and by the proxy with their KL, the references' gold, and its exposed decisions (docs/audit.md).
+    and by the proxy with their KL, the references' gold, and its exposed decisions (docs/audit.md). With
+    --writers, the design audit instead: the same questions asked of the world's writer mixture, with no model.
 
     Prints progress, the table and PASS/FAIL per audit target the world declares; the targets are informational
     (exit 0). A missing asset or bad input is one error line.
@@ -200,6 +202,8 @@ def audit(
         device: where the policy and the preference model run.
         json: write the audit (every figure, the targets and the wall time) to this JSON file.
         update_card: write the audit into the task's assets card (card.json "audit") and re-render card.md.
+        writers: the design audit (rlhf_gym.worlds.design): the world's writers alone, 64 draws per prompt, in
+            seconds and before any asset is built.
     """
     import json as json_module
     import time
@@ -220,6 +224,20 @@ def audit(
     if json is not None and not Path(json).parent.is_dir():
         raise SystemExit(f"--json {json}: the folder {Path(json).parent} does not exist")
     started = time.time()
+    if writers:
+        from rlhf_gym.worlds.design import render_writer_audit, writer_audit
+
+        if task.world is None or update_card:
+            raise SystemExit("--writers audits a world's writers (no assets involved): it needs a world and no --update-card")
+        try:
+            figures = writer_audit(task.world, prompts=prompts, seed=seed)
+        except (NotImplementedError, ValueError) as error:
+            raise SystemExit(f"rlhf-gym audit --writers: {error}") from None
+        print("\n".join(render_writer_audit(figures)))
+        if json is not None:
+            Path(json).write_text(json_module.dumps({**figures, "seconds": round(time.time() - started, 1)}, indent=2))
+            print(f"wrote {json}")
+        return
     try:
         figures = run_audit(task, prompts=prompts, seed=seed, device=_checked_device(device))
     except (MissingArtifactError, ValueError) as error:

@@ -156,6 +156,10 @@ class CopyWorld(World):
         prompt = f"COPY:{render(items + [BLANK] * (LENGTHS[1] - len(items)))}\nOUT:"
         return Sample(item_id, prompt, render(items), record, render(write(items, writer, style)))
 
+    def write(self, sample: Sample, rng: np.random.Generator) -> str:
+        writer = str(rng.choice(list(WRITERS), p=list(WRITERS.values())))
+        return render(write(sample.record.items, writer, rng))
+
     def gold_scores(self, records: Sequence[CopyRecord], responses: Sequence[str]) -> np.ndarray:
         return np.array([copy_gold(r.items, s) for r, s in zip(records, responses, strict=True)], dtype=np.float64)
 

@@ -14,11 +14,20 @@ import numpy as np
 
 from rlhf_gym.envs.summarize.gold_judge import gold_breakdown, gold_scores, style_shares, summary_style
 from rlhf_gym.envs.summarize.perturbations import PERTURBATIONS
-from rlhf_gym.envs.summarize.world import SPLITS, STYLES, PostRecord, generate_post, prompt_text, styled_summary
+from rlhf_gym.envs.summarize.world import (
+    SPLITS,
+    STYLE_WEIGHTS,
+    STYLES,
+    PostRecord,
+    generate_post,
+    prompt_text,
+    styled_summary,
+)
 from rlhf_gym.worlds import AnnotatorCalibration, Perturbation, Sample, World
 
 STYLE_PREFIX = "style_"  # source of a candidate written in another writer style: style_vague, ...
 STYLE_CANDIDATES = 2  # per post: summaries in writer styles other than the reference's
+STYLE_PROBABILITIES = np.array([STYLE_WEIGHTS[s] for s in STYLES]) / sum(STYLE_WEIGHTS.values())
 
 
 class SummarizeWorld(World):
@@ -44,6 +53,12 @@ class SummarizeWorld(World):
 
     def gold_scores(self, records: Sequence[PostRecord], responses: Sequence[str]) -> np.ndarray:
         return gold_scores(records, responses)
+
+    def write(self, sample: Sample, rng: np.random.Generator) -> str:
+        # An author's TL;DR: a writer style drawn with the authors' weights (vague ones name
+        # the situation instead of the title's phrase, which only the rendered post knows).
+        style = STYLES[int(rng.choice(len(STYLES), p=STYLE_PROBABILITIES))]
+        return styled_summary(sample.record, style, rng)
 
     def comparison_candidates(self, sample: Sample, rng: np.random.Generator) -> list[tuple[str, str]]:
         # The writer styles the SFT policy learned, written faithfully: the pairs that teach

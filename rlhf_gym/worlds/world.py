@@ -229,6 +229,13 @@ class World:
         and SFT samples alike; the conformance suite checks the mean over valid samples)."""
         return {}
 
+    def write(self, sample: Sample, rng: np.random.Generator) -> str:
+        """One response drawn from the world's writer mixture for ``sample`` (what the SFT
+        policy learns to imitate), every choice from ``rng``. The design audit
+        (`rlhf_gym.worlds.design`, ``rlhf-gym audit ENV --writers``) draws many per prompt to
+        measure the headroom before any asset is built."""
+        raise NotImplementedError(f"{self.env_id} does not expose its writers (World.write)")
+
     def card_figures(self, records: Sequence[Any], responses: Sequence[str]) -> dict[str, Any]:
         """The world's own figures of a set of responses, added to the card's evaluation per
         decoding (``sft_greedy_<key>``, ``sft_t0.7_<key>``)."""
