@@ -252,16 +252,17 @@ def decision_figures(world: World, items: Sequence[Prompt], greedy: Decoded, poo
         the world exposes no decision.
     """
     best = [world.best_decisions(p.record) for p in items]
-    greedy_choices = [world.decisions(p.record, texts[0]) for p, texts in zip(items, greedy.responses, strict=True)]
-    if not greedy_choices or not greedy_choices[0]:
-        return {}
-    sampled = [[world.decisions(p.record, text) for text in texts] for p, texts in zip(items, pool.responses, strict=True)]
+    names = list(dict.fromkeys(name for b in best for name in b))  # a decision may exist for some prompts only
     figures = {}
-    for name in greedy_choices[0]:
+    for name in names:
+        rows = [i for i, b in enumerate(best) if name in b]
+        greedy_taken = [world.decisions(items[i].record, greedy.responses[i][0])[name] for i in rows]
+        sampled = [world.decisions(items[i].record, text)[name] == best[i][name] for i in rows for text in pool.responses[i]]
         figures[name] = {
-            "best_option": Counter(b[name] for b in best).most_common(1)[0][0],
-            "greedy_not_best": float(np.mean([g[name] != b[name] for g, b in zip(greedy_choices, best, strict=True)])),
-            "samples_best": float(np.mean([s[name] == b[name] for row, b in zip(sampled, best, strict=True) for s in row])),
+            "best_option": Counter(best[i][name] for i in rows).most_common(1)[0][0],
+            "prompts": len(rows),
+            "greedy_not_best": float(np.mean([g != best[i][name] for g, i in zip(greedy_taken, rows, strict=True)])),
+            "samples_best": float(np.mean(sampled)),
         }
     return figures
 

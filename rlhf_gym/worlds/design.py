@@ -110,17 +110,17 @@ def decision_shares(
     modal writer option, is not the best, and the share of draws taking the best option
     (empty: the world exposes none)."""
     taken = [[world.decisions(s.record, text) for text in texts] for s, texts in zip(samples, responses, strict=True)]
-    if not taken or not taken[0] or not taken[0][0]:
-        return {}
     best = [world.best_decisions(s.record) for s in samples]
+    names = list(dict.fromkeys(name for b in best for name in b))  # a decision may exist for some prompts only
     figures = {}
-    for name in taken[0][0]:
-        modal = [Counter(choice[name] for choice in row).most_common(1)[0][0] for row in taken]
-        greedy_taken = [world.decisions(s.record, text)[name] for s, text in zip(samples, greedy, strict=True)]
+    for name in names:
+        rows = [i for i, b in enumerate(best) if name in b]
+        modal = {i: Counter(choice[name] for choice in taken[i]).most_common(1)[0][0] for i in rows}
         figures[name] = {
-            "greedy_not_best": float(np.mean([g != b[name] for g, b in zip(greedy_taken, best, strict=True)])),
-            "modal_not_best": float(np.mean([m != b[name] for m, b in zip(modal, best, strict=True)])),
-            "draws_best": float(np.mean([c[name] == b[name] for row, b in zip(taken, best, strict=True) for c in row])),
+            "prompts": len(rows),
+            "greedy_not_best": float(np.mean([world.decisions(samples[i].record, greedy[i])[name] != best[i][name] for i in rows])),
+            "modal_not_best": float(np.mean([modal[i] != best[i][name] for i in rows])),
+            "draws_best": float(np.mean([c[name] == best[i][name] for i in rows for c in taken[i]])),
         }
     return figures
 
