@@ -43,16 +43,12 @@ class BuildRequest:
         device: where the models train and sample.
         reuse_policy: an earlier build's folder whose tokenizer and SFT policy to copy
             instead of retraining them.
-        config: the build's sizes, a `rlhf_gym.worlds.build.BuildConfig` (None: the
-            world's default, or its toy sizes with ``toy``); ``rlhf-gym build-assets TASK
-            --comparison-prompts 500`` starts from the world's and changes one field.
     """
 
     out: Path
     toy: bool = False
     device: str = "cpu"
     reuse_policy: Path | None = None
-    config: Any = None
 
 
 @dataclass(frozen=True)
