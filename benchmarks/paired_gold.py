@@ -9,6 +9,10 @@ the differences, ~0.009 on 1,024 posts, against ~0.03 for two unpaired 128-episo
 
     python benchmarks/paired_gold.py runs/ppo/final_policy runs/ppo_seed1/final_policy
     python benchmarks/paired_gold.py runs/ppo/final_policy --prompts 256 --out runs/paired
+    python benchmarks/paired_gold.py runs/ppo/final_policy --baseline-greedy   # against greedy SFT
+
+With ``--baseline-greedy`` the baseline decodes greedily (the trained policies still sample):
+does RL beat what decoding alone buys from the SFT policy?
 """
 
 from __future__ import annotations
@@ -38,12 +42,13 @@ class Config:
     prompts: int = 1024  # posts, one episode each per policy
     batch: int = 128  # episodes per rollout batch
     temperature: float | None = None  # sampling temperature; None: the task's protocol temperature (0.7)
+    baseline_greedy: bool = False  # decode the baseline greedily (argmax) instead of sampling it
     seed: int = 0
     threads: int = 2
     out: str | None = None  # also write paired_gold.json here
 
 
-def sample_scores(env: gym.vector.VectorEnv, path: str, config: Config) -> dict[str, np.ndarray]:
+def sample_scores(env: gym.vector.VectorEnv, path: str, config: Config, greedy: bool = False) -> dict[str, np.ndarray]:
     """Gold and proxy scores, (prompts,) each, of one episode per post, and the posts' prompt
     tokens (to check the pairing); batch ``b`` resets with
     seed ``seed + b * batch`` (sub-env keys never repeat, so no post is drawn twice by design)."""
@@ -51,7 +56,7 @@ def sample_scores(env: gym.vector.VectorEnv, path: str, config: Config) -> dict[
     gold, proxy, prompts = [], [], []
     for batch_index in range(math.ceil(config.prompts / config.batch)):
         seed = config.seed + batch_index * config.batch
-        batch = collect_episodes(env, policy, seed=seed, generator=torch.Generator().manual_seed(seed))
+        batch = collect_episodes(env, policy, seed=seed, generator=torch.Generator().manual_seed(seed), greedy=greedy)
         gold.append(batch.gold.cpu().numpy())
         proxy.append(batch.preference.cpu().numpy())
         prompts.append(batch.input_ids[:, : env.max_prompt_tokens].cpu().numpy())
@@ -63,9 +68,11 @@ def main(config: Config) -> list[dict[str, float | str]]:
     torch.set_num_threads(config.threads)
     env = gym.make_vec(config.env, num_envs=config.batch, split=config.split, autoreset_mode="disabled")
     baseline_path = policy_path(config.env, config.policy)
-    baseline = sample_scores(env, baseline_path, config)
+    baseline = sample_scores(env, baseline_path, config, greedy=config.baseline_greedy)
     rows: list[dict[str, float | str]] = []
-    print(f"{config.prompts} {config.split} posts, T={protocol_temperature(config.env, config.temperature)}; baseline {baseline_path}: "
+    decoding = "greedy" if config.baseline_greedy else "sampled"
+    temperature = protocol_temperature(config.env, config.temperature)
+    print(f"{config.prompts} {config.split} posts, T={temperature}; baseline {baseline_path} ({decoding}): "
           f"gold {baseline['gold'].mean():.3f}, proxy {baseline['proxy'].mean():+.3f}")
     print("| policy | gold | gold vs baseline (paired) | proxy | proxy vs baseline (paired) |\n|---|---:|---:|---:|---:|")
     for path in config.policies:

@@ -13,7 +13,7 @@ No env has a hand-written protocol: `protocol_of` derives one from any task of t
 - the temperature and the response budget are the task's (``Task.temperature``,
   ``Task.max_new_tokens``); the split, the number of posts, the batch size and the seeds
   are the same for every task (`SPLIT`, `POSTS`, `BATCH_SIZE`, `RESET_SEED`,
-  `SAMPLING_SEED`); the version is ``"<task name>-test-v1"``;
+  `SAMPLING_SEED`); the version is ``"<task name>-test-v<task.protocol_revision>"``;
 - the metric set is what the env has (`metric_set`): the gold metrics only with a gold
   judge, the reference metrics only with reference responses (``win_rate`` needs both);
 - a protocol with a gold judge ranks by gold; one without ranks by the proxy (the learned
@@ -100,7 +100,7 @@ class Protocol:
 
     Attributes:
         env_id: the registered env.
-        version: changes whenever anything below changes meaning (``"<task>-test-v1"``).
+        version: changes whenever anything below changes meaning (``"<task>-test-v<N>"``, N the task's ``protocol_revision``).
         split: the prompts' split (the test split: never trained or tuned on).
         posts: how many posts every run is evaluated on.
         batch_size: sub-envs per rollout batch (batch ``b`` resets with ``reset_seed + b * batch_size``).
@@ -192,7 +192,7 @@ def protocol_of(task: Task) -> Protocol:
         raise KeyError(f"task {task.name!r} ({task.env_id}) has no {SPLIT!r} split (it has {', '.join(task.splits)}), "
                        "so it has no leaderboard protocol")
     return Protocol(
-        env_id=task.env_id, version=f"{task.name}-test-v1", split=SPLIT, posts=POSTS, batch_size=BATCH_SIZE,
+        env_id=task.env_id, version=f"{task.name}-test-v{task.protocol_revision}", split=SPLIT, posts=POSTS, batch_size=BATCH_SIZE,
         reset_seed=RESET_SEED, sampling_seed=SAMPLING_SEED, temperature=task.temperature, max_new_tokens=task.max_new_tokens,
         metrics=metric_set(gold_judge=task.gold_judge is not None, references=task.has_references), task=task,
     )

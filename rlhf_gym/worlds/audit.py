@@ -370,6 +370,17 @@ def check_targets(audit: dict[str, Any], targets: AuditTargets) -> list[tuple[st
         checks.append((f"SFT gold at {_label(protocol)} in range", sft, (low, high), sft is not None and low <= sft <= high))
     if targets.max_reference_gold is not None:
         at_most("mean reference gold", audit.get("references", {}).get("gold"), targets.max_reference_gold)
+    if targets.max_good_references is not None:
+        at_most(f"share of references at gold >= {GOOD_REFERENCE}",
+                audit.get("references", {}).get("share_gold_at_least_0.95"), targets.max_good_references)
+    if targets.min_greedy_not_best is not None:
+        decisions = audit.get("decisions") or {}
+        if not decisions:
+            checks.append(("per decision: greedy misses the best option", None, f"≥ {targets.min_greedy_not_best:g}", False))
+        for name, figures in decisions.items():
+            value = figures["greedy_not_best"]
+            checks.append((f"{name}: greedy misses the best option", value, f"≥ {targets.min_greedy_not_best:g}",
+                           value >= targets.min_greedy_not_best))
     return checks
 
 
@@ -451,6 +462,8 @@ def _number(value: float | None) -> str:
 
 
 def _limit(limit: Any) -> str:
+    if isinstance(limit, str):  # an at-least bound, already written "≥ x"
+        return limit
     if isinstance(limit, (list, tuple)):
         return f"[{limit[0]:g}, {limit[1]:g}]"
     return f"≤ {limit:g}"

@@ -79,6 +79,9 @@ class Task:
         has_references: whether the task's own prompts carry reference responses.
         world: the generated world behind the task (None: a task made by hand).
         assets: the shipped assets' folder and loaders (None: none shipped).
+        protocol_revision: the ``N`` of the leaderboard protocol's version
+            ``"<name>-test-vN"``; raise it whenever the world or its assets change what a
+            score means, so old submissions are not ranked with new ones.
     """
 
     name: str
@@ -98,11 +101,12 @@ class Task:
     has_references: bool = True
     world: World | None = None
     assets: TaskAssets | None = None
+    protocol_revision: int = 1
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
             raise ValueError(f"task {self.name!r}: temperature must be > 0, got {self.temperature}")
-        for name in ("max_prompt_tokens", "max_new_tokens"):
+        for name in ("max_prompt_tokens", "max_new_tokens", "protocol_revision"):
             if getattr(self, name) < 1:
                 raise ValueError(f"task {self.name!r}: {name} must be >= 1, got {getattr(self, name)}")
 
@@ -147,6 +151,7 @@ class Task:
             has_references=world.has_references,
             world=world,
             assets=assets,
+            protocol_revision=world.protocol_revision,
         )
 
     def sft_policy(self, device: str | torch.device = "cpu", temperature: float | None = None) -> CausalLMPolicy:

@@ -166,6 +166,10 @@ class AuditTargets:
         max_best_of_64_closed: the same for best-of-64.
         sft_gold_range: SFT gold at the protocol temperature lies in this range.
         max_reference_gold: mean reference gold at most this.
+        max_good_references: share of references at gold >= 0.95 at most this.
+        min_greedy_not_best: for every decision the world exposes, the share of prompts
+            whose greedy response misses the gold judge's best option is at least this
+            (argmax_SFT != argmax_gold: greedy decoding does not find the best option).
     """
 
     max_low_temperature_gain: float | None = None
@@ -173,6 +177,8 @@ class AuditTargets:
     max_best_of_64_closed: float | None = None
     sft_gold_range: tuple[float, float] | None = None
     max_reference_gold: float | None = None
+    max_good_references: float | None = None
+    min_greedy_not_best: float | None = None
 
 
 class World:
@@ -205,6 +211,7 @@ class World:
     annotators: AnnotatorCalibration = AnnotatorCalibration()
     has_references: bool = True
     audit_targets: AuditTargets | None = None
+    protocol_revision: int = 1  # the leaderboard protocol's "-test-vN": raise it when scores change meaning
 
     # What every world writes --------------------------------------------------------
     def generate(self, item_id: int) -> Sample:

@@ -58,6 +58,14 @@ def test_the_settings_come_from_the_task_and_the_rest_are_the_shared_defaults():
     assert (summarize.temperature, summarize.max_new_tokens) == (rlhf_gym.get_task(ENV).temperature, rlhf_gym.get_task(ENV).max_new_tokens)
 
 
+def test_the_version_follows_the_task_protocol_revision():
+    revised = protocol_of(summarize_task(name="terse", env_id="RLHF-Terse-v0", protocol_revision=3))
+    assert revised.version == "terse-test-v3"
+    assert revised.hash != protocol_of(summarize_task(name="terse", env_id="RLHF-Terse-v0")).hash
+    with pytest.raises(ValueError, match="protocol_revision must be >= 1, got 0"):
+        summarize_task(protocol_revision=0)
+
+
 def test_a_task_without_a_gold_judge_has_no_gold_metrics_and_ranks_by_the_proxy():
     protocol = get_protocol(summarize_task(name="nogold", env_id="RLHF-NoGold-v0", gold_judge=None))
     assert not GOLD_METRICS & set(protocol.metrics)

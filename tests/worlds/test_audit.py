@@ -225,3 +225,22 @@ def _prompt(sample):  # the env's view of a generated item, as the task's prompt
     from rlhf_gym.env.prompts import Prompt
 
     return Prompt(sample.prompt, sample.id, sample.reference, sample.record)
+
+
+def test_check_targets_reads_every_decision_and_the_share_of_good_references() -> None:
+    audit = {
+        "protocol_temperature": 0.7,
+        "decodings": [{"temperature": 0.7, "gold": 0.4}],
+        "references": {"gold": 0.5, "share_gold_at_least_0.95": 0.03},
+        "decisions": {"ask": {"greedy_not_best": 0.8}, "lead": {"greedy_not_best": 0.3}},
+    }
+    checks = check_targets(audit, AuditTargets(max_good_references=0.02, min_greedy_not_best=0.5))
+    assert [(target, ok) for target, _value, _limit, ok in checks] == [
+        ("share of references at gold >= 0.95", False),
+        ("ask: greedy misses the best option", True),
+        ("lead: greedy misses the best option", False),
+    ]
+    assert "≥ 0.5" in [limit for *_, limit, _ok in checks]
+    # A world that exposes no decision cannot pass a per-decision target.
+    (missing,) = check_targets({**audit, "decisions": {}}, AuditTargets(min_greedy_not_best=0.5))
+    assert missing[3] is False

@@ -1,0 +1,468 @@
+"""The deep Summarize world: seven decisions per summary, each credited by the gold judge,
+whose best options the writers take only as a minority and depend on the post.
+
+The first Summarize world (`rlhf_gym.envs.summarize.definition`) had about one decision,
+the writer style, chosen in the first words, and its best option was the SFT policy's
+mode: greedy decoding scored 0.93 gold and best-of-16 closed 78% of the headroom. This
+world keeps the generated posts, splits and fact-level judge of the first one and adds
+what makes headroom deep (docs/architecture.md, "The deep Summarize world"):
+
+========== ================================================ ==========================
+decision   best option (what the gold judge credits)         depends on
+========== ================================================ ==========================
+format     the persona written the way the subreddit        the subreddit (4 house
+           expects: ``27F,`` / ``[27F]`` / ``(27F)`` /      styles, a fixed hash of
+           ``Me 27F:``                                      its name)
+recall     every key fact (value exact plus its key words)  the post's facts
+lead       the fact the post states first comes first       the post's fact order
+ask        the author's question stated                     the post's question
+constraint the detail the author asks readers to keep in     a "keep in mind" sentence
+           mind (60% of posts) kept                         in the post
+concise    no filler, length near the reference's           -
+focus      none of the post's irrelevant sentences          the post's distractors
+========== ================================================ ==========================
+
+``total = (0.30 recall + 0.15 ask + 0.10 lead + 0.10 format + 0.10 constraint + 0.10
+concise + 0.15 focus) * precision * repetition * (0.5 + 0.5 well_formed)``. The credits
+add, so RL can climb one decision at a time; hallucinations and loops multiply, as in the
+first judge (`gold_judge.py`, whose components this judge reuses). Posts without a
+constraint give its credit to any non-empty summary.
+
+The writers (the SFT targets) are four personas, each getting one or two decisions right
+and the rest mostly wrong, and all of them ignoring the subreddit's convention:
+
+- ``thorough`` (the references): every fact and the constraint, but newest fact first,
+  padded with filler and usually a distractor;
+- ``brief``: concise and focused, but one or two facts and rarely the question;
+- ``questioner``: always the question, two facts in any order, usually padded;
+- ``orderly``: leads with the post's first fact, but vague (one or two facts).
+
+Each decision's best option is then taken by about a third of the writers' responses and
+is never the mode (the lead's mode is the newest fact), so greedy and low-temperature
+decoding do not find it; no writer takes them all, so references score about 0.5 and a
+trained policy can beat them.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from rlhf_gym.envs.summarize.gold_judge import LONG_DECAY, GoldBreakdown, gold_breakdown, normalize_tokens
+from rlhf_gym.envs.summarize.perturbations import PERTURBATIONS
+from rlhf_gym.envs.summarize.world import SPLITS, PostRecord, generate_post, persona_tag, prompt_text
+from rlhf_gym.worlds import AnnotatorCalibration, AuditTargets, Perturbation, Sample, World
+
+__all__ = [
+    "CONSTRAINTS",
+    "DECISION_WEIGHTS",
+    "FORMATS",
+    "PERSONAS",
+    "DeepBreakdown",
+    "DeepRecord",
+    "DeepSummarizeWorld",
+    "Persona",
+    "deep_breakdown",
+    "format_convention",
+]
+
+# ---------------------------------------------------------------------------------------
+# The post's conventions and details
+# ---------------------------------------------------------------------------------------
+
+FORMATS: tuple[str, ...] = ("plain", "bracket", "paren", "me")
+"""How a summary writes the author's persona: ``27F,``, ``[27F]``, ``(27F)``, ``Me 27F:``."""
+
+_FORMAT_SALT = b"rlhf-gym/summarize/format:"
+
+
+def format_convention(subreddit: str) -> str:
+    """The persona format the community of ``subreddit`` expects (a fixed hash of its name).
+
+    Example:
+        >>> format_convention("jobs") in FORMATS
+        True
+    """
+    return FORMATS[zlib.crc32(_FORMAT_SALT + subreddit.encode()) % len(FORMATS)]
+
+
+def format_opener(tag: str, style: str) -> str:
+    """The first words of a summary in persona format ``style`` (leading space)."""
+    return {"plain": f" {tag},", "bracket": f" [{tag}]", "paren": f" ({tag})", "me": f" Me {tag}:"}[style]
+
+
+def detect_format(tag: str, summary: str) -> str:
+    """The persona format ``summary`` opens with, or ``"none"`` (wrong persona included)."""
+    text = summary.strip()
+    for style in FORMATS:
+        if text.startswith(format_opener(tag, style).strip()):
+            return style
+    return "none"
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A detail the author asks readers to keep in mind: ``clause`` in the post ("I can't
+    relocate"), ``phrase`` in a summary, ``keywords`` what the gold judge looks for."""
+
+    clause: str
+    phrase: str
+    keywords: frozenset[str]
+
+
+def _constraint(clause: str, phrase: str, *keywords: str) -> Constraint:
+    return Constraint(clause, phrase, frozenset(keywords))
+
+
+# Key words that no fact, ask or distractor of the generator uses (a test checks), so a
+# summary earns the credit only by keeping the detail.
+CONSTRAINTS: tuple[Constraint, ...] = (
+    _constraint("I can't relocate", "can't relocate", "relocate"),
+    _constraint("I'm on a work visa", "on a work visa", "visa"),
+    _constraint("I'm pregnant", "pregnant", "pregnant"),
+    _constraint("I have a toddler at home", "have a toddler", "toddler"),
+    _constraint("I'm still on probation at work", "on probation", "probation"),
+    _constraint("I use a wheelchair", "use a wheelchair", "wheelchair"),
+    _constraint("I'm in recovery", "in recovery", "recovery"),
+    _constraint("I don't drive", "don't drive", "drive"),
+    _constraint("I'm very introverted", "introverted", "introverted"),
+    _constraint("I'm dyslexic", "dyslexic", "dyslexic"),
+)
+CONSTRAINT_SHARE = 0.6  # of posts that ask readers to keep a detail in mind
+_CONSTRAINT_SENTENCES = (
+    "Please keep in mind that {c}.",
+    "Keep in mind {c}, so that matters.",
+    "One thing to keep in mind: {c}.",
+    "Please keep in mind {c} when you answer.",
+)
+
+FILLERS: tuple[str, ...] = (
+    "and honestly it's a lot",
+    "which is stressing me out",
+    "and it's all so overwhelming",
+    "and I'm exhausted by it all",
+)
+FILLER_MARKERS = frozenset({"honestly", "stressing", "overwhelming", "exhausted"})
+"""One word of each filler; a summary containing any of them is padded."""
+
+
+@dataclass(frozen=True)
+class DeepRecord:
+    """The latent record of a deep-world post: the first world's record, the subreddit's
+    persona format and the detail to keep in mind (None in 40% of posts)."""
+
+    base: PostRecord
+    convention: str
+    constraint: Constraint | None
+
+
+def _insert_constraint(body: str, sentence: str, rng: np.random.Generator) -> str:
+    """Put ``sentence`` after the post's first sentence or at its end (before a closing)."""
+    first_stop = body.find(". ")
+    if first_stop >= 0 and rng.random() < 0.5:
+        return f"{body[:first_stop + 2]}{sentence} {body[first_stop + 2:]}"
+    return f"{body} {sentence}"
+
+
+# ---------------------------------------------------------------------------------------
+# The gold judge
+# ---------------------------------------------------------------------------------------
+
+CONCISE_RATIO = 1.3  # words, relative to the ideal summary (plus a distractor), before concision costs
+
+DECISION_WEIGHTS: dict[str, float] = {
+    "recall": 0.30, "ask": 0.15, "lead": 0.10, "format": 0.10, "constraint": 0.10, "concise": 0.10, "focus": 0.15,
+}
+
+
+@dataclass(frozen=True)
+class DeepBreakdown:
+    """Each decision's credit in [0, 1], the multipliers and the total (module docstring)."""
+
+    credits: dict[str, float]
+    base: GoldBreakdown
+    lead: str  # "first", "other" or "none": which fact the summary states first
+    format: str
+    padded: bool
+    total: float
+
+
+def _first_fact(record: PostRecord, tokens: list[str]) -> int | None:
+    """Index (in post order) of the fact whose value the summary states first, if any."""
+    best: tuple[int, int] | None = None
+    for index, fact in enumerate(record.facts):
+        value = normalize_tokens(fact.value)
+        for start in range(len(tokens) - len(value) + 1):
+            if tokens[start:start + len(value)] == value:
+                if best is None or start < best[0]:
+                    best = (start, index)
+                break
+    return None if best is None else best[1]
+
+
+def _not_too_long(n_words: int, record: DeepRecord) -> float:
+    """1 up to 1.3 times the ideal summary's words plus the post's longest distractor, then
+    decaying as the first judge's brevity does. Short summaries already lose recall, and a
+    repeated distractor costs focus, so concision judges only padding."""
+    ideal = len(DeepSummarizeWorld.ideal_summary(record).split())
+    allowed = CONCISE_RATIO * ideal + max(len(d.split()) for d in record.base.distractors)
+    return 1.0 if n_words <= allowed else math.exp(-(n_words - allowed) / (LONG_DECAY * ideal))
+
+
+def deep_breakdown(record: DeepRecord, summary: str) -> DeepBreakdown:
+    """Score ``summary`` against ``record``: every decision's credit and the total.
+
+    Example:
+        >>> world = DeepSummarizeWorld()
+        >>> sample = world.generate(0)
+        >>> deep_breakdown(sample.record, world.ideal_summary(sample.record)).total
+        1.0
+        >>> deep_breakdown(sample.record, "").total
+        0.0
+    """
+    base = gold_breakdown(record.base, summary)
+    text = summary.strip()
+    tokens = normalize_tokens(text)
+    present = set(tokens)
+    first = _first_fact(record.base, tokens)
+    lead = "none" if first is None else ("first" if first == 0 else "other")
+    style = detect_format(persona_tag(record.base), text)
+    padded = bool(present & FILLER_MARKERS)
+    if record.constraint is None:
+        constraint = 1.0 if text else 0.0
+    else:
+        constraint = len(record.constraint.keywords & present) / len(record.constraint.keywords)
+    credits = {
+        "recall": base.recall,
+        "ask": base.ask,
+        "lead": float(lead == "first"),
+        "format": float(style == record.convention),
+        "constraint": constraint,
+        "concise": 0.0 if padded else _not_too_long(len(text.split()), record),
+        "focus": base.focus,
+    }
+    content = sum(DECISION_WEIGHTS[k] * v for k, v in credits.items())
+    total = content * base.precision * base.repetition * (0.5 + 0.5 * base.well_formed) if text else 0.0
+    return DeepBreakdown(credits, base, lead, style, padded, float(min(1.0, max(0.0, round(total, 12)))))
+
+
+# ---------------------------------------------------------------------------------------
+# The writers
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Persona:
+    """A writer: how many facts (``"all"`` or ``"few"``: one or two), in which order
+    (``"newest"``: the post's last-stated first; ``"post"``; ``"random"``), and the
+    probabilities of stating the question, keeping the constraint, adding filler and
+    repeating a distractor. The persona format is drawn uniformly: no writer reads the
+    subreddit's convention."""
+
+    name: str
+    weight: float
+    facts: str
+    order: str
+    ask: float
+    constraint: float
+    filler: float
+    distractor: float
+
+
+PERSONAS: tuple[Persona, ...] = (
+    Persona("thorough", 0.25, "all", "newest", ask=0.10, constraint=1.0, filler=0.9, distractor=0.85),
+    Persona("brief", 0.30, "few", "newest", ask=0.10, constraint=0.10, filler=0.0, distractor=0.0),
+    Persona("questioner", 0.25, "few", "newest", ask=1.0, constraint=0.15, filler=0.8, distractor=0.85),
+    Persona("orderly", 0.20, "few", "post", ask=0.10, constraint=0.15, filler=0.8, distractor=0.85),
+)
+_PERSONA_P = np.array([p.weight for p in PERSONAS]) / sum(p.weight for p in PERSONAS)
+PERSONA_NAMES = tuple(p.name for p in PERSONAS)
+
+
+def _clause(sentence: str) -> str:
+    clause = sentence.rstrip(".")
+    return clause if clause.startswith(("I ", "I'")) else clause[:1].lower() + clause[1:]
+
+
+def compose(
+    record: DeepRecord, *, style: str, facts: Sequence[int], distractor: str | None, distractor_at: int,
+    filler: str | None, constraint: bool, ask: bool,
+) -> str:
+    """A summary from its choices: persona in ``style``, the facts (indices in post order)
+    in the given order with ``distractor`` among them, filler, the constraint, the ask."""
+    items = [record.base.facts[i].phrase for i in facts]
+    if distractor is not None:
+        items.insert(min(distractor_at, len(items)), _clause(distractor))
+    body = ", ".join(items)
+    if filler is not None:
+        body = f"{body} {filler}" if body else filler
+    tail = []
+    if constraint and record.constraint is not None:
+        tail.append(record.constraint.phrase)
+    if ask:
+        tail.append(record.base.ask)
+    text = "; ".join([body, *tail]) if body else "; ".join(tail)
+    if not text.endswith("?"):
+        text += "."
+    return f"{format_opener(persona_tag(record.base), style)} {text}"
+
+
+def persona_summary(record: DeepRecord, persona: Persona, rng: np.random.Generator) -> str:
+    """A summary of ``record`` written by ``persona`` (every choice from ``rng``)."""
+    n = len(record.base.facts)
+    if persona.facts == "all":
+        chosen = list(range(n))
+    else:
+        k = int(rng.integers(1, 3))
+        # "post": the first fact and maybe the newest; else the newest one or two (a writer
+        # in a hurry keeps what the post ended on).
+        chosen = [0, n - 1][:k] if persona.order == "post" else list(range(n - k, n))
+    if persona.order == "newest":  # the newest first, the rest as they come to mind
+        chosen = [chosen[-1], *(chosen[int(i)] for i in rng.permutation(len(chosen) - 1))]
+    elif persona.order == "random":
+        chosen = [chosen[int(i)] for i in rng.permutation(len(chosen))]
+    distractor = record.base.distractors[int(rng.integers(len(record.base.distractors)))] \
+        if rng.random() < persona.distractor else None
+    filler = FILLERS[int(rng.integers(len(FILLERS)))] if rng.random() < persona.filler else None
+    return compose(
+        record, style=FORMATS[int(rng.integers(len(FORMATS)))], facts=chosen, distractor=distractor,
+        distractor_at=len(chosen), filler=filler,
+        constraint=bool(rng.random() < persona.constraint), ask=bool(rng.random() < persona.ask),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The world
+# ---------------------------------------------------------------------------------------
+
+_PERSONA_PREFIX = "persona_"  # source of a comparison candidate written by a persona
+_STREAM_DETAILS, _STREAM_SFT, _STREAM_REFERENCE = 2, 3, 4  # per-post RNG streams of this world
+
+
+class DeepSummarizeWorld(World):
+    """TL;DR summaries of generated Reddit-style posts, with seven decisions per summary
+    (see the module docstring)."""
+
+    name = "summarize"
+    env_id = "RLHF-Summarize-v0"
+    splits = SPLITS
+    summary = "TL;DR summarisation of generated Reddit-style posts; learned preference reward, gold judge."
+    temperature = 0.7
+    max_prompt_tokens = 240  # the longest generated prompts are ~230 tokens
+    max_new_tokens = 64  # the writers' longest summaries are ~60 tokens
+    dataset_template = "{}\nTL;DR:"
+    annotators = AnnotatorCalibration(temperature=0.05, length_bias=0.004, noise=0.1)
+    protocol_revision = 2  # summarize-test-v2: the first world's scores are not comparable
+    audit_targets = AuditTargets(
+        max_low_temperature_gain=0.05, max_best_of_16_closed=0.5, max_best_of_64_closed=0.7,
+        sft_gold_range=(0.25, 0.5), max_reference_gold=0.6, max_good_references=0.02, min_greedy_not_best=0.5,
+    )
+
+    def generate(self, item_id: int) -> Sample:
+        post = generate_post(item_id)
+        rng = SPLITS.rng(item_id, _STREAM_DETAILS)
+        constraint = CONSTRAINTS[int(rng.integers(len(CONSTRAINTS)))] if rng.random() < CONSTRAINT_SHARE else None
+        if constraint is not None:
+            sentence = _CONSTRAINT_SENTENCES[int(rng.integers(len(_CONSTRAINT_SENTENCES)))].format(c=constraint.clause)
+            post = replace(post, body=_insert_constraint(post.body, sentence, rng))
+        record = DeepRecord(post.record, format_convention(post.record.subreddit), constraint)
+        reference = persona_summary(record, PERSONAS[0], SPLITS.rng(item_id, _STREAM_REFERENCE))
+        sft_target = self.write_record(record, SPLITS.rng(item_id, _STREAM_SFT))
+        return Sample(item_id, prompt_text(post), reference, record, sft_target)
+
+    def gold_scores(self, records: Sequence[DeepRecord], responses: Sequence[str]) -> np.ndarray:
+        return np.array([deep_breakdown(r, s).total for r, s in zip(records, responses, strict=True)], dtype=np.float64)
+
+    def write_record(self, record: DeepRecord, rng: np.random.Generator) -> str:
+        """A summary from the writer mixture (a persona drawn with its weight)."""
+        return persona_summary(record, PERSONAS[int(rng.choice(len(PERSONAS), p=_PERSONA_P))], rng)
+
+    def write(self, sample: Sample, rng: np.random.Generator) -> str:
+        return self.write_record(sample.record, rng)
+
+    @staticmethod
+    def ideal_summary(record: DeepRecord) -> str:
+        """The gold judge's 1.0: every decision's best option (no writer writes it)."""
+        return compose(record, style=record.convention, facts=range(len(record.base.facts)), distractor=None,
+                       distractor_at=0, filler=None, constraint=True, ask=True)
+
+    def comparison_candidates(self, sample: Sample, rng: np.random.Generator) -> list[tuple[str, str]]:
+        # One summary by each persona other than the references' (the pairs that teach the
+        # preference model each decision), plus one with the subreddit's format: without it
+        # the convention shows up only by chance in the data.
+        candidates = [(persona_summary(sample.record, p, rng), _PERSONA_PREFIX + p.name) for p in PERSONAS[1:]]
+        styled = persona_summary(sample.record, PERSONAS[int(rng.integers(len(PERSONAS)))], rng)
+        tag = persona_tag(sample.record.base)
+        current = detect_format(tag, styled)
+        if current != "none":
+            styled = format_opener(tag, sample.record.convention) + styled[len(format_opener(tag, current)):]
+        candidates.append((styled, "convention"))
+        return candidates
+
+    @property
+    def perturbations(self) -> Mapping[str, Perturbation]:
+        # The first world's perturbations read a post's record and reference: hand them ours.
+        def wrapped(function: Any) -> Perturbation:
+            def perturb(sample: Sample, response: str, rng: np.random.Generator) -> str:
+                return function(SimpleNamespace(record=sample.record.base, reference=sample.reference), response, rng)
+            perturb.__doc__ = function.__doc__
+            return perturb
+
+        return {kind: wrapped(function) for kind, function in PERTURBATIONS.items()}
+
+    # The audit and the card -------------------------------------------------------------
+    def decisions(self, record: DeepRecord, response: str) -> dict[str, str]:
+        b = deep_breakdown(record, response)
+        options = {
+            "format": b.format,
+            "recall": "all facts" if b.credits["recall"] >= 0.999 else ("no fact" if b.credits["recall"] == 0 else "some facts"),
+            "lead": b.lead,
+            "ask": "asked" if b.credits["ask"] >= 0.999 else "not asked",
+            "concise": "padded" if b.padded else ("concise" if b.credits["concise"] >= 0.999 else "too long"),
+            "focus": "focused" if b.credits["focus"] >= 0.999 else "distractor",
+        }
+        if record.constraint is not None:
+            options["constraint"] = "kept" if b.credits["constraint"] >= 0.5 else "dropped"
+        return options
+
+    def best_decisions(self, record: DeepRecord) -> dict[str, str]:
+        best = {"format": record.convention, "recall": "all facts", "lead": "first", "ask": "asked",
+                "concise": "concise", "focus": "focused"}
+        if record.constraint is not None:
+            best["constraint"] = "kept"
+        return best
+
+    def card_figures(self, records: Sequence[DeepRecord], responses: Sequence[str]) -> dict[str, Any]:
+        # Per decision: the share of responses that take the gold judge's best option.
+        shares: dict[str, list[float]] = {}
+        for record, response in zip(records, responses, strict=True):
+            best = self.best_decisions(record)
+            for decision, option in self.decisions(record, response).items():
+                shares.setdefault(decision, []).append(float(option == best[decision]))
+        return {"decisions_best": {d: float(np.mean(v)) for d, v in shares.items()}}
+
+    def card_sections(self, card: Mapping[str, Any]) -> list[str]:
+        ev = card["evaluation"]
+        if "sft_t0.7_decisions_best" not in ev:
+            return []
+        decisions = list(ev["sft_t0.7_decisions_best"])
+        return [
+            "## Decisions of the SFT policy's summaries (test)",
+            "",
+            "Share of summaries that take the gold judge's best option at each decision; RL's",
+            "headroom is the rest (docs/architecture.md, \"The deep Summarize world\").",
+            "",
+            "| decoding | " + " | ".join(decisions) + " |",
+            "|---|" + "---:|" * len(decisions),
+            *[
+                f"| {label} | " + " | ".join(f"{ev[f'{key}_decisions_best'].get(d, float('nan')):.2f}" for d in decisions) + " |"
+                for label, key in (("greedy", "sft_greedy"), ("T=0.7", "sft_t0.7"))
+            ],
+            "",
+        ]
