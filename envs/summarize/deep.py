@@ -273,10 +273,12 @@ class Persona:
     constraint: float
     filler: float
     distractor: float
+    constraint_inline: bool = False  # the constraint as one more item after a fact, not after the list
 
 
 PERSONAS: tuple[Persona, ...] = (
-    Persona("thorough", 0.25, "all", "newest", ask=0.10, constraint=1.0, filler=0.9, distractor=0.85),
+    Persona("thorough", 0.25, "all", "newest", ask=0.10, constraint=1.0, filler=0.9, distractor=0.85,
+            constraint_inline=True),
     Persona("brief", 0.30, "few", "newest", ask=0.10, constraint=0.10, filler=0.0, distractor=0.0),
     Persona("questioner", 0.25, "few", "newest", ask=1.0, constraint=0.15, filler=0.8, distractor=0.85),
     Persona("orderly", 0.20, "few", "post", ask=0.10, constraint=0.15, filler=0.8, distractor=0.85),
@@ -292,18 +294,22 @@ def _clause(sentence: str) -> str:
 
 def compose(
     record: DeepRecord, *, style: str, facts: Sequence[int], distractor: str | None, distractor_at: int,
-    filler: str | None, constraint: bool, ask: bool,
+    filler: str | None, constraint: bool, ask: bool, constraint_at: int | None = None,
 ) -> str:
     """A summary from its choices: persona in ``style``, the facts (indices in post order)
-    in the given order with ``distractor`` among them, filler, the constraint, the ask."""
+    in the given order with ``distractor`` among them, filler, the constraint (after the
+    facts, or among them at ``constraint_at``), the ask."""
     items = [record.base.facts[i].phrase for i in facts]
+    inline = constraint and record.constraint is not None and constraint_at is not None
+    if inline:
+        items.insert(min(constraint_at, len(items)), record.constraint.phrase)
     if distractor is not None:
         items.insert(min(distractor_at, len(items)), _clause(distractor))
     body = ", ".join(items)
     if filler is not None:
         body = f"{body} {filler}" if body else filler
     tail = []
-    if constraint and record.constraint is not None:
+    if constraint and record.constraint is not None and not inline:
         tail.append(record.constraint.phrase)
     if ask:
         tail.append(record.base.ask)
@@ -332,8 +338,9 @@ def persona_summary(record: DeepRecord, persona: Persona, rng: np.random.Generat
     filler = FILLERS[int(rng.integers(len(FILLERS)))] if rng.random() < persona.filler else None
     return compose(
         record, style=FORMATS[int(rng.integers(len(FORMATS)))], facts=chosen, distractor=distractor,
-        distractor_at=len(chosen), filler=filler,
+        distractor_at=len(chosen) + 1, filler=filler,
         constraint=bool(rng.random() < persona.constraint), ask=bool(rng.random() < persona.ask),
+        constraint_at=int(rng.integers(1, len(chosen) + 1)) if persona.constraint_inline else None,
     )
 
 
@@ -357,7 +364,7 @@ class DeepSummarizeWorld(World):
     max_prompt_tokens = 240  # the longest generated prompts are ~230 tokens
     max_new_tokens = 64  # the writers' longest summaries are ~60 tokens
     dataset_template = "{}\nTL;DR:"
-    annotators = AnnotatorCalibration(temperature=0.05, length_bias=0.004, noise=0.1)
+    annotators = AnnotatorCalibration(temperature=0.06, length_bias=0.006, noise=0.1)
     protocol_revision = 2  # summarize-test-v2: the first world's scores are not comparable
     audit_targets = AuditTargets(
         max_low_temperature_gain=0.05, max_best_of_16_closed=0.5, max_best_of_64_closed=0.7,
