@@ -181,3 +181,4 @@ def test_summaries_have_no_template_leftovers() -> None:
         text = WORLD.write(sample, rng)
         assert not re.search(r"[{}]|  |,,|;;|\.\.", text), text
         assert text.startswith(" ") and text.rstrip()[-1] in ".?"
+
