@@ -45,6 +45,7 @@ trained policy can beat them.
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from collections.abc import Mapping, Sequence
@@ -206,12 +207,19 @@ def _first_fact(record: PostRecord, tokens: list[str]) -> int | None:
     return None if best is None else best[1]
 
 
+@functools.lru_cache(maxsize=4096)
+def _length_allowance(record: DeepRecord) -> tuple[int, float]:
+    """The ideal summary's words and the words allowed before concision costs, once per
+    record (the judge scores many summaries of one post: the audit's 64 samples, a batch's group)."""
+    ideal = len(DeepSummarizeWorld.ideal_summary(record).split())
+    return ideal, CONCISE_RATIO * ideal + max(len(d.split()) for d in record.base.distractors)
+
+
 def _not_too_long(n_words: int, record: DeepRecord) -> float:
     """1 up to 1.3 times the ideal summary's words plus the post's longest distractor, then
     decaying as the first judge's brevity does. Short summaries already lose recall, and a
     repeated distractor costs focus, so concision judges only padding."""
-    ideal = len(DeepSummarizeWorld.ideal_summary(record).split())
-    allowed = CONCISE_RATIO * ideal + max(len(d.split()) for d in record.base.distractors)
+    ideal, allowed = _length_allowance(record)
     return 1.0 if n_words <= allowed else math.exp(-(n_words - allowed) / (LONG_DECAY * ideal))
 
 

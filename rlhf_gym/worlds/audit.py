@@ -357,6 +357,9 @@ def check_targets(audit: dict[str, Any], targets: AuditTargets) -> list[tuple[st
     def at_most(target: str, value: float | None, limit: float) -> None:
         checks.append((target, value, limit, value is not None and value <= limit))
 
+    def at_least(target: str, value: float | None, limit: float) -> None:
+        checks.append((target, value, f"≥ {limit:g}", value is not None and value >= limit))
+
     if targets.max_low_temperature_gain is not None:
         for temperature in LOW_TEMPERATURES:
             low = by_temperature.get(temperature)
@@ -375,12 +378,10 @@ def check_targets(audit: dict[str, Any], targets: AuditTargets) -> list[tuple[st
                 audit.get("references", {}).get("share_gold_at_least_0.95"), targets.max_good_references)
     if targets.min_greedy_not_best is not None:
         decisions = audit.get("decisions") or {}
-        if not decisions:
-            checks.append(("per decision: greedy misses the best option", None, f"≥ {targets.min_greedy_not_best:g}", False))
+        if not decisions:  # a world that exposes no decision cannot pass
+            at_least("per decision: greedy misses the best option", None, targets.min_greedy_not_best)
         for name, figures in decisions.items():
-            value = figures["greedy_not_best"]
-            checks.append((f"{name}: greedy misses the best option", value, f"≥ {targets.min_greedy_not_best:g}",
-                           value >= targets.min_greedy_not_best))
+            at_least(f"{name}: greedy misses the best option", figures["greedy_not_best"], targets.min_greedy_not_best)
     return checks
 
 
@@ -462,7 +463,7 @@ def _number(value: float | None) -> str:
 
 
 def _limit(limit: Any) -> str:
-    if isinstance(limit, str):  # an at-least bound, already written "≥ x"
+    if isinstance(limit, str):  # an at-least bound, written "≥ x" by `check_targets`
         return limit
     if isinstance(limit, (list, tuple)):
         return f"[{limit[0]:g}, {limit[1]:g}]"
