@@ -282,14 +282,15 @@ class Persona:
     filler: float
     distractor: float
     constraint_inline: bool = False  # the constraint as one more item after a fact, not after the list
+    ask_first: bool = False  # the question opens the summary (right after the persona)
 
 
 PERSONAS: tuple[Persona, ...] = (
     Persona("thorough", 0.25, "all", "newest", ask=0.10, constraint=1.0, filler=0.9, distractor=0.85,
             constraint_inline=True),
-    Persona("brief", 0.30, "few", "newest", ask=0.10, constraint=0.10, filler=0.0, distractor=0.0),
-    Persona("questioner", 0.25, "few", "newest", ask=1.0, constraint=0.15, filler=0.8, distractor=0.85),
-    Persona("orderly", 0.20, "few", "post", ask=0.10, constraint=0.15, filler=0.8, distractor=0.85),
+    Persona("brief", 0.25, "few", "newest", ask=0.10, constraint=0.10, filler=0.4, distractor=0.0),
+    Persona("questioner", 0.25, "few", "newest", ask=1.0, constraint=0.15, filler=0.8, distractor=0.85, ask_first=True),
+    Persona("orderly", 0.25, "few", "post", ask=0.10, constraint=0.15, filler=0.8, distractor=0.85),
 )
 _PERSONA_P = np.array([p.weight for p in PERSONAS]) / sum(p.weight for p in PERSONAS)
 PERSONA_NAMES = tuple(p.name for p in PERSONAS)
@@ -300,13 +301,30 @@ def _clause(sentence: str) -> str:
     return clause if clause.startswith(("I ", "I'")) else clause[:1].lower() + clause[1:]
 
 
+@dataclass(frozen=True)
+class Choices:
+    """Every choice a writer makes in one summary: persona ``style``, the facts (indices in
+    post order, in the order written), the ``distractor`` and where it goes, ``filler``,
+    the constraint (after the facts, or among them at ``constraint_at``) and the ask (at
+    the end, or first when ``ask_first``). `compose` renders them; single-decision edits
+    (`replace`) make the preference data's contrast pairs."""
+
+    style: str
+    facts: tuple[int, ...]
+    distractor: str | None
+    distractor_at: int
+    filler: str | None
+    constraint: bool
+    ask: bool
+    constraint_at: int | None = None
+    ask_first: bool = False
+
+
 def compose(
     record: DeepRecord, *, style: str, facts: Sequence[int], distractor: str | None, distractor_at: int,
-    filler: str | None, constraint: bool, ask: bool, constraint_at: int | None = None,
+    filler: str | None, constraint: bool, ask: bool, constraint_at: int | None = None, ask_first: bool = False,
 ) -> str:
-    """A summary from its choices: persona in ``style``, the facts (indices in post order)
-    in the given order with ``distractor`` among them, filler, the constraint (after the
-    facts, or among them at ``constraint_at``), the ask."""
+    """A summary from its choices (the fields of `Choices`)."""
     items = [record.base.facts[i].phrase for i in facts]
     inline = constraint and record.constraint is not None and constraint_at is not None
     if inline:
@@ -319,16 +337,23 @@ def compose(
     tail = []
     if constraint and record.constraint is not None and not inline:
         tail.append(record.constraint.phrase)
-    if ask:
+    if ask and not ask_first:
         tail.append(record.base.ask)
     text = "; ".join([body, *tail]) if body else "; ".join(tail)
     if not text.endswith("?"):
         text += "."
+    if ask and ask_first:
+        text = f"{record.base.ask} {text}" if text != "." else record.base.ask
     return f"{format_opener(persona_tag(record.base), style)} {text}"
 
 
-def persona_summary(record: DeepRecord, persona: Persona, rng: np.random.Generator) -> str:
-    """A summary of ``record`` written by ``persona`` (every choice from ``rng``)."""
+def render(record: DeepRecord, choices: Choices) -> str:
+    """`compose` from a `Choices`."""
+    return compose(record, **{f: getattr(choices, f) for f in Choices.__dataclass_fields__})
+
+
+def persona_choices(record: DeepRecord, persona: Persona, rng: np.random.Generator) -> Choices:
+    """The choices ``persona`` makes for ``record`` (every one from ``rng``)."""
     n = len(record.base.facts)
     if persona.facts == "all":
         chosen = list(range(n))
@@ -344,12 +369,44 @@ def persona_summary(record: DeepRecord, persona: Persona, rng: np.random.Generat
     distractor = record.base.distractors[int(rng.integers(len(record.base.distractors)))] \
         if rng.random() < persona.distractor else None
     filler = FILLERS[int(rng.integers(len(FILLERS)))] if rng.random() < persona.filler else None
-    return compose(
-        record, style=FORMATS[int(rng.integers(len(FORMATS)))], facts=chosen, distractor=distractor,
+    return Choices(
+        style=FORMATS[int(rng.integers(len(FORMATS)))], facts=tuple(chosen), distractor=distractor,
         distractor_at=len(chosen) + 1, filler=filler,
         constraint=bool(rng.random() < persona.constraint), ask=bool(rng.random() < persona.ask),
         constraint_at=int(rng.integers(1, len(chosen) + 1)) if persona.constraint_inline else None,
+        ask_first=persona.ask_first,
     )
+
+
+def persona_summary(record: DeepRecord, persona: Persona, rng: np.random.Generator) -> str:
+    """A summary of ``record`` written by ``persona`` (every choice from ``rng``)."""
+    return render(record, persona_choices(record, persona, rng))
+
+
+def flip_focus(record: DeepRecord, choices: Choices, rng: np.random.Generator) -> Choices:
+    """``choices`` with the focus decision flipped: the distractor dropped, or one added."""
+    if choices.distractor is not None:
+        return replace(choices, distractor=None)
+    return replace(choices, distractor=record.base.distractors[int(rng.integers(len(record.base.distractors)))])
+
+
+def flip_lead(record: DeepRecord, choices: Choices, rng: np.random.Generator) -> Choices:
+    """``choices`` with the lead decision flipped and the same number of facts: the post's
+    first fact brought to the front (it replaces the lead when missing), or, when it
+    already leads, moved behind the next fact (or swapped for the newest when alone)."""
+    facts = list(choices.facts)
+    n = len(record.base.facts)
+    if facts and facts[0] == 0:
+        if len(facts) > 1:
+            facts[0], facts[1] = facts[1], facts[0]
+        else:
+            facts = [n - 1]
+    elif 0 in facts:
+        facts.remove(0)
+        facts.insert(0, 0)
+    else:
+        facts[0] = 0
+    return replace(choices, facts=tuple(facts))
 
 
 # ---------------------------------------------------------------------------------------
@@ -372,7 +429,7 @@ class DeepSummarizeWorld(World):
     max_prompt_tokens = 240  # the longest generated prompts are ~230 tokens
     max_new_tokens = 64  # the writers' longest summaries are ~60 tokens
     dataset_template = "{}\nTL;DR:"
-    annotators = AnnotatorCalibration(temperature=0.06, length_bias=0.006, noise=0.1)
+    annotators = AnnotatorCalibration(temperature=0.07, length_bias=0.004, noise=0.1)
     protocol_revision = 2  # summarize-test-v2: the first world's scores are not comparable
     audit_targets = AuditTargets(
         max_low_temperature_gain=0.05, max_best_of_16_closed=0.5, max_best_of_64_closed=0.7,
@@ -409,15 +466,17 @@ class DeepSummarizeWorld(World):
 
     def comparison_candidates(self, sample: Sample, rng: np.random.Generator) -> list[tuple[str, str]]:
         # One summary by each persona other than the references' (the pairs that teach the
-        # preference model each decision), plus one with the subreddit's format: without it
-        # the convention shows up only by chance in the data.
-        candidates = [(persona_summary(sample.record, p, rng), _PERSONA_PREFIX + p.name) for p in PERSONAS[1:]]
-        styled = persona_summary(sample.record, PERSONAS[int(rng.integers(len(PERSONAS)))], rng)
-        tag = persona_tag(sample.record.base)
-        current = detect_format(tag, styled)
-        if current != "none":
-            styled = format_opener(tag, sample.record.convention) + styled[len(format_opener(tag, current)):]
-        candidates.append((styled, "convention"))
+        # preference model each decision), plus contrast candidates: a persona's summary
+        # with one decision flipped, for the decisions whose option no writer ties to the
+        # rest of its summary (without them the convention shows up only by chance, and the
+        # distractor and the lead ride along with the writer's other choices).
+        record = sample.record
+        candidates = [(persona_summary(record, p, rng), _PERSONA_PREFIX + p.name) for p in PERSONAS[1:]]
+        pivot = persona_choices(record, PERSONAS[int(rng.integers(len(PERSONAS)))], rng)
+        candidates.append((render(record, replace(pivot, style=record.convention)), "convention"))
+        candidates.append((render(record, pivot), "pivot"))
+        candidates.append((render(record, flip_focus(record, pivot, rng)), "flip_focus"))
+        candidates.append((render(record, flip_lead(record, pivot, rng)), "flip_lead"))
         return candidates
 
     @property

@@ -23,8 +23,12 @@ from rlhf_gym.envs.summarize.deep import (
     compose,
     deep_breakdown,
     detect_format,
+    flip_focus,
+    flip_lead,
     format_convention,
+    persona_choices,
     persona_summary,
+    render,
 )
 from rlhf_gym.envs.summarize.gold_judge import normalize_tokens
 from rlhf_gym.envs.summarize.world import generate_post, persona_tag
@@ -154,12 +158,28 @@ def test_perturbations_lower_gold_on_average() -> None:
         assert after.mean() < before.mean(), kind
 
 
-def test_comparison_candidates_include_every_other_persona_and_the_convention() -> None:
+def test_comparison_candidates_include_every_other_persona_and_the_contrast_pairs() -> None:
     sample = SAMPLES[0]
-    candidates = WORLD.comparison_candidates(sample, np.random.default_rng(0))
-    sources = [source for _text, source in candidates]
-    assert sources == [f"persona_{p.name}" for p in PERSONAS[1:]] + ["convention"]
-    assert detect_format(persona_tag(sample.record.base), candidates[-1][0]) == sample.record.convention
+    candidates = dict((source, text) for text, source in WORLD.comparison_candidates(sample, np.random.default_rng(0)))
+    assert list(candidates) == [f"persona_{p.name}" for p in PERSONAS[1:]] + ["convention", "pivot", "flip_focus", "flip_lead"]
+    assert detect_format(persona_tag(sample.record.base), candidates["convention"]) == sample.record.convention
+
+
+@pytest.mark.parametrize("flip, decision", [(flip_focus, "focus"), (flip_lead, "lead")])
+def test_a_contrast_candidate_differs_from_its_pivot_in_one_decision(flip, decision: str) -> None:  # noqa: ANN001
+    # The preference data's contrast pairs: the pivot and its flip differ in the flipped
+    # decision's option and in no other, so the pair teaches exactly that decision.
+    rng = np.random.default_rng(1)
+    for sample in SAMPLES[:200]:
+        record = sample.record
+        pivot = persona_choices(record, PERSONAS[int(rng.integers(len(PERSONAS)))], rng)
+        before = WORLD.decisions(record, render(record, pivot))
+        after = WORLD.decisions(record, render(record, flip(record, pivot, rng)))
+        changed = {d for d in before if before[d] != after[d]}
+        if decision == "focus":
+            # Dropping a distractor also shortens a summary that was too long.
+            changed.discard("concise")
+        assert changed == {decision}, (decision, before, after)
 
 
 def test_the_design_audit_finds_deep_headroom() -> None:
