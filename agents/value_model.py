@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from rlhf_gym.lm.layout import position_ids_from_attention_mask
+from rlhf_gym.lm.layout import position_ids_from_attention_mask, trim_shared_left_padding
 from rlhf_gym.lm.policy import CausalLMPolicy
 from rlhf_gym.rewards.preference_model import PreferenceModel
 
@@ -126,7 +126,9 @@ class ValueModel(nn.Module):
         raise ValueError(f"value_model must be 'preference-model' or 'head', got {kind!r}")
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int) -> torch.Tensor:
-        """Values (N, T): the value of the state before response token t is read at column P + t - 1."""
+        """Values (N, T): the value of the state before response token t is read at column P + t - 1.
+        Prompt columns that are padding in every row are skipped (`trim_shared_left_padding`)."""
+        input_ids, attention_mask, prompt_width = trim_shared_left_padding(input_ids, attention_mask, prompt_width)
         position_ids = position_ids_from_attention_mask(attention_mask)
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state
         return self.head(hidden[:, prompt_width - 1 : -1]).squeeze(-1).float()

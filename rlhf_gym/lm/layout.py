@@ -26,6 +26,31 @@ def position_ids_from_attention_mask(attention_mask: torch.Tensor) -> torch.Tens
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
+def trim_shared_left_padding(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Drop the prompt-block columns that are padding in every row: ``(input_ids,
+    attention_mask, prompt_width)`` of the narrower buffer.
+
+    The env's prompt block fits its longest prompt, so a batch of shorter ones carries
+    columns that no row attends to. With positions counted over real tokens
+    (`position_ids_from_attention_mask`), a causal model computes the same outputs without
+    them, in less time. Response columns are never dropped. Costs one host sync per call
+    (not per token).
+
+    Example:
+        >>> ids, mask, width = trim_shared_left_padding(
+        ...     torch.tensor([[0, 0, 5, 6, 9], [0, 7, 8, 6, 9]]), torch.tensor([[0, 0, 1, 1, 1], [0, 1, 1, 1, 1]]), 4)
+        >>> ids.tolist(), width
+        ([[0, 5, 6, 9], [7, 8, 6, 9]], 3)
+    """
+    used = attention_mask[:, :prompt_width].any(dim=0)
+    start = int(used.long().argmax()) if bool(used.any()) else prompt_width
+    if start == 0:
+        return input_ids, attention_mask, prompt_width
+    return input_ids[:, start:], attention_mask[:, start:], prompt_width - start
+
+
 def tokenize_left_truncated(
     tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
 ) -> list[list[int]]:

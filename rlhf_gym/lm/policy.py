@@ -27,7 +27,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from rlhf_gym.atomic_dir import swap_in
-from rlhf_gym.lm.layout import position_ids_from_attention_mask
+from rlhf_gym.lm.layout import position_ids_from_attention_mask, trim_shared_left_padding
 from rlhf_gym.lm.loading import load_causal_lm, quiet_progress
 
 
@@ -236,7 +236,9 @@ class CausalLMPolicy(nn.Module):
         """Temperature-scaled logits predicting each response column: (N, T, V).
 
         Column ``P + t`` of the buffer is predicted by the logits at column ``P + t - 1``.
+        Prompt columns that are padding in every row are skipped (`trim_shared_left_padding`).
         """
+        input_ids, attention_mask, prompt_width = trim_shared_left_padding(input_ids, attention_mask, prompt_width)
         position_ids = position_ids_from_attention_mask(attention_mask)
         horizon = input_ids.shape[1] - prompt_width
         # Only the last T + 1 positions need the vocabulary projection.

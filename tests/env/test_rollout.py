@@ -140,3 +140,25 @@ def test_sharing_rejects_groups_whose_prompts_differ(make_toy_env, toy_dir):
         policy.prefill_groups(ids, mask, 2)
     with pytest.raises(ValueError, match="divide the batch size 4"):
         policy.prefill_groups(prompts, obs["attention_mask"][:, : inner.max_prompt_tokens], 3)
+
+
+def test_updates_skip_shared_padding_without_changing_logprobs_or_values(make_toy_env, toy_dir):
+    # The PPO-style forwards drop prompt columns that are padding in every row: with the
+    # batch widened by 40 more of them, log-probs and values are unchanged.
+    from rlhf_gym.agents.value_model import ValueModel
+    from rlhf_gym.lm.layout import trim_shared_left_padding
+
+    policy = CausalLMPolicy.from_pretrained(toy_dir / "policy", temperature=0.7)
+    env = make_toy_env(5, autoreset_mode="disabled", max_new_tokens=8)
+    batch = collect_episodes(env, policy, seed=2, generator=torch.Generator().manual_seed(1))
+    width = env.max_prompt_tokens
+    pad = torch.zeros(batch.input_ids.shape[0], 40, dtype=batch.input_ids.dtype)
+    wide_ids, wide_mask = torch.cat([pad, batch.input_ids], 1), torch.cat([pad, batch.attention_mask], 1)
+    trimmed_ids, _mask, trimmed_width = trim_shared_left_padding(wide_ids, wide_mask, width + 40)
+    assert trimmed_width <= width and trimmed_ids.shape[1] <= batch.input_ids.shape[1]
+    value = ValueModel.create("head", None, policy, env.tokenizer, reward_is_preference=False)
+    with torch.no_grad():
+        narrow, _ = policy.token_logprobs(batch.input_ids, batch.attention_mask, width)
+        wide, _ = policy.token_logprobs(wide_ids, wide_mask, width + 40)
+        assert torch.allclose(narrow, wide, atol=1e-5)
+        assert torch.allclose(value(batch.input_ids, batch.attention_mask, width), value(wide_ids, wide_mask, width + 40), atol=1e-5)
