@@ -33,8 +33,9 @@ and the rest mostly wrong, and all of them ignoring the subreddit's convention:
 
 - ``thorough`` (the references): every fact and the constraint (slipped in among the
   facts), but newest fact first, padded with filler and usually a distractor;
-- ``brief``: concise and focused, but one or two facts and rarely the question;
-- ``questioner``: always the question, but one or two facts and usually padded;
+- ``brief``: focused and mostly concise, but one or two facts and rarely the question;
+- ``questioner``: always the question, stated first, but one or two facts and usually
+  padded;
 - ``orderly``: leads with the post's first fact, but vague (one or two facts).
 
 Each decision's best option is then taken by about a third of the writers' responses and

@@ -202,3 +202,14 @@ def test_summaries_have_no_template_leftovers() -> None:
         assert not re.search(r"[{}]|  |,,|;;|\.\.", text), text
         assert text.startswith(" ") and text.rstrip()[-1] in ".?"
 
+
+
+def test_the_question_stated_first_earns_the_same_credit() -> None:
+    # The questioner opens with the question; the judge credits it wherever it stands and
+    # still reads the lead from the first fact.
+    for sample in SAMPLES[:100]:
+        record = sample.record
+        n = len(record.base.facts)
+        text = compose(record, style=record.convention, facts=range(n), distractor=None, distractor_at=n, filler=None,
+                       constraint=True, ask=True, ask_first=True)
+        assert deep_breakdown(record, text).total == 1.0, text
