@@ -159,6 +159,7 @@ def _build_into(
         "valid_label_accuracy_ceiling": label_accuracy_ceiling(
             pool, valid_pairs["gold_chosen"], valid_pairs["gold_rejected"],
             [len(s.split()) for s in valid_pairs["chosen"]], [len(s.split()) for s in valid_pairs["rejected"]],
+            valid_pairs["cue_chosen"], valid_pairs["cue_rejected"],
         ),
         "valid_gold_judge_accuracy_vs_annotators": gold_judge_accuracy(valid_pairs),
     }
@@ -310,7 +311,7 @@ def comparison_pairs(
 
     Each pair also records its two candidates' sources (`REFERENCE`, `SAMPLE`, the
     perturbation kind or the world's source name), which the card uses to say where the
-    preference model errs.
+    preference model errs, and their annotator cues (`World.annotator_cues`).
     """
     rng = np.random.default_rng(seed)
     prompts = [s.prompt for s in samples]
@@ -326,6 +327,7 @@ def comparison_pairs(
     out: dict[str, Any] = {
         "groups": [], "prompts": [], "chosen": [], "rejected": [], "gold_chosen": [], "gold_rejected": [],
         "sources": [],  # (source of chosen, source of rejected) per pair
+        "cue_chosen": [], "cue_rejected": [],  # the world's annotator cue of each (World.annotator_cues)
     }
     agreement_pairs = []
     for i, sample in enumerate(tqdm(samples, desc="pairs", disable=not progress, leave=False)):
@@ -346,6 +348,7 @@ def comparison_pairs(
             continue
         golds = world.gold_scores([sample.record] * len(candidates), candidates)
         words = [len(c.split()) for c in candidates]
+        cues = np.asarray(world.annotator_cues([sample.record] * len(candidates), candidates), dtype=np.float64)
         all_pairs = [(a, b) for a in range(len(candidates)) for b in range(a + 1, len(candidates))]
         picked = rng.choice(len(all_pairs), size=min(config.pairs_per_prompt, len(all_pairs)), replace=False)
         labelled = []
@@ -353,7 +356,8 @@ def comparison_pairs(
             a, b = all_pairs[int(index)]
             if rng.random() < 0.5:  # present the two in random order to the annotator
                 a, b = b, a
-            first_preferred, _annotator = pool.label_scored(float(golds[a]), float(golds[b]), words[a], words[b], rng)
+            first_preferred, _annotator = pool.label_scored(float(golds[a]), float(golds[b]), words[a], words[b], rng,
+                                                            float(cues[a]), float(cues[b]))
             chosen, rejected = (a, b) if first_preferred else (b, a)
             labelled.append((chosen, rejected))
             out["prompts"].append(prompts[i])
@@ -362,10 +366,13 @@ def comparison_pairs(
             out["gold_chosen"].append(float(golds[chosen]))
             out["gold_rejected"].append(float(golds[rejected]))
             out["sources"].append((sources[candidates[chosen]], sources[candidates[rejected]]))
-            agreement_pairs.append((float(golds[a]), float(golds[b]), words[a], words[b]))
+            out["cue_chosen"].append(float(cues[chosen]))
+            out["cue_rejected"].append(float(cues[rejected]))
+            agreement_pairs.append((float(golds[a]), float(golds[b]), words[a], words[b], float(cues[a]), float(cues[b])))
         out["groups"].append(ComparisonGroup(prompts[i], tuple(candidates), tuple(labelled)))
+    gold_a, gold_b, words_a, words_b, cue_a, cue_b = zip(*agreement_pairs, strict=True)
     out["annotator_gold_agreement"] = scored_gold_agreement(
-        pool, *zip(*agreement_pairs, strict=True), rng=np.random.default_rng(seed + 100)
+        pool, gold_a, gold_b, words_a, words_b, rng=np.random.default_rng(seed + 100), cue_a=cue_a, cue_b=cue_b
     )
     return out
 

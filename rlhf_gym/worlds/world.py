@@ -136,21 +136,34 @@ class AnnotatorCalibration:
     Tune them so the pool's labels agree with the gold judge about as often as human
     labellers agree with each other on the real task (~70-77% on TL;DR).
 
+    A world with several kinds of labeller (e.g. helpfulness and harmlessness raters, as in
+    Bai et al. 2022) sets `World.annotators` to a tuple of calibrations, one per pool, each
+    with its ``share`` of the annotators.
+
     Attributes:
         temperature: decisiveness of the Bradley-Terry choice on the gold margin (> 0).
         length_bias: gold points an annotator adds per extra word (a liking for length).
         noise: probability of a lapse, a coin-flip answer, in [0, 1].
+        cue_bias: gold points an annotator adds per unit of the world's annotator cue
+            (`World.annotator_cues`, e.g. refusal words), a surface feature the pool
+            over-rewards as others do length; 0: the cue is ignored.
+        share: this pool's share of the annotators when the world has several (> 0;
+            shares are normalised).
     """
 
     temperature: float = 0.15
     length_bias: float = 0.005
     noise: float = 0.15
+    cue_bias: float = 0.0
+    share: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
             raise ValueError(f"annotator temperature must be > 0, got {self.temperature}")
         if not 0.0 <= self.noise <= 1.0:
             raise ValueError(f"annotator noise must be in [0, 1], got {self.noise}")
+        if not self.share > 0:
+            raise ValueError(f"annotator pool share must be > 0, got {self.share}")
 
 
 @dataclass(frozen=True)
@@ -192,7 +205,8 @@ class World:
         temperature: the benchmark protocol's sampling temperature.
         max_prompt_tokens / max_new_tokens: the env's prompt block and response budget.
         dataset_template: how an external dataset's prompt column becomes prompt text.
-        annotators: the calibration of its simulated annotators.
+        annotators: the calibration of its simulated annotators, or a tuple of them (one
+            per pool, each with its share).
         has_references: whether `generate` gives reference responses.
         audit_targets: the audit thresholds it meets (None: none declared yet).
 
@@ -208,7 +222,7 @@ class World:
     max_prompt_tokens: int = 256
     max_new_tokens: int = 48
     dataset_template: str = "{}"
-    annotators: AnnotatorCalibration = AnnotatorCalibration()
+    annotators: AnnotatorCalibration | tuple[AnnotatorCalibration, ...] = AnnotatorCalibration()
     has_references: bool = True
     audit_targets: AuditTargets | None = None
     protocol_revision: int = 1  # the leaderboard protocol's "-test-vN": raise it when scores change meaning
@@ -242,6 +256,11 @@ class World:
         (`rlhf_gym.worlds.design`, ``rlhf-gym audit ENV --writers``) draws many per prompt to
         measure the headroom before any asset is built."""
         raise NotImplementedError(f"{self.env_id} does not expose its writers (World.write)")
+
+    def annotator_cues(self, records: Sequence[Any], responses: Sequence[str]) -> np.ndarray:
+        """(n,) float64: the surface cue of each response that annotators with a
+        ``cue_bias`` over-reward (`AnnotatorCalibration`); the default is none (zeros)."""
+        return np.zeros(len(responses), dtype=np.float64)
 
     def card_figures(self, records: Sequence[Any], responses: Sequence[str]) -> dict[str, Any]:
         """The world's own figures of a set of responses, added to the card's evaluation per

@@ -1,8 +1,9 @@
 """The kit's simulated annotators (`rlhf_gym.worlds.annotators`): a pool built from a world's
-calibration, its Bradley-Terry choice with length bias and lapses, labels from gold scores
-and lengths, and the agreement and Bayes-ceiling figures the card reports.
+calibration (or several pools, each with its share), its Bradley-Terry choice with length
+bias, a world's cue bias and lapses, labels from gold scores, lengths and cues, and the
+agreement and Bayes-ceiling figures the card reports.
 
-They see only gold scores and word counts, so these tests use synthetic pairs; each world's
+They see only gold scores, word counts and cues, so these tests use synthetic pairs; each world's
 calibration is checked against its own gold judge in ``test_conformance.py``.
 """
 
@@ -18,6 +19,7 @@ from rlhf_gym.worlds.annotators import (
     DEFAULT_TEMPERATURE,
     Annotator,
     label_accuracy_ceiling,
+    pool_sizes,
     scored_gold_agreement,
 )
 
@@ -192,3 +194,81 @@ def test_bad_calibration_and_annotator_are_rejected(kwargs: dict, match: str) ->
         AnnotatorCalibration(**kwargs)
     with pytest.raises(ValueError, match=match):
         Annotator(0, **{"temperature": 0.1, "length_bias": 0.0, "noise": 0.0, **kwargs})
+
+
+# Pools of several kinds of labeller, and a cue some of them over-reward -------------------
+def test_a_pool_without_a_cue_bias_is_the_pool_it_always_was() -> None:
+    """The cue bias is drawn from a stream of its own: with none, the annotators (and so every
+    shipped build's labels) are unchanged, and a one-calibration world gets one pool."""
+    pool = AnnotatorPool.from_calibration(AnnotatorCalibration(temperature=0.3, length_bias=0.02, noise=0.25), seed=7)
+    assert all(a.cue_bias == 0.0 for a in pool.annotators)
+    plain = AnnotatorPool(16, 7, temperature=0.3, length_bias=0.02, noise=0.25)
+    assert [(a.temperature, a.length_bias, a.noise) for a in pool.annotators] == \
+        [(a.temperature, a.length_bias, a.noise) for a in plain.annotators]
+    biased = AnnotatorPool(16, 7, temperature=0.3, length_bias=0.02, noise=0.25, cue_bias=0.1)
+    assert [(a.temperature, a.length_bias, a.noise) for a in biased.annotators] == \
+        [(a.temperature, a.length_bias, a.noise) for a in plain.annotators]
+    assert 0.0 < np.mean([a.cue_bias for a in biased.annotators]) < 0.2
+
+
+def test_pools_split_the_annotators_by_share_with_their_own_calibrations() -> None:
+    helpful = AnnotatorCalibration(temperature=0.1, length_bias=0.01, noise=0.1, share=0.6)
+    harmless = AnnotatorCalibration(temperature=0.2, length_bias=0.0, noise=0.05, cue_bias=0.3, share=0.4)
+    pool = AnnotatorPool.from_calibration((helpful, harmless), seed=3, num_annotators=16)
+    assert [a.annotator_id for a in pool.annotators] == list(range(16))
+    first, second = pool.annotators[:10], pool.annotators[10:]
+    assert all(a.cue_bias == 0.0 and a.length_bias >= 0 for a in first)
+    assert all(a.cue_bias > 0.0 and a.length_bias == 0.0 for a in second)
+    assert np.mean([a.temperature for a in second]) > np.mean([a.temperature for a in first])
+    assert AnnotatorPool.from_calibration((helpful, harmless), seed=3).annotators == pool.annotators  # seeded
+    assert AnnotatorPool.from_calibration((helpful,), seed=3, num_annotators=4).annotators == \
+        AnnotatorPool.from_calibration((helpful,), seed=3, num_annotators=4).annotators
+
+
+@pytest.mark.parametrize(
+    ("shares", "total", "sizes"),
+    [([0.6, 0.4], 16, [10, 6]), ([1.0, 1.0, 1.0], 4, [2, 1, 1]), ([0.95, 0.05], 4, [3, 1]), ([2.0], 5, [5])],
+)
+def test_pool_sizes_follow_the_shares_and_give_every_pool_an_annotator(shares: list[float], total: int,
+                                                                       sizes: list[int]) -> None:
+    assert pool_sizes(shares, total) == sizes
+    assert sum(pool_sizes(shares, total)) == total
+
+
+def test_pool_sizes_and_shares_reject_what_cannot_be_split() -> None:
+    with pytest.raises(ValueError, match="at least one annotator per pool"):
+        pool_sizes([0.5, 0.5], 1)
+    with pytest.raises(ValueError, match="positive shares"):
+        pool_sizes([1.0, 0.0], 4)
+    with pytest.raises(ValueError, match="share must be > 0, got 0.0"):
+        AnnotatorCalibration(share=0.0)
+
+
+def test_a_cue_bias_moves_the_choice_toward_the_cued_response() -> None:
+    pool = AnnotatorPool(num_annotators=1)
+    cued = Annotator(0, temperature=0.1, length_bias=0.0, noise=0.0, cue_bias=0.2)
+    plain = Annotator(0, temperature=0.1, length_bias=0.0, noise=0.0)
+    # A gold margin of 0.3 against the cued response, which holds two more cues (0.4 points).
+    assert pool.prob_prefers_first(0.3, 0.6, 10, 10, cued, cue_a=2.0, cue_b=0.0) > 0.5
+    assert pool.prob_prefers_first(0.3, 0.6, 10, 10, plain, cue_a=2.0, cue_b=0.0) < 0.05
+    assert pool.prob_prefers_first(0.3, 0.6, 10, 10, cued) == pool.prob_prefers_first(0.3, 0.6, 10, 10, plain)
+
+
+def test_cues_lower_agreement_and_the_ceiling_reads_them() -> None:
+    """Cues that favour the worse response of each pair pull the biased pool's labels away
+    from gold; without cues (None) the figures are those of the plain call."""
+    gold_a, gold_b, words_a, words_b = PAIRS
+    worse_first = [float(ga < gb) for ga, gb in zip(gold_a, gold_b)]
+    cue_a, cue_b = [2 * c for c in worse_first], [2 * (1 - c) for c in worse_first]
+    pool = AnnotatorPool(seed=0, cue_bias=0.1)
+    plain = scored_gold_agreement(pool, *PAIRS, rng=np.random.default_rng(0))
+    assert scored_gold_agreement(pool, *PAIRS, rng=np.random.default_rng(0), cue_a=None, cue_b=None) == plain
+    assert scored_gold_agreement(pool, *PAIRS, rng=np.random.default_rng(0), cue_a=cue_a, cue_b=cue_b) < plain - 0.05
+    assert label_accuracy_ceiling(pool, *PAIRS, cue_a=None, cue_b=None) == label_accuracy_ceiling(pool, *PAIRS)
+    assert label_accuracy_ceiling(pool, *PAIRS, cue_a=cue_a, cue_b=cue_b) != label_accuracy_ceiling(pool, *PAIRS)
+
+
+def test_a_world_has_no_cue_unless_it_says_so() -> None:
+    from rlhf_gym.worlds import World
+
+    assert World().annotator_cues([None, None], [" a", " b c"]).tolist() == [0.0, 0.0]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 
@@ -237,3 +238,48 @@ def test_cli_names_the_tasks_when_the_task_is_unknown() -> None:
 def test_build_config_rejects_a_non_positive_size() -> None:
     with pytest.raises(ValueError, match="eval_prompts must be >= 1, got 0"):
         BuildConfig.toy(eval_prompts=0)
+
+
+# Annotator pools and cues in the comparison data -------------------------------------------
+def test_comparison_pairs_label_with_the_worlds_pools_and_cues() -> None:
+    """A world with two pools, one of which over-rewards a cue (here: the digit 7, for a copy
+    world): the pairs record each response's cue, and their labels choose the cued response
+    more often than one unbiased pool's labels do; a world without a cue records zeros.
+    Uses the copy world's shipped policy (nothing trains)."""
+    from rlhf_gym.envs.copy.world import CopyWorld
+    from rlhf_gym.worlds import AnnotatorCalibration, AnnotatorPool
+    from rlhf_gym.worlds.build import comparison_pairs
+
+    plain_annotators = AnnotatorCalibration(temperature=0.2, length_bias=0.03, noise=0.2)
+
+    class Sevens(CopyWorld):
+        annotators = plain_annotators
+
+        def annotator_cues(self, records, responses):  # noqa: ANN001, ANN201 - the World hook
+            return np.array([text.split().count("7") for text in responses], dtype=np.float64)
+
+    class CuedSevens(Sevens):
+        annotators = (replace(plain_annotators, share=0.5),
+                      AnnotatorCalibration(temperature=0.2, length_bias=0.0, noise=0.0, cue_bias=1.0, share=0.5))
+
+    task = rlhf_gym.get_task("RLHF-Copy-v0")
+    policy, tokenizer = task.sft_policy("cpu").model.eval(), task.tokenizer()
+    config = replace(CopyWorld().build_config(toy=True), max_prompt_tokens=24, max_new_tokens=16, pairs_per_prompt=12)
+
+    def pairs_of(world: CopyWorld, prompts: int) -> dict[str, Any]:
+        pool = AnnotatorPool.from_calibration(world.annotators, seed=0)
+        return comparison_pairs(world, world.samples("valid", prompts), policy, tokenizer, pool, config, seed=3,
+                                progress=False)
+
+    def cued_share(pairs: dict[str, Any]) -> float:
+        cue_c, cue_r = np.array(pairs["cue_chosen"]), np.array(pairs["cue_rejected"])
+        differ = cue_c != cue_r
+        return float(np.mean(cue_c[differ] > cue_r[differ]))
+
+    cued, unbiased = pairs_of(CuedSevens(), 40), pairs_of(Sevens(), 40)
+    assert cued["cue_chosen"] == Sevens().annotator_cues([], cued["chosen"]).tolist()
+    assert cued["cue_rejected"] == Sevens().annotator_cues([], cued["rejected"]).tolist()
+    assert cued_share(cued) > cued_share(unbiased) + 0.1
+    assert cued["annotator_gold_agreement"] < unbiased["annotator_gold_agreement"]
+    plain = pairs_of(CopyWorld(), 8)
+    assert plain["cue_chosen"] == plain["cue_rejected"] == [0.0] * len(plain["chosen"])
