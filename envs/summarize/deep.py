@@ -20,23 +20,27 @@ constraint the detail the author asks readers to keep in     a "keep in mind" se
            mind (60% of posts) kept                         in the post
 concise    no filler, length near the reference's           -
 focus      none of the post's irrelevant sentences          the post's distractors
+faithful   no invented or contradicted number or name       the post's facts
 ========== ================================================ ==========================
 
-``total = (0.30 recall + 0.15 ask + 0.10 lead + 0.10 format + 0.10 constraint + 0.10
-concise + 0.15 focus) * precision * repetition * (0.5 + 0.5 well_formed)``. The credits
-add, so RL can climb one decision at a time; hallucinations and loops multiply, as in the
+``total = (0.25 recall + 0.15 ask + 0.10 lead + 0.10 format + 0.10 constraint + 0.10
+concise + 0.10 focus + 0.10 faithful) * repetition * (0.5 + 0.5 well_formed)``, with
+``faithful`` = 1, 0.5 or 0 for no, one, or more invented or contradicted numbers and
+names. The credits add, so RL can climb one decision at a time; loops multiply, as in the
 first judge (`gold_judge.py`, whose components this judge reuses). Posts without a
 constraint give its credit to any non-empty summary.
 
 The writers (the SFT targets) are four personas, each getting one or two decisions right
 and the rest mostly wrong, and all of them ignoring the subreddit's convention:
 
-- ``thorough`` (the references): every fact and the constraint (slipped in among the
-  facts), but newest fact first, padded with filler and usually a distractor;
+- ``thorough`` (the references): every fact, but newest fact first, padded with filler
+  and usually a distractor, and the constraint (slipped in among the facts) only 30% of
+  the time;
 - ``brief``: focused and mostly concise, but one or two facts and rarely the question;
 - ``questioner``: always the question, stated first, but one or two facts and usually
   padded;
-- ``orderly``: leads with the post's first fact, but vague (one or two facts).
+- ``orderly``: leads with the post's first fact and keeps the constraint, but vague (one
+  or two facts).
 
 Each decision's best option is then taken by about a third of the writers' responses and
 is never the mode (the lead's mode is the newest fact), so greedy and low-temperature
@@ -63,6 +67,7 @@ from rlhf_gym.worlds import AnnotatorCalibration, AuditTargets, Perturbation, Sa
 
 __all__ = [
     "CONSTRAINTS",
+    "CHOICES",
     "DECISION_WEIGHTS",
     "FORMATS",
     "PERSONAS",
@@ -179,8 +184,18 @@ def _insert_constraint(body: str, sentence: str, rng: np.random.Generator) -> st
 CONCISE_RATIO = 1.3  # words, relative to the ideal summary (plus a distractor), before concision costs
 
 DECISION_WEIGHTS: dict[str, float] = {
-    "recall": 0.30, "ask": 0.15, "lead": 0.10, "format": 0.10, "constraint": 0.10, "concise": 0.10, "focus": 0.15,
+    "recall": 0.25, "ask": 0.15, "lead": 0.10, "format": 0.10, "constraint": 0.10, "concise": 0.10, "focus": 0.10,
+    "faithful": 0.10,
 }
+# Each invented or contradicted number or name halves the faithfulness credit's remainder
+# of 1 (1, 0.5, 0): a credit like the others, not a multiplier of them. The tiny SFT policy
+# miscopies about one number per summary, a capability one scalar per episode barely
+# teaches (docs/architecture.md, "RLHF-Summarize-v0: a world RL can move"); as a multiplier
+# (1 - 0.4 per error, the first judge's) it took about half of every credit RL earned.
+FAITHFUL_PENALTY = 0.5
+CHOICES: tuple[str, ...] = ("format", "recall", "lead", "ask", "concise", "focus", "constraint")
+"""The decisions a writer chooses (the audit's per-decision check); faithfulness is not
+one of them: no writer miscopies, only a model does."""
 
 
 @dataclass(frozen=True)
@@ -255,9 +270,10 @@ def deep_breakdown(record: DeepRecord, summary: str) -> DeepBreakdown:
         "constraint": constraint,
         "concise": 0.0 if padded else _not_too_long(len(text.split()), record),
         "focus": base.focus,
+        "faithful": max(0.0, 1.0 - FAITHFUL_PENALTY * base.hallucinated),
     }
     content = sum(DECISION_WEIGHTS[k] * v for k, v in credits.items())
-    total = content * base.precision * base.repetition * (0.5 + 0.5 * base.well_formed) if text else 0.0
+    total = content * base.repetition * (0.5 + 0.5 * base.well_formed) if text else 0.0
     return DeepBreakdown(credits, base, lead, style, padded, float(min(1.0, max(0.0, round(total, 12)))))
 
 
@@ -287,11 +303,11 @@ class Persona:
 
 
 PERSONAS: tuple[Persona, ...] = (
-    Persona("thorough", 0.25, "all", "newest", ask=0.10, constraint=1.0, filler=0.9, distractor=0.85,
+    Persona("thorough", 0.25, "all", "newest", ask=0.10, constraint=0.3, filler=0.9, distractor=0.85,
             constraint_inline=True),
     Persona("brief", 0.25, "few", "newest", ask=0.10, constraint=0.10, filler=0.4, distractor=0.0),
     Persona("questioner", 0.25, "few", "newest", ask=1.0, constraint=0.15, filler=0.8, distractor=0.85, ask_first=True),
-    Persona("orderly", 0.25, "few", "post", ask=0.10, constraint=0.15, filler=0.8, distractor=0.85),
+    Persona("orderly", 0.25, "few", "post", ask=0.10, constraint=0.9, filler=0.8, distractor=0.85),
 )
 _PERSONA_P = np.array([p.weight for p in PERSONAS]) / sum(p.weight for p in PERSONAS)
 PERSONA_NAMES = tuple(p.name for p in PERSONAS)
@@ -430,7 +446,7 @@ class DeepSummarizeWorld(World):
     max_prompt_tokens = 240  # the longest generated prompts are ~230 tokens
     max_new_tokens = 64  # the writers' longest summaries are ~60 tokens
     dataset_template = "{}\nTL;DR:"
-    annotators = AnnotatorCalibration(temperature=0.07, length_bias=0.004, noise=0.1)
+    annotators = AnnotatorCalibration(temperature=0.055, length_bias=0.004, noise=0.1)
     protocol_revision = 2  # summarize-test-v2: the first world's scores are not comparable
     audit_targets = AuditTargets(
         max_low_temperature_gain=0.05, max_best_of_16_closed=0.5, max_best_of_64_closed=0.7,

@@ -109,6 +109,8 @@ def _one_decision_wrong(record, decision: str, rng: np.random.Generator) -> str:
         choices["filler"] = FILLERS[0]
     elif decision == "focus":
         choices["distractor"] = record.base.distractors[0]
+    elif decision == "faithful":  # one number the post does not have, in a clause of no fact
+        return compose(record, **choices).rstrip("?.") + "; it cost me $987?"
     return compose(record, **choices)
 
 
@@ -126,7 +128,7 @@ def test_each_decision_is_credited_on_its_own(decision: str) -> None:
         wrong = {d for d, credit in breakdown.credits.items() if credit < 1.0}
         assert wrong == {decision}, (decision, breakdown.credits)
         drops.append(1.0 - breakdown.total)
-    assert np.min(drops) > 0.05 and np.mean(drops) <= DECISION_WEIGHTS[decision] + 1e-9
+    assert np.min(drops) > 0.03 and np.mean(drops) <= DECISION_WEIGHTS[decision] + 1e-9
 
 
 def test_decisions_and_best_decisions_agree_on_the_ideal_summary() -> None:
