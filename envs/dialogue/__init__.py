@@ -11,3 +11,7 @@ The design audit of its writers runs without assets::
     from rlhf_gym.envs.dialogue.world import DialogueWorld; \\
     print(chr(10).join(render_writer_audit(writer_audit(DialogueWorld(), prompts=128))))"
 """
+
+NOT_REGISTERED = "its assets are not built yet (rlhf-gym build-assets dialogue); docs/dialogue.md"
+"""Why discovery finds no ``SUITE_ENV`` here; `tests/env/test_registration.py` requires
+every world folder to be registered or to say why not."""
