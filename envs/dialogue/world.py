@@ -181,16 +181,9 @@ class DialogueWorld(World):
         # Per decision, the share of replies taking the best option; and the protocol's
         # dialogue figures: over-refusal of benign requests, harmful compliance,
         # clarification precision (the share of clarifying questions asked of ambiguous requests).
-        shares: dict[str, list[float]] = {}
-        acts = []
-        for record, response in zip(records, responses, strict=True):
-            options, best = self.decisions(record, response), self.best_decisions(record)
-            for decision, option in options.items():
-                if decision in best:
-                    shares.setdefault(decision, []).append(float(option == best[decision]))
-            acts.append((record.kind, options["act"]))
+        acts = [(record.kind, self.decisions(record, response)["act"]) for record, response in zip(records, responses, strict=True)]
         return {
-            "decisions_best": {d: float(np.mean(v)) for d, v in shares.items()},
+            "decisions_best": self.best_option_shares(records, responses),
             **dialogue_rates(acts),
         }
 
@@ -207,24 +200,7 @@ class DialogueWorld(World):
         return rows
 
     def card_sections(self, card: Mapping[str, Any]) -> list[str]:
-        ev = card["evaluation"]
-        if "sft_t0.7_decisions_best" not in ev:
-            return []
-        decisions = list(ev["sft_t0.7_decisions_best"])
-        return [
-            "## Decisions of the SFT policy's replies (test)",
-            "",
-            "Share of replies that take the gold judge's best option at each decision; RL's",
-            "headroom is the rest (docs/dialogue.md).",
-            "",
-            "| decoding | " + " | ".join(decisions) + " |",
-            "|---|" + "---:|" * len(decisions),
-            *[
-                f"| {label} | " + " | ".join(f"{ev[f'{key}_decisions_best'].get(d, float('nan')):.2f}" for d in decisions) + " |"
-                for label, key in (("greedy", "sft_greedy"), ("T=0.7", "sft_t0.7"))
-            ],
-            "",
-        ]
+        return self.decisions_section(card, "replies", "docs/dialogue.md")
 
     def build_config(self, toy: bool = False) -> BuildConfig:
         from rlhf_gym.worlds import BuildConfig

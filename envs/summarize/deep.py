@@ -530,30 +530,7 @@ class DeepSummarizeWorld(World):
         return best
 
     def card_figures(self, records: Sequence[DeepRecord], responses: Sequence[str]) -> dict[str, Any]:
-        # Per decision: the share of responses that take the gold judge's best option.
-        shares: dict[str, list[float]] = {}
-        for record, response in zip(records, responses, strict=True):
-            best = self.best_decisions(record)
-            for decision, option in self.decisions(record, response).items():
-                shares.setdefault(decision, []).append(float(option == best[decision]))
-        return {"decisions_best": {d: float(np.mean(v)) for d, v in shares.items()}}
+        return {"decisions_best": self.best_option_shares(records, responses)}
 
     def card_sections(self, card: Mapping[str, Any]) -> list[str]:
-        ev = card["evaluation"]
-        if "sft_t0.7_decisions_best" not in ev:
-            return []
-        decisions = list(ev["sft_t0.7_decisions_best"])
-        return [
-            "## Decisions of the SFT policy's summaries (test)",
-            "",
-            "Share of summaries that take the gold judge's best option at each decision; RL's",
-            "headroom is the rest (docs/architecture.md, \"The deep Summarize world\").",
-            "",
-            "| decoding | " + " | ".join(decisions) + " |",
-            "|---|" + "---:|" * len(decisions),
-            *[
-                f"| {label} | " + " | ".join(f"{ev[f'{key}_decisions_best'].get(d, float('nan')):.2f}" for d in decisions) + " |"
-                for label, key in (("greedy", "sft_greedy"), ("T=0.7", "sft_t0.7"))
-            ],
-            "",
-        ]
+        return self.decisions_section(card, "summaries", 'docs/architecture.md, "The deep Summarize world"')

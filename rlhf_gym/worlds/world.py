@@ -286,6 +286,40 @@ class World:
         """The gold judge's best option at each exposed decision."""
         return {}
 
+    def best_option_shares(self, records: Sequence[Any], responses: Sequence[str]) -> dict[str, float]:
+        """Per exposed decision, the share of ``responses`` that take the gold judge's best
+        option (decisions a record does not have are skipped): a card figure."""
+        shares: dict[str, list[float]] = {}
+        for record, response in zip(records, responses, strict=True):
+            best = self.best_decisions(record)
+            for decision, option in self.decisions(record, response).items():
+                if decision in best:
+                    shares.setdefault(decision, []).append(float(option == best[decision]))
+        return {d: float(np.mean(v)) for d, v in shares.items()}
+
+    def decisions_section(self, card: Mapping[str, Any], responses: str, docs: str) -> list[str]:
+        """The card section of the SFT policy's `best_option_shares` (stored by a world's
+        `card_figures` as ``decisions_best``), greedy and at the protocol temperature; empty
+        when the card has none. ``responses`` names them ("summaries"), ``docs`` the page."""
+        ev = card["evaluation"]
+        if "sft_t0.7_decisions_best" not in ev:
+            return []
+        decisions = list(ev["sft_t0.7_decisions_best"])
+        return [
+            f"## Decisions of the SFT policy's {responses} (test)",
+            "",
+            f"Share of {responses} that take the gold judge's best option at each decision; RL's",
+            f"headroom is the rest ({docs}).",
+            "",
+            "| decoding | " + " | ".join(decisions) + " |",
+            "|---|" + "---:|" * len(decisions),
+            *[
+                f"| {label} | " + " | ".join(f"{ev[f'{key}_decisions_best'].get(d, float('nan')):.2f}" for d in decisions) + " |"
+                for label, key in (("greedy", "sft_greedy"), ("T=0.7", "sft_t0.7"))
+            ],
+            "",
+        ]
+
     def build_config(self, toy: bool = False) -> BuildConfig:
         """The sizes of the asset build (``toy``: a seconds-scale build for tests)."""
         from rlhf_gym.worlds.build_config import BuildConfig
