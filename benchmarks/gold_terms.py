@@ -1,13 +1,15 @@
 """Where a summarisation policy loses gold: the gold judge's terms, averaged over its samples.
 
-RLHF-Summarize-v0's gold score is a product, ``(0.6 recall + 0.25 ask + 0.15 well_formed) *
-precision * focus * (0.4 + 0.6 brevity) * repetition``; precision loses 0.4 per invented or
-contradicted number or entity, focus 0.4 per distractor repeated. A gold change alone does
-not say which of these an agent moved; this benchmark does. For the references, the env's
-SFT policy (sampled at the protocol temperature, and greedy) and any trained policies, it
-samples the same valid posts with the same seed and prints each term's mean, the number of
-hallucinated numbers/entities per summary (the faithfulness figure), the share of
-summaries without any, and how the summaries spread over the writer styles.
+RLHF-Summarize-v0's gold score (`rlhf_gym.envs.summarize.deep.deep_breakdown`) credits
+eight decisions, ``(0.25 recall + 0.15 ask + 0.10 lead + 0.10 format + 0.10 constraint +
+0.10 concise + 0.10 focus + 0.10 faithful)``, times ``repetition * (0.5 + 0.5
+well_formed)``; the faithfulness credit is 1, 0.5 or 0 for no, one, or more invented or
+contradicted numbers and names. A gold change alone
+does not say which decision an agent moved; this benchmark does. For the references, the
+env's SFT policy (sampled at the protocol temperature, and greedy) and any trained
+policies, it samples the same valid posts with the same seed and prints each decision's
+mean credit, the multipliers, the number of hallucinated numbers/entities per summary (the
+faithfulness figure) and the share of summaries without any.
 
     python benchmarks/gold_terms.py --prompts 512
     python benchmarks/gold_terms.py runs/ppo/final_policy --out runs/gold_terms
@@ -26,12 +28,11 @@ import tyro
 from transformers import AutoModelForCausalLM
 
 from rlhf_gym.envs.summarize import TASK
-from rlhf_gym.envs.summarize.gold_judge import gold_breakdown, style_shares
-from rlhf_gym.envs.summarize.world import STYLES, PostRecord
+from rlhf_gym.envs.summarize.deep import DECISION_WEIGHTS, DeepRecord, deep_breakdown
 from rlhf_gym.lm.sampling import sample_completions
 
-TERMS = ("total", "recall", "ask", "precision", "hallucinated", "focus", "brevity", "repetition", "well_formed")
-STYLE_NAMES = (*STYLES, "other")
+DECISIONS = tuple(DECISION_WEIGHTS)
+MULTIPLIERS = ("repetition", "well_formed")
 
 
 @dataclass
@@ -45,23 +46,25 @@ class Config:
     out: str | None = None  # also write gold_terms.json here
 
 
-def term_means(records: Sequence[PostRecord], summaries: Sequence[str]) -> dict[str, float]:
-    """Mean of each gold term over the summaries, the share without hallucinations, and the
-    share of each writer style (``style_<name>``).
+def term_means(records: Sequence[DeepRecord], summaries: Sequence[str]) -> dict[str, float]:
+    """Mean gold, mean credit of each decision, mean of each multiplier, hallucinated
+    numbers/entities per summary and the share without any.
 
     Example:
-        >>> from rlhf_gym.envs.summarize.world import generate_post
-        >>> posts = [generate_post(i) for i in range(3)]
-        >>> means = term_means([p.record for p in posts], [p.reference for p in posts])
-        >>> means["total"], means["hallucinated"], means["hallucination_free"]
-        (1.0, 0.0, 1.0)
+        >>> from rlhf_gym.envs.summarize import WORLD
+        >>> samples = WORLD.samples("valid", 3)
+        >>> means = term_means([s.record for s in samples], [WORLD.ideal_summary(s.record) for s in samples])
+        >>> means["total"], means["hallucinated"], means["hallucination_free"], means["lead"]
+        (1.0, 0.0, 1.0, 1.0)
     """
     if len(records) != len(summaries) or not summaries:
         raise ValueError(f"need one summary per record, at least one; got {len(records)} records, {len(summaries)} summaries")
-    breakdowns = [gold_breakdown(r, s) for r, s in zip(records, summaries, strict=True)]
-    means = {term: float(np.mean([getattr(b, term) for b in breakdowns])) for term in TERMS}
-    means["hallucination_free"] = float(np.mean([b.hallucinated == 0 for b in breakdowns]))
-    means.update({f"style_{name}": share for name, share in style_shares(records, summaries).items()})
+    breakdowns = [deep_breakdown(r, s) for r, s in zip(records, summaries, strict=True)]
+    means = {"total": float(np.mean([b.total for b in breakdowns]))}
+    means.update({d: float(np.mean([b.credits[d] for b in breakdowns])) for d in DECISIONS})
+    means.update({m: float(np.mean([getattr(b.base, m) for b in breakdowns])) for m in MULTIPLIERS})
+    means["hallucinated"] = float(np.mean([b.base.hallucinated for b in breakdowns]))
+    means["hallucination_free"] = float(np.mean([b.base.hallucinated == 0 for b in breakdowns]))
     return means
 
 
@@ -85,18 +88,14 @@ def main(config: Config) -> list[dict[str, float | str]]:
     candidates.update({f"{path}, T={config.temperature}": samples(path, config.temperature) for path in config.policies})
     rows: list[dict[str, float | str]] = [{"summaries": name, **term_means(records, texts)}
                                           for name, texts in candidates.items()]
-    print(f"{config.prompts} {config.split} posts; gold = (0.6 recall + 0.25 ask + 0.15 well_formed) * precision "
-          "* focus * (0.4 + 0.6 brevity) * repetition; precision = 1 - 0.4 per hallucinated number/entity")
-    print("| summaries | gold | recall | ask | precision | hallucinated per summary | none hallucinated "
-          "| focus | brevity | repetition | well-formed |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"{config.prompts} {config.split} posts; gold = (" + " + ".join(f"{w:.2f} {d}" for d, w in DECISION_WEIGHTS.items())
+          + ") * repetition * (0.5 + 0.5 well_formed)")
+    columns = [*DECISIONS, *MULTIPLIERS]
+    print("| summaries | gold | " + " | ".join(columns) + " | hallucinated per summary | none hallucinated |\n|---|"
+          + "---:|" * (len(columns) + 3))
     for row in rows:
-        print(f"| {row['summaries']} | {row['total']:.3f} | {row['recall']:.3f} | {row['ask']:.3f} | "
-              f"{row['precision']:.3f} | {row['hallucinated']:.2f} | {row['hallucination_free']:.2f} | "
-              f"{row['focus']:.3f} | {row['brevity']:.3f} | {row['repetition']:.3f} | {row['well_formed']:.3f} |")
-    print("\nwriter styles (share of summaries)\n| summaries | " + " | ".join(STYLE_NAMES) + " |\n|---|"
-          + "---:|" * len(STYLE_NAMES))
-    for row in rows:
-        print(f"| {row['summaries']} | " + " | ".join(f"{row['style_' + n]:.2f}" for n in STYLE_NAMES) + " |")
+        print(f"| {row['summaries']} | {row['total']:.3f} | " + " | ".join(f"{row[c]:.3f}" for c in columns)
+              + f" | {row['hallucinated']:.2f} | {row['hallucination_free']:.2f} |")
     if config.out:
         out = Path(config.out)
         out.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Reproduce the baseline submissions of leaderboard/submissions/ (run from the repository root).
-#   - the SFT policy, and best-of-4 / best-of-16 sampling from it (no training; their runs
+#   - the SFT policy, and best-of-4 / best-of-16 / best-of-64 sampling from it (no training; their runs
 #     differ only in the protocol's sampling seed);
-#   - PPO, RLOO and GRPO at the README main job's budget (20k env steps), seeds 0-2;
+#   - PPO, RLOO and GRPO at the README main job's budget (40k env steps), seeds 0-2;
 #   - the four SB3 / sb3-contrib agents at the comparison's budget (3,072 env steps), seeds 0-2.
 # Training runs are ordinary `rlhf-gym train` runs with their defaults, into runs/baselines/
 # (a finished run, one with a summary.json, is not trained again). Each final policy is then
@@ -12,7 +12,7 @@
 # The submissions record each run's exact training command.
 #
 #   leaderboard/baselines.sh                 # every row
-#   leaderboard/baselines.sh sft ppo sb3-a2c # only these rows (sft, best-of-4, best-of-16, ppo, ...)
+#   leaderboard/baselines.sh sft ppo sb3-a2c # only these rows (sft, best-of-4, best-of-16, best-of-64, ppo, ...)
 #   THREADS=1 leaderboard/baselines.sh ...   # torch threads of each evaluation (default 2)
 set -euo pipefail
 ROWS=("$@")
@@ -24,7 +24,7 @@ CHECKPOINTS=leaderboard/checkpoints
 
 wanted sft && rlhf-gym evaluate --threads ${THREADS:-2} --env $ENV --policy $SFT $SFT $SFT --seed 0 1 2 --agent "SFT policy (no RL)" \
     --training-env-steps 0 --submission $SUBMISSIONS/sft.json
-for n in 4 16; do
+for n in 4 16 64; do
     wanted best-of-$n || continue
     rlhf-gym evaluate --threads ${THREADS:-2} --env $ENV --policy best-of-$n:$SFT best-of-$n:$SFT best-of-$n:$SFT --seed 0 1 2 \
         --agent "best-of-$n sampling from the SFT policy (by the preference model)" --training-env-steps 0 \
@@ -47,5 +47,5 @@ CausalLMPolicy.from_pretrained(sys.argv[1]).save_pretrained(sys.argv[2], dtype=t
     rlhf-gym evaluate --threads ${THREADS:-2} --env $ENV --policy "${policies[@]}" --seed 0 1 2 --agent "$agent (rlhf-gym, $budget-step budget)" \
         --training-env-steps $steps --training-command "$command" --submission $SUBMISSIONS/$agent.json
 }
-for agent in ppo rloo grpo; do train_and_submit $agent 20000; done
+for agent in ppo rloo grpo; do train_and_submit $agent 40000; done
 for agent in sb3-ppo sb3-a2c sb3-maskable-ppo sb3-trpo; do train_and_submit $agent 3072; done

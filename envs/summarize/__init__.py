@@ -5,26 +5,33 @@ The policy reads a Reddit-style post and writes a short summary after ``"TL;DR:"
 token per step, as in "Learning to summarize from human feedback" (Stiennon et al. 2020)
 and "The N+ Implementation Details of RLHF with PPO" (Huang et al. 2024). The posts are
 generated from latent records (who writes, the situation, 3–4 key facts with numbers and
-events, one question, distractor sentences), so a **gold judge** knows the true quality
-of every summary. The shipped SFT policy learned from the posts' own TL;DRs, written in a
-mixture of writer styles (complete, vague, without the question, with a distractor,
-rambling, partial): its samples spread in quality, and an agent's headroom is moving it
-toward the complete style it already writes some of the time. The reward is a **learned preference model** trained on
-comparisons labelled by noisy, biased simulated annotators: a proxy of the gold judge, so
-reward over-optimisation (proxy up, gold down) is measurable.
+events, one question, distractor sentences, and in 60% of posts a detail the author asks
+readers to keep in mind), so a **gold judge** knows the true quality of every summary.
+
+The gold judge credits eight decisions, each on its own
+(`rlhf_gym.envs.summarize.deep`): the persona written the way the subreddit expects,
+every key fact, the post's first fact leading, the question, the detail to keep in
+mind, no filler, no distractor, and no invented number or name. The shipped SFT policy learned from summaries by four
+writer personas, each right on one or two of the first seven and wrong on the rest, none of which
+reads the subreddit's convention: every decision's best option is a minority of its
+samples and not its greedy choice, so decoding alone does not find it, and the
+references (the thorough writer's) are not the ceiling. The reward is a **learned
+preference model** trained on comparisons labelled by noisy, length-biased simulated
+annotators: a proxy of the gold judge, so reward over-optimisation (proxy up, gold down)
+is measurable.
 
 ## Action Space
-``Discrete(V)``: the next token id, ``V = len(tokenizer)`` (1,889 for the shipped BPE).
+``Discrete(V)``: the next token id, ``V = len(tokenizer)`` (1,909 for the shipped BPE).
 
 ## Observation Space
 ``Dict(input_ids=Box(0, V-1, (L,), int64), attention_mask=Box(0, 1, (L,), int64))`` with
-``L = max_prompt_tokens + max_new_tokens`` (224 + 64):
+``L = max_prompt_tokens + max_new_tokens`` (240 + 64):
 
 | columns | ``input_ids`` | ``attention_mask`` |
 |---|---|---|
-| ``[0, 224)`` | the prompt, left-padded with ``<pad>`` | 0 on padding, 1 on the prompt |
-| ``[224, 224 + t)`` | the ``t`` tokens written so far | 1 |
-| ``[224 + t, L)`` | ``<pad>`` | 0 |
+| ``[0, 240)`` | the prompt, left-padded with ``<pad>`` | 0 on padding, 1 on the prompt |
+| ``[240, 240 + t)`` | the ``t`` tokens written so far | 1 |
+| ``[240 + t, L)`` | ``<pad>`` | 0 |
 
 The prompt text is ``"SUBREDDIT: r/...\\nTITLE: ...\\nPOST: ...\\nTL;DR:"``.
 
@@ -35,7 +42,7 @@ summary was cut at ``max_new_tokens`` without EOS (off by default). With ``rewar
 the gold judge's score in [0, 1] replaces the preference model's: an oracle run, the
 ceiling an agent's learning reaches when the reward is the true preference. Gold lies in
 [0, 1], while the normalised proxy spreads over several units across the SFT policy's
-samples (references score mean 0, std 1; SFT samples at T=0.7 about -5, vague ones -12):
+samples (references score mean 0, std 1; SFT samples at T=0.7 about -0.4 on average):
 scale a KL coefficient to match (the oracle runs use ``kl_coef=0.01``). ``reward_model`` may
 be any `rlhf_gym.rewards.reward_model.RewardModel` (its score replaces the preference
 model's), and ``reward`` any registered scorer name or a `RewardModel` whose score is the
@@ -62,8 +69,8 @@ A post drawn from the split's id range by the env's seeded stream (train: ids
 | ``tokenizer`` | str, path or tokenizer | shipped BPE | the policy's tokenizer |
 | ``reward_model`` | str, path or RewardModel | shipped model | the learned reward (or a saved ``PreferenceEnsemble``) |
 | ``device`` | str | ``"cpu"`` | where tensors and the preference model live |
-| ``max_prompt_tokens`` | int | 224 | prompt block width (the longest generated prompts are ~220 tokens) |
-| ``max_new_tokens`` | int | 64 | summary budget (references: mean 35, max ~55 tokens) |
+| ``max_prompt_tokens`` | int | 240 | prompt block width (the longest generated prompts are ~230 tokens) |
+| ``max_new_tokens`` | int | 64 | summary budget (the writers' longest summaries are ~60 tokens) |
 | ``reward`` | str or RewardModel | ``"preference"`` | a registered scorer; ``"gold"``: the gold judge's score is the reward (an oracle) |
 | ``missing_eos_penalty`` | float or None | None | subtracted from truncated summaries |
 | ``text_in_info`` | bool | True | decoded texts in ``info`` |
@@ -75,7 +82,7 @@ A post drawn from the split's id range by the env's seeded stream (train: ids
 >>> env = gym.make("RLHF-Summarize-v0")
 >>> obs, info = env.reset(seed=0)
 >>> obs["input_ids"].shape
-(288,)
+(304,)
 
 ## Vectorized Environment
 ``gym.make_vec("RLHF-Summarize-v0", num_envs=N, device=...)`` returns the batched
@@ -88,12 +95,14 @@ with the Bradley–Terry loss on ≥50k annotator-labelled comparisons; see
 ``assets/card.md`` for its accuracy against annotators and the gold judge.
 
 ## Gold Judge
-`rlhf_gym.envs.summarize.gold_judge`: fact recall (numbers exact), precision
-(invented or contradicted facts cost), brevity against the reference's length,
-repetition and well-formedness, combined into [0, 1].
+`rlhf_gym.envs.summarize.deep.deep_breakdown`: ``(0.25 recall + 0.15 ask + 0.10 lead +
+0.10 format + 0.10 constraint + 0.10 concise + 0.10 focus + 0.10 faithful) × repetition ×
+(0.5 + 0.5 well_formed)``, in [0, 1]. Recall needs each fact's number exact; the
+faithfulness credit is 1, 0.5 or 0 for no, one, or more invented or contradicted numbers
+and names. The ideal summary scores 1.0; the references about 0.55.
 
 ## Tokenizer
-Byte-level BPE (1,889 tokens, from a 2,048-token budget) trained on the generated world, one token per digit; EOS
+Byte-level BPE (1,909 tokens, from a 2,048-token budget) trained on the generated world, one token per digit; EOS
 ``<|endoftext|>``, pad ``<pad>``.
 
 ## Version History
@@ -102,16 +111,20 @@ Byte-level BPE (1,889 tokens, from a 2,048-token budget) trained on the generate
   ``preference`` holds the same values and goes in the next version. ``gold`` is NaN,
   instead of absent, when there is no gold judge. ``reward_model`` and ``reward`` accept
   any ``RewardModel``, and ``reward`` any registered scorer name.
+- v0, deep world (protocol ``summarize-test-v2``): the posts may ask readers to keep a
+  detail in mind, the gold judge credits eight decisions, and the SFT policy, preference
+  model and tokenizer were rebuilt from four writer personas; the prompt block grew to
+  240 tokens. Scores of the first world (``summarize-test-v1``) are not comparable.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from rlhf_gym.envs.summarize.definition import SummarizeWorld
+from rlhf_gym.envs.summarize.deep import DeepSummarizeWorld
 from rlhf_gym.worlds import SuiteEnv, Task
 
-WORLD = SummarizeWorld()
+WORLD = DeepSummarizeWorld()
 TASK = Task.from_world(WORLD, Path(__file__).resolve().parent / "assets")
 SUITE_ENV = SuiteEnv.of(TASK, __name__)
 

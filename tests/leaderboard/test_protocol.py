@@ -50,7 +50,8 @@ def test_the_derived_summarize_protocol_has_the_hash_the_committed_submissions_c
 def test_the_settings_come_from_the_task_and_the_rest_are_the_shared_defaults():
     task = summarize_task(name="terse", env_id="RLHF-Terse-v0", temperature=0.9, max_new_tokens=24)
     protocol = protocol_of(task)
-    assert (protocol.env_id, protocol.version, protocol.temperature, protocol.max_new_tokens) == ("RLHF-Terse-v0", "terse-test-v1", 0.9, 24)
+    # the version's revision is the task's: 2 for the deep Summarize world
+    assert (protocol.env_id, protocol.version, protocol.temperature, protocol.max_new_tokens) == ("RLHF-Terse-v0", "terse-test-v2", 0.9, 24)
     assert (protocol.split, protocol.posts, protocol.batch_size) == ("test", POSTS, BATCH_SIZE)
     assert (protocol.reset_seed, protocol.sampling_seed) == (RESET_SEED, SAMPLING_SEED)
     assert protocol.task is task and get_protocol(task) == protocol  # a task object is accepted directly

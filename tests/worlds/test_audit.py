@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlhf_gym.envs.summarize import WORLD
+from rlhf_gym.envs.summarize.definition import SummarizeWorld
 from rlhf_gym.worlds import AuditTargets, Task
 from rlhf_gym.worlds.audit import (
     BEST_OF_N,
@@ -30,6 +30,8 @@ from rlhf_gym.worlds.audit import (
     run_audit,
 )
 from rlhf_gym.worlds.build import build_assets
+
+WORLD = SummarizeWorld()  # the first Summarize world, whose judge and perturbations the deep world reuses
 
 PROMPTS = 3
 # A toy build (~10 s) and a few audits: the slow tier. The estimators and the CLI's input

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlhf_gym.envs.summarize import WORLD
+from rlhf_gym.envs.summarize.definition import SummarizeWorld
 from rlhf_gym.envs.summarize.gold_judge import (
     gold_breakdown,
     gold_score,
@@ -17,6 +17,8 @@ from rlhf_gym.envs.summarize.gold_judge import (
     record_tokens,
 )
 from rlhf_gym.envs.summarize.world import Post, generate_post
+
+WORLD = SummarizeWorld()  # the first Summarize world, whose judge and perturbations the deep world reuses
 
 POSTS = [generate_post(i) for i in range(200)]
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlhf_gym.envs.summarize import WORLD
+from rlhf_gym.envs.summarize.definition import SummarizeWorld
 from rlhf_gym.envs.summarize.gold_judge import gold_breakdown, gold_score, normalize_tokens
 from rlhf_gym.envs.summarize.perturbations import PERTURBATIONS, sample_candidate
+
+WORLD = SummarizeWorld()  # the first Summarize world, whose judge and perturbations the deep world reuses
 
 POSTS = WORLD.samples("train", 150, offset=1000)
 REQUIRED = {"drop_fact", "change_number", "invent_fact", "verbose", "truncate", "repeat"}

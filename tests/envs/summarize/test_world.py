@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from rlhf_gym.envs.summarize import WORLD
+from rlhf_gym.envs.summarize.definition import SummarizeWorld
 from rlhf_gym.envs.summarize.gold_judge import (
     checkable_tokens,
     gold_breakdown,
@@ -30,6 +30,8 @@ from rlhf_gym.envs.summarize.world import (
     split_of,
     styled_summary,
 )
+
+WORLD = SummarizeWorld()  # the first Summarize world, whose judge and perturbations the deep world reuses
 
 POSTS = [generate_post(i) for i in range(500)]
 
