@@ -145,7 +145,8 @@ def run_audit(
             audit["decisions"] = decisions
     if task.world is not None and task.world.audit_targets is not None:
         audit["targets"] = [
-            {"target": target, "value": value, "limit": limit, "passed": passed}
+            # A range limit is stored as a list, as JSON reads it back: the card on disk equals the returned one.
+            {"target": target, "value": value, "limit": list(limit) if isinstance(limit, tuple) else limit, "passed": passed}
             for target, value, limit, passed in check_targets(audit, task.world.audit_targets)
         ]
     log("done")

@@ -327,7 +327,7 @@ def test_an_env_without_a_gold_judge_is_evaluated_and_submitted_on_the_proxy_alo
     monkeypatch.setitem(protocol_module.PROTOCOLS, ENV, protocol)  # evaluate, validate: this env's protocol
     results = [evaluate(ENV, tiny_policy, seed=seed, progress=False) for seed in (0, 1, 2)]
     first = results[0]
-    assert first["protocol_version"] == "nogold-test-v1" and first["protocol_hash"] == protocol.hash
+    assert first["protocol_version"] == f"nogold-test-v{task.protocol_revision}" and first["protocol_hash"] == protocol.hash
     assert list(first["metrics"]["sampled"]) == list(protocol.metrics)
     assert list(first["metrics"]["greedy"]) == [m for m in protocol.metrics if m != "kl"]
     for decoding in ("sampled", "greedy"):
