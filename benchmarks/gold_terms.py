@@ -4,12 +4,12 @@ RLHF-Summarize-v0's gold score (`rlhf_gym.envs.summarize.deep.deep_breakdown`) c
 eight decisions, ``(0.25 recall + 0.15 ask + 0.10 lead + 0.10 format + 0.10 constraint +
 0.10 concise + 0.10 focus + 0.10 faithful)``, times ``repetition * (0.5 + 0.5
 well_formed)``; the faithfulness credit is 1, 0.5 or 0 for no, one, or more invented or
-contradicted numbers and names. A gold change alone
-does not say which decision an agent moved; this benchmark does. For the references, the
-env's SFT policy (sampled at the protocol temperature, and greedy) and any trained
-policies, it samples the same valid posts with the same seed and prints each decision's
-mean credit, the multipliers, the number of hallucinated numbers/entities per summary (the
-faithfulness figure) and the share of summaries without any.
+contradicted numbers and names. A gold change alone does not say which decision an agent
+moved; this benchmark does. For the references, the env's SFT policy (sampled at the
+protocol temperature, and greedy) and any trained policies, it samples the same valid
+posts with the same seed and prints each decision's mean credit, the multipliers, the
+number of hallucinated numbers/entities per summary (the faithfulness figure) and the
+share of summaries without any.
 
     python benchmarks/gold_terms.py --prompts 512
     python benchmarks/gold_terms.py runs/ppo/final_policy --out runs/gold_terms
