@@ -64,7 +64,7 @@ import numpy as np
 from rlhf_gym.leaderboard.intervals import BOOTSTRAP_SEED, CONFIDENCE, N_RESAMPLES, Interval, crossed_bootstrap
 from rlhf_gym.leaderboard.plot import escape as _e
 from rlhf_gym.leaderboard.plot import marker_svg, render_svg
-from rlhf_gym.leaderboard.protocol import RANKINGS
+from rlhf_gym.leaderboard.protocol import METRICS, RANKINGS
 from rlhf_gym.leaderboard.validate import validate_submission
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -84,6 +84,8 @@ TIE_MARK = "="
 # protocol reports, and the greedy decoding's ranked metric (as ``greedy_<key>``).
 SAMPLED_MEANS = ("win_rate", "proxy_reward", "kl", "rouge_l", "bleu", "perplexity", "distinct_2", "response_length", "eos_rate")
 PROXY_NOTE = "ranked by proxy reward (no gold judge)"
+WORLD_METRIC_NOTE = "the env's own metric (docs of its world)"
+"""The note of a column of a world's own metric (`World.protocol_metrics`)."""
 """The flag of a table whose env has no gold judge: its rows are ranked by the learned reward agents optimise."""
 
 
@@ -122,7 +124,10 @@ class Row:
     ranked_by: str  # "gold", or "proxy_reward" where the env has no gold judge (RANKINGS)
     score: Interval  # the ranked metric, sampled decoding, over runs and test posts
     score_change: Interval  # the ranked metric minus the SFT policy's, post by post
-    metrics: dict[str, RunRange]  # the SAMPLED_MEANS keys the protocol reports, and "greedy_<ranked_by>"
+    # The SAMPLED_MEANS keys the protocol reports, "greedy_<ranked_by>", and the world's own
+    # metrics (`world_metric_keys`) where some run had a case.
+    metrics: dict[str, RunRange]
+    world_metrics: tuple[str, ...] = ()  # the world's own metrics the protocol reports (`world_metric_keys`), in its order
 
     @property
     def decoding_baseline(self) -> bool:
@@ -133,6 +138,12 @@ class Row:
     def greedy_key(self) -> str:
         """The `metrics` key of the ranked metric under greedy decoding (``greedy_gold``)."""
         return f"greedy_{self.ranked_by}"
+
+
+def world_metric_keys(reported: dict[str, Any]) -> list[str]:
+    """The keys of a run's ``metrics.sampled`` that are its world's own (`World.protocol_metrics`),
+    in the protocol's order: those outside the common `METRICS`."""
+    return [key for key in reported if key not in METRICS]
 
 
 def _run_range(values: Sequence[float]) -> RunRange:
@@ -162,6 +173,10 @@ def summarize(path: Path, submission: dict[str, Any]) -> Row:
     reported = runs[0]["metrics"]["sampled"]  # every run reports the protocol's metrics
     metrics = {key: _run_range([run["metrics"]["sampled"][key] for run in runs]) for key in SAMPLED_MEANS if key in reported}
     metrics[f"greedy_{ranked_by}"] = _run_range([run["metrics"]["greedy"][ranked_by] for run in runs])
+    for key in world_metric_keys(reported):  # the world's own (World.protocol_metrics); null where a run had no case
+        values = [run["metrics"]["sampled"][key] for run in runs if run["metrics"]["sampled"][key] is not None]
+        if values:
+            metrics[key] = _run_range(values)
     agent = submission["agent"]
     return Row(
         source=path.name,
@@ -178,6 +193,7 @@ def summarize(path: Path, submission: dict[str, Any]) -> Row:
         score=crossed_bootstrap(score_table),
         score_change=crossed_bootstrap(change_table),
         metrics=metrics,
+        world_metrics=tuple(world_metric_keys(reported)),
     )
 
 
@@ -322,7 +338,11 @@ def columns(rows: Sequence[Row]) -> tuple[Column, ...]:
     if not rows:
         return COLUMNS
     chosen = PROXY_COLUMNS if rows[0].ranked_by == "proxy_reward" else COLUMNS
-    return tuple(c for c in chosen if c.key in _NOT_METRICS or c.key in rows[0].metrics)
+    shown = [c for c in chosen if c.key in _NOT_METRICS or c.key in rows[0].metrics]
+    known = {c.key for c in (*COLUMNS, *PROXY_COLUMNS)}
+    own = list(dict.fromkeys(key for row in rows for key in row.world_metrics if key not in known))
+    at = next(i for i, c in enumerate(shown) if c.key == "runs")  # the world's metrics come before "runs"
+    return (*shown[:at], *(Column(key, key.replace("_", " "), True, WORLD_METRIC_NOTE, _fixed(3)) for key in own), *shown[at:])
 
 
 @dataclass(frozen=True)
@@ -352,6 +372,8 @@ def cell(column: Column, row: Row, position: int, rank: str) -> Cell:
         title = f"mean {column.format(interval.mean)}; {CONFIDENCE:.0%} bootstrap interval over seeds and test posts {bounds}"
         return Cell(column.format(interval.mean), bounds, _sortable(interval.mean), title)
     if column.format is not None:
+        if column.key not in row.metrics:  # a world metric with no case in any run (e.g. no clarifying question asked)
+            return Cell("n/a", "", "", "no case among the test posts in any run")
         spread = row.metrics[column.key]
         low, high = column.format(spread.min), column.format(spread.max)
         title = f"mean {column.format(spread.mean)}; range over {row.n_runs} runs [{low}, {high}]"

@@ -23,7 +23,10 @@ each protocol reports those its env supports, `Protocol.metrics`):
 - ``perplexity`` of the responses under the SFT policy (its untempered distribution), over
   all response tokens;
 - ``distinct_1``, ``distinct_2``: distinct word n-grams over all n-grams of the responses;
-- ``response_length`` (tokens, EOS included) and ``eos_rate``.
+- ``response_length`` (tokens, EOS included) and ``eos_rate``;
+- the world's own metrics, where its protocol has any (`World.protocol_metrics`, computed
+  by `World.response_metrics` from the posts' records, the responses and the references:
+  Dialogue's over-refusal rate, say); a metric with no case is null.
 
 Each result also carries the per-post scores of both sides (``per_post``), which a
 submission records so that the table can compute intervals over posts: the gold scores
@@ -81,7 +84,7 @@ from rlhf_gym.leaderboard.policy_spec import (
     policy_string,
     relative_policy,
 )
-from rlhf_gym.leaderboard.protocol import Protocol, get_protocol
+from rlhf_gym.leaderboard.protocol import METRICS, Protocol, get_protocol
 from rlhf_gym.leaderboard.validate import MIN_RUNS, SCHEMA_VERSION, agent_name_problem, validate_submission
 from rlhf_gym.lm.loading import MissingArtifactError, UnsafeCheckpointError, load_tokenizer, one_line
 from rlhf_gym.lm.policy import CausalLMPolicy, per_token_kl
@@ -109,6 +112,7 @@ class _Side:
     tokens: int
     lengths: list[int]
     eos: list[bool]
+    records: list[Any]  # each post's record (what the gold judge and the world's metrics read)
 
 
 @dataclass
@@ -269,7 +273,7 @@ def evaluate(
         greedy = decoding == "greedy"
         sides = [_run(env, actor, sft, sft_untempered, protocol, seed, greedy=greedy,
                       best_of=1 if greedy or actor is sft else best_of, bar=bar) for actor in (candidate, sft)]
-        metrics[decoding] = _metrics(*sides, protocol.metrics, with_kl=not greedy)
+        metrics[decoding] = _metrics(*sides, protocol.metrics, with_kl=not greedy, world=protocol.task.world)
         scores = [side.gold if protocol.has_gold_judge else side.proxy for side in sides]
         per_post[decoding] = dict(zip(protocol.per_post_keys, scores))
         if best_of > 1 and not greedy:
@@ -282,7 +286,7 @@ def evaluate(
 @torch.no_grad()
 def _run(env, actor: CausalLMPolicy, sft: CausalLMPolicy, sft_untempered: CausalLMPolicy, protocol: Protocol,
          seed: int, *, greedy: bool, bar, best_of: int = 1) -> _Side:
-    side = _Side([], [], [], [], [], [], 0.0, 0, [], [])
+    side = _Side([], [], [], [], [], [], 0.0, 0, [], [], [])
     width = env.max_prompt_tokens
     task = protocol.task
     with_references = task.has_references
@@ -309,9 +313,10 @@ def _run(env, actor: CausalLMPolicy, sft: CausalLMPolicy, sft_untempered: Causal
                 side.reference_gold.extend(task.gold_judge(prompts, references).tolist())
         side.lengths.extend(batch.response_lengths.tolist())
         side.eos.extend(batch.terminated.tolist())
+        side.records.extend(p.record for p in prompts)
         bar.update(len(prompts) * best_of)  # best-of-N samples N responses per post
     n = protocol.posts
-    for name in ("gold", "proxy", "responses", "references", "reference_gold", "kl", "lengths", "eos"):
+    for name in ("gold", "proxy", "responses", "references", "reference_gold", "kl", "lengths", "eos", "records"):
         setattr(side, name, getattr(side, name)[:n])
     return side
 
@@ -331,9 +336,10 @@ def _best_of(env, actor: CausalLMPolicy, reset_seed: int, stream: int, n: int, g
     return best
 
 
-def _metrics(policy: _Side, sft: _Side, names: Sequence[str], *, with_kl: bool) -> dict[str, float]:
-    """The metrics ``names`` (a protocol's, in its order) of ``policy`` against ``sft``; ``kl`` only ``with_kl``."""
-    result: dict[str, float] = {}
+def _metrics(policy: _Side, sft: _Side, names: Sequence[str], *, with_kl: bool, world: Any = None) -> dict[str, float | None]:
+    """The metrics ``names`` (a protocol's, in its order) of ``policy`` against ``sft``; ``kl`` only ``with_kl``;
+    the names of ``world``'s `World.protocol_metrics` from its `World.response_metrics`."""
+    result: dict[str, float | None] = {}
     if "gold" in names:
         gold, sft_gold = np.asarray(policy.gold, dtype=np.float64), np.asarray(sft.gold, dtype=np.float64)
         change, sem = paired_difference(gold, sft_gold)
@@ -361,6 +367,10 @@ def _metrics(policy: _Side, sft: _Side, names: Sequence[str], *, with_kl: bool) 
         "response_length": float(np.mean(policy.lengths)),
         "eos_rate": float(np.mean(policy.eos)),
     }
+    own = [name for name in names if name not in METRICS]
+    if own:
+        computed = world.response_metrics(policy.records, policy.responses, policy.references or [""] * len(policy.responses))
+        result |= {name: None if computed[name] is None else float(computed[name]) for name in own}
     unexpected = set(result) - set(names)
     if unexpected:  # the protocol's metric set and this function must agree
         raise AssertionError(f"computed metrics {sorted(unexpected)} that the protocol does not report")
@@ -457,6 +467,8 @@ def metrics_line(metrics: dict[str, dict[str, float]]) -> str:
     Example:
         >>> metrics_line({"sampled": {"proxy_reward": 0.5, "kl": 1.25}, "greedy": {"proxy_reward": 0.75}})
         'proxy +0.500 (no gold judge), KL 1.25; greedy proxy +0.750'
+        >>> metrics_line({"sampled": {"proxy_reward": 0.5, "kl": 1.25, "over_refusal": 0.1}, "greedy": {"proxy_reward": 0.75}})
+        'proxy +0.500 (no gold judge), KL 1.25, over refusal 0.100; greedy proxy +0.750'
     """
     sampled, greedy = metrics["sampled"], metrics["greedy"]
     parts = []
@@ -474,6 +486,9 @@ def metrics_line(metrics: dict[str, dict[str, float]]) -> str:
         parts.append(f"ROUGE-L {sampled['rouge_l']:.3f}")
     if "bleu" in sampled:
         parts.append(f"BLEU {sampled['bleu']:.1f}")
+    for name in (key for key in sampled if key not in METRICS):  # the world's own, e.g. over_refusal
+        value = sampled[name]
+        parts.append(f"{name.replace('_', ' ')} {'n/a' if value is None else f'{value:.3f}'}")
     headline = f"greedy gold {greedy['gold']:.3f}" if "gold" in greedy else f"greedy proxy {greedy['proxy_reward']:+.3f}"
     return ", ".join(parts) + "; " + headline
 

@@ -16,6 +16,9 @@ No env has a hand-written protocol: `protocol_of` derives one from any task of t
   `SAMPLING_SEED`); the version is ``"<task name>-test-v<task.protocol_revision>"``;
 - the metric set is what the env has (`metric_set`): the gold metrics only with a gold
   judge, the reference metrics only with reference responses (``win_rate`` needs both);
+- a world may add metrics of its own (`World.protocol_metrics`, computed by
+  `World.response_metrics`: Dialogue's over-refusal rate, say); they follow the common
+  ones in the metric set and its hash (`Protocol.world_metrics`);
 - a protocol with a gold judge ranks by gold; one without ranks by the proxy (the learned
   reward agents optimise), and the table says so (`Protocol.ranked_by`);
 - the assets' identity comes from the task's assets object (``task.assets.hashes()``:
@@ -130,6 +133,11 @@ class Protocol:
         return "gold" in self.metrics
 
     @property
+    def world_metrics(self) -> tuple[str, ...]:
+        """The metrics of the env's world, beyond the common `METRICS` (`World.protocol_metrics`)."""
+        return tuple(m for m in self.metrics if m not in METRICS)
+
+    @property
     def ranked_by(self) -> str:
         """The metric the table ranks by: ``"gold"``, or ``"proxy_reward"`` where the env has no gold judge."""
         return ranked_metric(self.metrics)
@@ -194,8 +202,23 @@ def protocol_of(task: Task) -> Protocol:
     return Protocol(
         env_id=task.env_id, version=f"{task.name}-test-v{task.protocol_revision}", split=SPLIT, posts=POSTS, batch_size=BATCH_SIZE,
         reset_seed=RESET_SEED, sampling_seed=SAMPLING_SEED, temperature=task.temperature, max_new_tokens=task.max_new_tokens,
-        metrics=metric_set(gold_judge=task.gold_judge is not None, references=task.has_references), task=task,
+        metrics=metric_set(gold_judge=task.gold_judge is not None, references=task.has_references) + world_metrics(task),
+        task=task,
     )
+
+
+def world_metrics(task: Task) -> tuple[str, ...]:
+    """The metrics ``task``'s world adds to its protocol (`World.protocol_metrics`); none
+    for a task made by hand (no world).
+
+    Raises:
+        KeyError: a world metric named like a common one (one line, naming it).
+    """
+    names = tuple(getattr(task.world, "protocol_metrics", ()) or ())
+    clash = [name for name in names if name in METRICS or name.startswith("greedy_")]
+    if clash:
+        raise KeyError(f"task {task.name!r}: world metric {clash[0]!r} clashes with a common metric or column; rename it")
+    return names
 
 
 def get_protocol(env: str | Task) -> Protocol:

@@ -43,6 +43,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import datetime
 import json
 import math
@@ -206,10 +207,40 @@ def check_submission(
     if value.get("schema_version") == 1 and not isinstance(value.get("schema_version"), bool):
         return [f"schema_version: 1 is the retired format; version {SCHEMA_VERSION} adds each run's training_command, "
                 "revision (hub ids) and per_post scores: re-run `rlhf-gym evaluate ... --submission FILE` to write it"]
-    schema_errors = schema_problems(value)
+    # The schema knows the common metrics only: a world's own (World.protocol_metrics) are
+    # checked against the protocol in `_check_metric_sets`, not by the schema.
+    own = _world_metric_names(value, protocol_lookup)
+    schema_errors = schema_problems(_without_metrics(value, own) if own else value)
     flagged = {path for path, _ in schema_errors}
     semantic = semantic_problems(value, protocol_lookup=protocol_lookup, skip=flagged, base_dir=base_dir)
     return _capped([f"{path}: {message}" for path, message in schema_errors] + semantic)
+
+
+def _world_metric_names(value: dict[str, Any], lookup: ProtocolLookup | None) -> tuple[str, ...]:
+    """The metrics of the submission's protocol that are its world's own (none when the env or
+    its protocol is unknown: `_check_env_and_protocol` reports that)."""
+    from rlhf_gym.leaderboard.protocol import METRICS
+
+    env_id = value.get("env_id")
+    if not isinstance(env_id, str):
+        return ()
+    try:
+        metrics = getattr((get_protocol if lookup is None else lookup)(env_id), "metrics", None) or ()
+    except Exception:  # noqa: BLE001 - reported with its reason by _check_env_and_protocol
+        return ()
+    return tuple(m for m in metrics if m not in METRICS)
+
+
+def _without_metrics(value: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """A copy of ``value`` without the metrics ``names`` in any run's ``metrics.<decoding>``."""
+    value = copy.deepcopy(value)
+    for _, run in _runs(value):
+        metrics = run.get("metrics")
+        for reported in metrics.values() if isinstance(metrics, dict) else ():
+            if isinstance(reported, dict):
+                for name in names:
+                    reported.pop(name, None)
+    return value
 
 
 def schema_problems(value: Any) -> list[tuple[str, str]]:
@@ -565,7 +596,7 @@ def _check_metric_sets(value: dict[str, Any], protocol: Any) -> list[str]:
     metrics = getattr(protocol, "metrics", None)
     if metrics is None:
         return []
-    from rlhf_gym.leaderboard.protocol import describe_needs
+    from rlhf_gym.leaderboard.protocol import METRICS, describe_needs
 
     version = _show(str(getattr(protocol, "version", "")))
     problems = []
@@ -584,6 +615,13 @@ def _check_metric_sets(value: dict[str, Any], protocol: Any) -> list[str]:
                          for key in expected if key not in reported and key not in definition["required"]]
             problems += [f"{where}.{key}: protocol {version} has no {key}: it needs {describe_needs(key, metrics)}, which its env lacks"
                          for key in reported if key in definition["properties"] and key not in expected]
+            # The world's own metrics (World.protocol_metrics), which the schema does not list: each
+            # required, a number or null (null: no case among the test posts).
+            for key in (key for key in metrics if key not in METRICS):
+                if key not in reported:
+                    problems.append(f"{where}: '{key}' is a required property of protocol {version} (a metric of its env's world)")
+                elif reported[key] is not None and (isinstance(reported[key], bool) or not isinstance(reported[key], (int, float))):
+                    problems.append(f"{where}.{key}: expected a number or null, got {_show(reported[key])}")
     return problems
 
 

@@ -209,9 +209,11 @@ class World:
             per pool, each with its share).
         has_references: whether `generate` gives reference responses.
         audit_targets: the audit thresholds it meets (None: none declared yet).
+        protocol_metrics: the names of the world's own leaderboard metrics, which
+            `response_metrics` computes (empty: only the common ones).
 
     Everything else has a default: no extra candidates, no perturbations, no extra card
-    figures, no exposed decisions.
+    figures, no exposed decisions, no metrics of its own.
     """
 
     name: str = ""
@@ -226,6 +228,7 @@ class World:
     has_references: bool = True
     audit_targets: AuditTargets | None = None
     protocol_revision: int = 1  # the leaderboard protocol's "-test-vN": raise it when scores change meaning
+    protocol_metrics: tuple[str, ...] = ()  # the world's own leaderboard metrics (`response_metrics`), in table order
 
     # What every world writes --------------------------------------------------------
     def generate(self, item_id: int) -> Sample:
@@ -265,6 +268,14 @@ class World:
     def card_figures(self, records: Sequence[Any], responses: Sequence[str]) -> dict[str, Any]:
         """The world's own figures of a set of responses, added to the card's evaluation per
         decoding (``sft_greedy_<key>``, ``sft_t0.7_<key>``)."""
+        return {}
+
+    def response_metrics(self, records: Sequence[Any], responses: Sequence[str], references: Sequence[str]
+                         ) -> dict[str, float | None]:
+        """The world's own leaderboard metrics of a policy's ``responses`` (one per record, with
+        the reference response of each), one value per name of `protocol_metrics`; None
+        where a metric has no case (a rate over requests of a kind the posts lack). The
+        protocol reports them under each decoding beside the common metrics."""
         return {}
 
     def card_rows(self, card: Mapping[str, Any]) -> list[str]:
