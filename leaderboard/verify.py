@@ -25,6 +25,7 @@ can flip a near-tied sampled token and so change a few responses. A gold score i
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,14 @@ TOLERANCES: dict[str, float] = {
 }
 """Absolute tolerance of each metric (``perplexity``: relative)."""
 RELATIVE = frozenset({"perplexity"})
+WORLD_METRIC_TOLERANCE = 0.02
+"""Absolute tolerance of a world's own metric (`World.protocol_metrics`: rates such as
+Dialogue's over-refusal, on the protocol's 256 posts)."""
+
+
+def tolerance_of(metric: str) -> float:
+    """The `TOLERANCES` entry of ``metric``, or `WORLD_METRIC_TOLERANCE` for a world's own."""
+    return TOLERANCES.get(metric, WORLD_METRIC_TOLERANCE)
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,7 @@ class Deviation:
     @property
     def tolerance(self) -> float:
         """The absolute tolerance (`TOLERANCES`; relative ones scaled by the re-run's value)."""
-        return TOLERANCES[self.metric] * (abs(self.measured) if self.metric in RELATIVE else 1.0)
+        return tolerance_of(self.metric) * (abs(self.measured) if self.metric in RELATIVE else 1.0)
 
     @property
     def ok(self) -> bool:
@@ -90,9 +99,15 @@ class Verification:
 
 
 def deviations(reported: dict[str, Any], measured: dict[str, Any]) -> list[Deviation]:
-    """Every metric of ``reported`` (``{decoding: {metric: value}}``) against ``measured``."""
-    return [Deviation(decoding, name, float(value), float(measured[decoding][name]))
-            for decoding, metrics in reported.items() for name, value in metrics.items()]
+    """Every metric of ``reported`` (``{decoding: {metric: value}}``) against ``measured``. A
+    world metric that is null on both sides (no case among the posts) agrees and is left out;
+    null on one side only is a NaN deviation, beyond any tolerance."""
+    def number(value: Any) -> float:
+        return math.nan if value is None else float(value)
+
+    return [Deviation(decoding, name, number(value), number(measured[decoding][name]))
+            for decoding, metrics in reported.items() for name, value in metrics.items()
+            if not (value is None and measured[decoding][name] is None)]
 
 
 def verify(
@@ -183,7 +198,7 @@ def deviation_table(run: RunReport) -> list[str]:
         for decoding in ("sampled", "greedy"):
             d = by_key.get((decoding, metric))
             cells.append(f"{'-':>12}" if d is None else f"{d.measured - d.submitted:>+11.4f}{' ' if d.ok else '!'}")
-        tolerance = f"{TOLERANCES[metric]:.0%} rel." if metric in RELATIVE else f"{TOLERANCES[metric]:.4f}"
+        tolerance = f"{tolerance_of(metric):.0%} rel." if metric in RELATIVE else f"{tolerance_of(metric):.4f}"
         lines.append(f"  {metric:<16} {cells[0]} {cells[1]} {tolerance:>11}")
     return lines
 

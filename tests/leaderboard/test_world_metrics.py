@@ -99,3 +99,14 @@ def test_evaluate_reports_the_worlds_metrics_and_the_submission_validates_and_bu
     share = sum(r["metrics"]["sampled"]["short_share"] for r in results) / 3
     assert cells[headers.index("short share: " + lb.WORLD_METRIC_NOTE)] == f"{share:.3f}"
     assert cells[headers.index("never: " + lb.WORLD_METRIC_NOTE)] == "n/a"
+
+
+def test_verify_compares_world_metrics_with_their_tolerance_and_nulls_agree_only_with_nulls():
+    from rlhf_gym.leaderboard.verify import WORLD_METRIC_TOLERANCE, deviations
+
+    submitted = {"sampled": {"gold": 0.5, "short_share": 0.30, "never": None, "sometimes": None}}
+    measured = {"sampled": {"gold": 0.5, "short_share": 0.30 + WORLD_METRIC_TOLERANCE / 2, "never": None, "sometimes": 0.1}}
+    found = {d.metric: d.ok for d in deviations(submitted, measured)}
+    assert found == {"gold": True, "short_share": True, "sometimes": False}  # both null: agreed, not listed
+    measured["sampled"]["short_share"] = 0.30 + 2 * WORLD_METRIC_TOLERANCE
+    assert not {d.metric: d.ok for d in deviations(submitted, measured)}["short_share"]
