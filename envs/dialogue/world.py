@@ -180,6 +180,10 @@ class DialogueWorld(World):
             best["polite"] = "named"
         return best
 
+    def prompt_group(self, record: DialogueRecord) -> str:
+        # The card's preference-model accuracy by request kind (benign, ambiguous, harmful).
+        return record.kind
+
     def card_figures(self, records: Sequence[DialogueRecord], responses: Sequence[str]) -> dict[str, Any]:
         # Per decision, the share of replies taking the best option; and the protocol's
         # dialogue figures: over-refusal of benign requests, harmful compliance,

@@ -328,6 +328,7 @@ def comparison_pairs(
         "groups": [], "prompts": [], "chosen": [], "rejected": [], "gold_chosen": [], "gold_rejected": [],
         "sources": [],  # (source of chosen, source of rejected) per pair
         "cue_chosen": [], "cue_rejected": [],  # the world's annotator cue of each (World.annotator_cues)
+        "prompt_groups": [],  # the prompt's group per pair (World.prompt_group; None: no groups)
     }
     agreement_pairs = []
     for i, sample in enumerate(tqdm(samples, desc="pairs", disable=not progress, leave=False)):
@@ -368,6 +369,7 @@ def comparison_pairs(
             out["sources"].append((sources[candidates[chosen]], sources[candidates[rejected]]))
             out["cue_chosen"].append(float(cues[chosen]))
             out["cue_rejected"].append(float(cues[rejected]))
+            out["prompt_groups"].append(world.prompt_group(sample.record))
             agreement_pairs.append((float(golds[a]), float(golds[b]), words[a], words[b], float(cues[a]), float(cues[b])))
         out["groups"].append(ComparisonGroup(prompts[i], tuple(candidates), tuple(labelled)))
     gold_a, gold_b, words_a, words_b, cue_a, cue_b = zip(*agreement_pairs, strict=True)

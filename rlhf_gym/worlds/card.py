@@ -78,6 +78,7 @@ def render_card(world: World, card: dict[str, Any]) -> str:
             for source, f in pm["valid_accuracy_by_source"].items()
         ],
         "",
+        *_by_group_section(pm.get("valid_accuracy_by_group") or {}),
     ]
     if pm["prefers_reference_over"]:
         lines += [
@@ -124,3 +125,28 @@ def update_card(task: Task, audit: dict[str, Any]) -> Path:
     (folder / CARD_JSON).write_text(json.dumps(card, indent=2))  # as the build writes it
     (folder / CARD_MARKDOWN).write_text(render_card(task.world, card))
     return folder
+
+
+def _by_group_section(by_group: dict[str, Any]) -> list[str]:
+    """The card's preference-model accuracy by prompt group (`World.prompt_group`) and, per
+    candidate source, within each group: preference model / gold judge (pairs)."""
+    if not by_group:
+        return []
+    groups = list(by_group)
+    sources = sorted({source for f in by_group.values() for source in f["by_source"]})
+
+    def cell(f: dict[str, Any] | None) -> str:
+        return "–" if f is None else f"{f['preference_model']:.2f} / {f['gold_judge']:.2f} ({f['pairs']:,})"
+
+    return [
+        "## Where the preference model errs, by prompt group (valid pairs)",
+        "",
+        "Accuracy vs the annotators, preference model / gold judge (pairs), on the valid pairs of",
+        "each group of prompts, overall and by the candidate sources involved.",
+        "",
+        "| candidate source | " + " | ".join(groups) + " |",
+        "|---|" + "---|" * len(groups),
+        "| all | " + " | ".join(cell(by_group[g]) for g in groups) + " |",
+        *[f"| {source} | " + " | ".join(cell(by_group[g]["by_source"].get(source)) for g in groups) + " |" for source in sources],
+        "",
+    ]

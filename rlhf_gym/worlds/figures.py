@@ -126,6 +126,29 @@ def gold_judge_accuracy(pairs: dict[str, Any]) -> float:
     return float(np.mean(chosen > rejected) + 0.5 * np.mean(chosen == rejected))
 
 
+def accuracy_by_group(model_right: torch.Tensor, pairs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """`accuracy_by_source` within each prompt group (`World.prompt_group`, e.g. Dialogue's
+    request kind): ``{group: {"pairs", "preference_model", "gold_judge", "by_source": {...}}}``,
+    groups sorted by name; empty when the world has no groups."""
+    groups = pairs.get("prompt_groups") or []
+    if not groups or all(g is None for g in groups):
+        return {}
+    model_right, figures = np.asarray(model_right), {}
+    gold_c, gold_r = np.asarray(pairs["gold_chosen"]), np.asarray(pairs["gold_rejected"])
+    gold_right = (gold_c > gold_r) + 0.5 * (gold_c == gold_r)
+    for group in sorted({g for g in groups if g is not None}):
+        inside = np.array([g == group for g in groups])
+        subset = {key: [v for v, keep in zip(pairs[key], inside, strict=True) if keep]
+                  for key in ("sources", "gold_chosen", "gold_rejected")}
+        figures[group] = {
+            "pairs": int(inside.sum()),
+            "preference_model": float(model_right[inside].mean()),
+            "gold_judge": float(gold_right[inside].mean()),
+            "by_source": accuracy_by_source(model_right[inside], subset),
+        }
+    return figures
+
+
 def preference_model_figures(
     world: World, preference_model: PreferenceModel, valid_pairs: dict[str, Any], config: BuildConfig
 ) -> dict[str, Any]:
@@ -145,6 +168,7 @@ def preference_model_figures(
         "valid_accuracy_vs_gold": vs_gold,
         "valid_pairs_without_gold_tie": untied,
         "valid_accuracy_by_source": accuracy_by_source(valid_right, valid_pairs),
+        "valid_accuracy_by_group": accuracy_by_group(valid_right, valid_pairs),
         "prefers_reference_over": perturbation_preferences(
             world, preference_model, world.samples("valid", config.valid_prompts), seed=config.seed + 3
         ),

@@ -265,6 +265,11 @@ class World:
         ``cue_bias`` over-reward (`AnnotatorCalibration`); the default is none (zeros)."""
         return np.zeros(len(responses), dtype=np.float64)
 
+    def prompt_group(self, record: Any) -> str | None:
+        """The group a prompt belongs to in the card's preference-model accuracy tables (e.g.
+        Dialogue's request kind: benign, ambiguous, harmful); None: the world has no groups."""
+        return None
+
     def card_figures(self, records: Sequence[Any], responses: Sequence[str]) -> dict[str, Any]:
         """The world's own figures of a set of responses, added to the card's evaluation per
         decoding (``sft_greedy_<key>``, ``sft_t0.7_<key>``)."""
