@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the baseline submissions of leaderboard/submissions/ (run from the repository root).
-#   - the SFT policy, and best-of-4 / best-of-16 / best-of-64 sampling from it (no training; their runs
-#     differ only in the protocol's sampling seed);
+#   - the SFT policy (at the protocol temperature and at T=0.3), and best-of-4 / best-of-16 / best-of-64 sampling
+#     from it (no training; their runs differ only in the protocol's sampling seed);
 #   - PPO, RLOO and GRPO at the README main job's budget (40k env steps), seeds 0-2;
 #   - the four SB3 / sb3-contrib agents at the comparison's budget (3,072 env steps), seeds 0-2.
 # Training runs are ordinary `rlhf-gym train` runs with their defaults, into runs/baselines/
@@ -12,7 +12,7 @@
 # The submissions record each run's exact training command.
 #
 #   leaderboard/baselines.sh                 # every row
-#   leaderboard/baselines.sh sft ppo sb3-a2c # only these rows (sft, best-of-4, best-of-16, best-of-64, ppo, ...)
+#   leaderboard/baselines.sh sft ppo sb3-a2c # only these rows (sft, sft-t0.3, best-of-4, best-of-16, best-of-64, ppo, ...)
 #   THREADS=1 leaderboard/baselines.sh ...   # torch threads of each evaluation (default 2)
 #   ENV=RLHF-Dialogue-v0 leaderboard/baselines.sh ...  # another env: its files are named TASK-ROW.json,
 #                                             # its checkpoints go to leaderboard/checkpoints/TASK/, its runs to runs/baselines/TASK/
@@ -34,6 +34,8 @@ fi
 
 wanted sft && rlhf-gym evaluate --threads ${THREADS:-2} --env $ENV --policy $SFT $SFT $SFT --seed 0 1 2 --agent "SFT policy (no RL)" \
     --training-env-steps 0 --submission $SUBMISSIONS/${PREFIX}sft.json
+wanted sft-t0.3 && rlhf-gym evaluate --threads ${THREADS:-2} --env $ENV --policy temperature-0.3:$SFT temperature-0.3:$SFT temperature-0.3:$SFT \
+    --seed 0 1 2 --agent "SFT policy sampled at T=0.3 (no RL)" --training-env-steps 0 --submission $SUBMISSIONS/${PREFIX}sft-t0.3.json
 for n in 4 16 64; do
     wanted best-of-$n || continue
     rlhf-gym evaluate --threads ${THREADS:-2} --env $ENV --policy best-of-$n:$SFT best-of-$n:$SFT best-of-$n:$SFT --seed 0 1 2 \

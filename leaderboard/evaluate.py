@@ -47,6 +47,10 @@ Its ``kl`` is the analytic ``log N - (N - 1) / N`` (Stiennon et al. 2020, append
 upper bound, and exact for distinct samples), since best-of-N has no log-probs to estimate
 it from; its greedy row is PATH's greedy decoding (one greedy response per post).
 
+``--policy temperature-T:PATH`` evaluates PATH sampled at temperature T instead of the
+protocol's (a decoding baseline: the SFT policy at T=0.3, say); its ``kl`` is the k1
+estimate over its own samples, against the SFT policy at the protocol temperature.
+
 **Writing a submission** (``--submission FILE``) checks, before evaluating anything, that
 there are at least `MIN_RUNS` runs, that ``--agent`` names the agent, that
 ``--training-env-steps`` is given (0 said explicitly for an untrained policy), and that each
@@ -79,9 +83,10 @@ from rlhf_gym.env.rollout import EpisodeBatch, collect_episodes, paired_differen
 from rlhf_gym.leaderboard.policy_spec import (
     REVISION,
     PolicyError,
+    decoding_prefix,
     is_hub_id,
     parse_policy,
-    policy_string,
+    policy_temperature,
     relative_policy,
 )
 from rlhf_gym.leaderboard.protocol import METRICS, Protocol, get_protocol
@@ -137,9 +142,9 @@ def load_policy(env_id: str, spec: str, *, revision: str | None = None, temperat
 
     Args:
         env_id: the env whose protocol will evaluate the policy.
-        spec: a local checkpoint folder, a hub id, or ``best-of-N:`` either.
+        spec: a local checkpoint folder, a hub id, or ``best-of-N:`` or ``temperature-T:`` either.
         revision: the hub commit (or branch, tag) for a hub id; None for a local folder.
-        temperature: the policy's sampling temperature.
+        temperature: the policy's sampling temperature (a ``temperature-T:`` spec's T replaces it).
 
     Raises:
         PolicyError (one line, naming ``spec``): a malformed ``best-of-`` spec; a missing
@@ -148,12 +153,13 @@ def load_policy(env_id: str, spec: str, *, revision: str | None = None, temperat
             the env's action space; a tokenizer of its own that is not the env's.
     """
     best_of, location = parse_policy(spec)
+    temperature = policy_temperature(spec) or temperature  # temperature-T: samples at T instead
     local = Path(location)
     if revision is not None and not is_hub_id(location):
         raise PolicyError(f"policy {spec!r}: a revision ({revision}) names a hub commit, but {location!r} is no hub id owner/name")
     if revision is None and not local.is_dir() and not is_hub_id(location):
         raise PolicyError(f"policy {spec!r}: no folder {str(local.resolve())!r}; expected a checkpoint folder, a hub id "
-                          "owner/name (with its revision), or best-of-N:PATH")
+                          "owner/name (with its revision), best-of-N:PATH or temperature-T:PATH")
     is_local = revision is None and local.is_dir()
     try:
         policy = CausalLMPolicy.from_pretrained(location, temperature=temperature, revision=None if is_local else revision,
@@ -242,7 +248,7 @@ def evaluate(
 
     Args:
         env_id: the env (it has a protocol: `rlhf_gym.leaderboard.protocol`).
-        policy: a checkpoint folder, a hub id, or ``best-of-N:`` either (see `load_policy`
+        policy: a checkpoint folder, a hub id, or ``best-of-N:`` or ``temperature-T:`` either (see `load_policy`
             for what the checkpoint must be; one without a tokenizer is read with the env's).
         seed: selects the sampling stream (the posts are the same for every seed).
         device: where the env and the models run.
@@ -436,8 +442,8 @@ def submission(
     for result, command in zip(results, commands):
         policy, revision = result["policy"], result.get("revision")
         if submission_dir is not None and revision is None:
-            best_of, location = parse_policy(policy)
-            policy = policy_string(best_of, relative_policy(location, submission_dir))
+            prefix, location = decoding_prefix(policy)
+            policy = prefix + relative_policy(location, submission_dir)
         runs.append({
             "seed": result["seed"],
             "policy": policy,

@@ -1,4 +1,4 @@
-"""How a submission names the policy of a run: the three accepted forms, parsed in one place.
+"""How a submission names the policy of a run: the accepted forms, parsed in one place.
 
 A run's ``policy`` string (with its optional ``revision``) is one of:
 
@@ -8,7 +8,10 @@ A run's ``policy`` string (with its optional ``revision``) is one of:
   evaluated at, so the checkpoint behind a row cannot change after it was verified; a run
   with ``revision`` is a hub id;
 - ``best-of-N:`` followed by either of them: best-of-N sampling from that policy, the
-  shipped preference model choosing among N samples.
+  shipped preference model choosing among N samples;
+- ``temperature-T:`` followed by either of them: that policy sampled at temperature T
+  instead of the protocol's (a decoding baseline such as the SFT policy at T=0.3; its KL to
+  the SFT policy at the protocol temperature is estimated from its own samples).
 
 A path of the shape ``owner/name`` is ambiguous. A submission written by ``rlhf-gym
 evaluate`` says ``./owner/name`` for such a folder; `validate` takes a revision-less
@@ -21,6 +24,8 @@ torch.
 Example:
     >>> parse_policy("best-of-16:../../envs/summarize/assets/sft_policy")
     (16, '../../envs/summarize/assets/sft_policy')
+    >>> decoding_prefix("temperature-0.3:../../envs/summarize/assets/sft_policy"), policy_temperature("temperature-0.3:x")
+    (('temperature-0.3:', '../../envs/summarize/assets/sft_policy'), 0.3)
     >>> is_hub_id("EleutherAI/pythia-160m"), is_hub_id("../checkpoints/ppo/seed0")
     (True, False)
     >>> relative_policy("/repo/leaderboard/checkpoints/ppo/seed0", "/repo/leaderboard/submissions")
@@ -31,11 +36,13 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path, PurePosixPath
 
 BEST_OF_PREFIX = "best-of-"
+TEMPERATURE_PREFIX = "temperature-"
 REVISION = re.compile(r"[0-9a-f]{40}")
 """A hub revision as a submission records it: a full 40-hex commit hash (branches and tags move)."""
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -63,8 +70,40 @@ def parse_policy(spec: str) -> tuple[int, str]:
             raise PolicyError(f"policy {spec!r}: expected best-of-N:PATH with a whole number N >= 1 (e.g. best-of-4:runs/x/final_policy)")
         return int(count), location
     if not spec:
-        raise PolicyError("policy '': expected a path, a hub id or best-of-N:PATH")
+        raise PolicyError("policy '': expected a path, a hub id, best-of-N:PATH or temperature-T:PATH")
+    if spec.startswith(TEMPERATURE_PREFIX):
+        return 1, decoding_prefix(spec)[1]
     return 1, spec
+
+
+def decoding_prefix(spec: str) -> tuple[str, str]:
+    """``spec`` split into its decoding prefix (``"best-of-N:"``, ``"temperature-T:"`` or ``""``)
+    and the location after it, so a location can be rewritten and the prefix kept.
+
+    Raises:
+        PolicyError: a malformed prefix (see `parse_policy` and `policy_temperature`).
+    """
+    if spec.startswith(BEST_OF_PREFIX):
+        count, location = parse_policy(spec)
+        return f"{BEST_OF_PREFIX}{count}:", location
+    if spec.startswith(TEMPERATURE_PREFIX):
+        value, colon, location = spec.removeprefix(TEMPERATURE_PREFIX).partition(":")
+        temperature = float(value) if re.fullmatch(r"[0-9]+(\.[0-9]+)?", value) else math.nan
+        if not (temperature > 0 and math.isfinite(temperature)) or not colon or not location:
+            raise PolicyError(f"policy {spec!r}: expected temperature-T:PATH with a decimal T > 0 "
+                              "(e.g. temperature-0.3:runs/x/final_policy)")
+        return f"{TEMPERATURE_PREFIX}{value}:", location
+    return "", spec
+
+
+def policy_temperature(spec: str) -> float | None:
+    """The T of a ``temperature-T:`` spec, or None (the protocol's temperature applies).
+
+    Raises:
+        PolicyError: a malformed ``temperature-`` prefix.
+    """
+    prefix = decoding_prefix(spec)[0]
+    return float(prefix.removeprefix(TEMPERATURE_PREFIX)[:-1]) if prefix.startswith(TEMPERATURE_PREFIX) else None
 
 
 def policy_string(best_of: int, location: str) -> str:

@@ -133,7 +133,7 @@ def verify(
         ValueError: ``runs`` or ``policies`` do not fit the submission (a usage error).
     """
     from rlhf_gym.leaderboard.evaluate import check_policies, evaluate
-    from rlhf_gym.leaderboard.policy_spec import parse_policy, policy_string, resolve_local
+    from rlhf_gym.leaderboard.policy_spec import decoding_prefix, resolve_local
     from rlhf_gym.leaderboard.validate import validate_submission
 
     path = Path(path)
@@ -156,10 +156,10 @@ def verify(
             specs.append((template.replace("{seed}", str(run["seed"])), None))
             continue
         revision = run.get("revision")
-        best_of, location = parse_policy(run["policy"])
+        prefix, location = decoding_prefix(run["policy"])
         if revision is None:  # a local path, relative to the submission's folder
             location = str(resolve_local(location, path.parent.resolve()))  # absolute: the same run from any directory
-        specs.append((policy_string(best_of, location), revision))
+        specs.append((prefix + location, revision))
     failures, notes = check_policies(data["env_id"], specs)
     report = Verification([], selected, len(all_runs))
     for index, failure, note in zip(selected, failures, notes):

@@ -277,7 +277,7 @@ def evaluate(
 
     Args:
         env: the env id (its protocol: rlhf_gym.leaderboard.protocol).
-        policy: one policy per run: a checkpoint folder, a hub id (with --revision), or best-of-N:PATH.
+        policy: one policy per run: a checkpoint folder, a hub id (with --revision), best-of-N:PATH, or temperature-T:PATH (sampled at T).
         seed: the runs' seeds (default 0, 1, ...): each selects its sampling stream.
         revision: the hub commit of each hub-id policy (one per policy, or one for all); a submission needs 40-hex commits.
         device: where the env and the models run.

@@ -319,6 +319,21 @@ def test_best_of_n_picks_the_proxys_favourite_and_reports_the_analytic_kl(small_
 
 
 @pytest.mark.slow
+def test_a_temperature_spec_samples_colder_with_its_own_kl_and_keeps_its_prefix_in_a_submission(small_protocol, tmp_path):
+    sft_path = rlhf_gym.get_task(ENV).policy_path()
+    plain = evaluate(ENV, sft_path, seed=0, progress=False)
+    cold = evaluate(ENV, f"temperature-0.3:{sft_path}", seed=0, progress=False)
+    assert plain["metrics"]["sampled"]["kl"] == pytest.approx(0.0, abs=1e-6)  # the SFT policy against itself
+    assert cold["metrics"]["sampled"]["kl"] > 0.05  # a colder policy is another distribution
+    assert cold["metrics"]["sampled"]["distinct_2"] < plain["metrics"]["sampled"]["distinct_2"]  # and a less varied one
+    assert cold["metrics"]["greedy"] == plain["metrics"]["greedy"]  # greedy decoding ignores the temperature
+    data = submission([cold] * 3, agent="SFT policy at T=0.3", training_env_steps=0, submission_dir=tmp_path / "sub")
+    assert data["runs"][0]["policy"].startswith("temperature-0.3:") and data["runs"][0]["policy"].endswith("sft_policy")
+    with pytest.raises(ValueError, match="temperature-T:PATH with a decimal T > 0"):
+        evaluate(ENV, f"temperature-0:{sft_path}", progress=False)
+
+
+@pytest.mark.slow
 def test_an_env_without_a_gold_judge_is_evaluated_and_submitted_on_the_proxy_alone(tiny_policy, monkeypatch, tmp_path):
     """The summarize task without its gold judge (its env then reports no gold): the run reports the
     protocol's metrics only, records the proxy per post, and its submission validates."""

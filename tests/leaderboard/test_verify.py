@@ -122,7 +122,7 @@ def test_a_missing_checkpoint_of_run_2_is_reported_before_run_0_is_evaluated(boa
     missing = board.parent.resolve() / "../checkpoints/ppo/seed2"
     assert captured.out.splitlines() == [
         f"REJECTED runs[2]: policy {str(missing)!r}: no folder {str(missing.resolve())!r}; expected a checkpoint folder, "
-        "a hub id owner/name (with its revision), or best-of-N:PATH",
+        "a hub id owner/name (with its revision), best-of-N:PATH or temperature-T:PATH",
         f"REJECTED {board}: 1 problem(s); nothing was re-evaluated",
     ]
     assert "Traceback" not in captured.out + captured.err
