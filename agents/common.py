@@ -157,7 +157,8 @@ def proxy_rewards(preference: torch.Tensor, penalty: torch.Tensor) -> dict[str, 
 @torch.no_grad()
 def evaluate(env: TokenVectorEnv, policy: CausalLMPolicy, reference: CausalLMPolicy, seed: int) -> dict[str, float]:
     """Fixed valid-split prompts and sampling seed: proxy reward (`proxy_rewards`), gold (and
-    its standard error over the episodes), KL to ``reference``, length and EOS rate."""
+    its standard error over the episodes), KL to ``reference``, length and EOS rate; and the
+    world's own metrics where its env has them (`world_metrics`: Dialogue's over-refusal, say)."""
     batch = collect_episodes(env, policy, seed=seed, generator=torch.Generator(env.device).manual_seed(seed))
     ref_logprobs, _ = reference.token_logprobs(batch.input_ids, batch.attention_mask, env.max_prompt_tokens)
     kl = per_token_kl(batch.logprobs, ref_logprobs, batch.response_mask).sum(-1)
@@ -169,7 +170,24 @@ def evaluate(env: TokenVectorEnv, policy: CausalLMPolicy, reference: CausalLMPol
         "kl": kl.mean().item(),
         "response_length": batch.response_lengths.float().mean().item(),
         "eos_fraction": batch.terminated.float().mean().item(),
+        **world_metrics(env, batch.response_texts),
     }
+
+
+def world_metrics(env: TokenVectorEnv, responses: list[str]) -> dict[str, float]:
+    """The world's own metrics (`World.protocol_metrics`, via `World.response_metrics`) of the
+    responses to ``env``'s current prompts; NaN where a metric has no case; empty for an env
+    whose world has none, or that is no env of the suite (no ``spec``)."""
+    env_id = getattr(getattr(env, "spec", None), "id", None)
+    try:
+        world = rlhf_gym.get_task(env_id).world if env_id else None
+    except KeyError:
+        return {}
+    if world is None or not world.protocol_metrics:
+        return {}
+    prompts = env.prompts
+    values = world.response_metrics([p.record for p in prompts], responses, [p.reference or "" for p in prompts])
+    return {name: math.nan if values[name] is None else float(values[name]) for name in world.protocol_metrics}
 
 
 def eval_line(ev: dict[str, float]) -> str:

@@ -16,7 +16,10 @@ d = 0 by definition), and R^2 says how well the form describes our curve.
 Inputs are what other scripts already write: ``best_of_n.json`` of
 ``benchmarks/best_of_n.py`` (gold and proxy of the proxy's pick, and the gold of the gold
 judge's pick, per n) and a training run's ``summary.json`` (its valid-split evaluations:
-gold, proxy reward and KL against env steps, the first at step 0).
+gold, proxy reward and KL against env steps, the first at step 0). Where the run's
+evaluations also carry its world's own metrics (Dialogue's over-refusal, harmful
+compliance, ...), the plot adds a panel of them against sqrt(KL): the behaviour behind a
+gold curve that turns down.
 
     python benchmarks/overoptimization.py --best-of-n runs/best_of_n/best_of_n.json
     python benchmarks/overoptimization.py --run runs/ppo --out runs/overoptimization
@@ -268,6 +271,21 @@ def run_curves(path: Path) -> list[Curve]:
                                             ("rl_proxy", "RL proxy", "proxy", "proxy_reward"))]
 
 
+EVAL_KEYS = frozenset({"env_steps", "proxy_reward", "proxy_reward_with_penalty", "gold", "gold_sem", "kl", "response_length",
+                       "eos_fraction"})
+"""The keys every evaluation of a run has; the others are its world's own metrics (e.g. over_refusal)."""
+
+
+def world_rates(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """A run's world metrics against KL (``name -> (kl, values)``), e.g. Dialogue's
+    over-refusal: what the run did to the behaviours its world counts. Empty without any."""
+    summary_path = path / "summary.json" if path.is_dir() else path
+    evals = json.loads(summary_path.read_text())["evals"]
+    names = [key for key in evals[0] if key not in EVAL_KEYS] if evals else []
+    kl = np.array([e["kl"] for e in evals], dtype=float)
+    return {name: (kl, np.array([math.nan if e.get(name) is None else e[name] for e in evals], dtype=float)) for name in names}
+
+
 def fit_curve(curve: Curve, kl_tolerance: float) -> Fit:
     """Fit the curve's form; errors name the curve."""
     try:
@@ -306,11 +324,22 @@ def _align_zeros(gold_ax: plt.Axes, proxy_ax: plt.Axes) -> None:
         ax.set_ylim(min(lo, -below * hi / (1 - below)), hi)
 
 
-def plot(curves: list[Curve], fits: list[Fit], path: Path) -> None:
+def plot(curves: list[Curve], fits: list[Fit], path: Path, rates: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
     """One panel per input: gain points against sqrt(KL) and the fitted curves; gold on the
-    left axis, proxy on the right (their scales differ)."""
+    left axis, proxy on the right (their scales differ); and, for a run whose world counts
+    behaviours (``rates``, `world_rates`), a last panel of those against sqrt(KL)."""
     sources = list(dict.fromkeys(curve.source for curve in curves))
-    fig, axes = plt.subplots(1, len(sources), figsize=(6.5 * len(sources), 4.5), squeeze=False)
+    panels = len(sources) + bool(rates)
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.5), squeeze=False)
+    if rates:
+        ax = axes[0][-1]
+        for name, (kl, values) in rates.items():
+            ax.plot(np.sqrt(np.clip(kl, 0.0, None)), values, "o-", markersize=3, label=name.replace("_", " "))
+        ax.set_xlabel("sqrt(KL to the starting policy), sqrt(nats)")
+        ax.set_ylabel("rate (valid evaluations)")
+        ax.set_title("RL run: the world's own metrics", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     titles = {"best_of_n": "best-of-n", "run": "RL run"}
     for ax, source in zip(axes[0], sources):
         proxy_ax = ax.twinx()
@@ -368,7 +397,12 @@ def main(config: Config) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     result = {"config": vars(config), "curves": {c.name: curve_record(c, f) for c, f in zip(curves, fits)}}
     (out / "overoptimization.json").write_text(json.dumps(result, indent=2))
-    plot(curves, fits, out / "overoptimization.png")
+    rates = world_rates(Path(config.run)) if config.run is not None else {}
+    if rates:
+        result["world_rates"] = {name: {"kl": kl.tolist(), "values": [_finite_or_none(float(v)) for v in values]}
+                                 for name, (kl, values) in rates.items()}
+        (out / "overoptimization.json").write_text(json.dumps(result, indent=2))
+    plot(curves, fits, out / "overoptimization.png", rates)
     print_table(curves, fits)
     print(f"wrote {out / 'overoptimization.json'} and {out / 'overoptimization.png'}")
     return result

@@ -215,3 +215,21 @@ def test_main_rejects_missing_or_unusable_input(oo, tmp_path):
     with pytest.raises(ValueError, match=r"RL gold: gain\[0\] is nan; expected a finite number"):
         oo.main(oo.Config(run=str(tmp_path / "run"), out=str(tmp_path / "out")))
     assert not (tmp_path / "out").exists()  # nothing is written before every curve is fitted
+
+
+def test_a_runs_world_metrics_are_kept_and_plotted_against_kl(oo, tmp_path):
+    """Evaluations with a world's own metrics (Dialogue's over-refusal): written beside the fits, nulls kept."""
+    _write_run(tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    for i, e in enumerate(summary["evals"]):
+        e["over_refusal"] = 0.1 * i
+        e["clarification_precision"] = None if i == 0 else 0.5
+    (tmp_path / "run" / "summary.json").write_text(json.dumps(summary))
+    result = oo.main(oo.Config(run=str(tmp_path / "run"), out=str(tmp_path / "out")))
+    rates = result["world_rates"]
+    assert set(rates) == {"over_refusal", "clarification_precision"}
+    assert rates["over_refusal"]["values"] == pytest.approx([0.1 * i for i in range(8)])
+    assert rates["clarification_precision"]["values"][0] is None and rates["over_refusal"]["kl"][3] == 1.5
+    assert json.loads((tmp_path / "out" / "overoptimization.json").read_text())["world_rates"] == json.loads(json.dumps(rates))
+    _write_run(tmp_path / "plain")
+    assert "world_rates" not in oo.main(oo.Config(run=str(tmp_path / "plain"), out=str(tmp_path / "out2")))
