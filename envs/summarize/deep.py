@@ -481,6 +481,9 @@ class DeepSummarizeWorld(World):
         return compose(record, style=record.convention, facts=range(len(record.base.facts)), distractor=None,
                        distractor_at=0, filler=None, constraint=True, ask=True)
 
+    def ideal_response(self, record: DeepRecord) -> str:
+        return self.ideal_summary(record)
+
     def comparison_candidates(self, sample: Sample, rng: np.random.Generator) -> list[tuple[str, str]]:
         # One summary by each persona other than the references' (the pairs that teach the
         # preference model each decision), plus contrast candidates: a persona's summary

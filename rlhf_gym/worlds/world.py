@@ -260,6 +260,11 @@ class World:
         measure the headroom before any asset is built."""
         raise NotImplementedError(f"{self.env_id} does not expose its writers (World.write)")
 
+    def ideal_response(self, record: Any) -> str | None:
+        """A response the gold judge scores 1.0 (None: the world does not write one); the
+        README samples show it beside the references and the SFT policy's responses."""
+        return None
+
     def annotator_cues(self, records: Sequence[Any], responses: Sequence[str]) -> np.ndarray:
         """(n,) float64: the surface cue of each response that annotators with a
         ``cue_bias`` over-reward (`AnnotatorCalibration`); the default is none (zeros)."""
