@@ -15,7 +15,7 @@ decoding of their mixture writes; the best act depends on the request and the ea
 turns, and the house style on the context, which the writers do not read; and the
 references (the verbose writer's) are not the ceiling.
 
-The env is not registered until its assets are built (the package's docstring).
+The env is registered by the package (`rlhf_gym.envs.dialogue`), whose docstring is its spec.
 """
 
 from __future__ import annotations

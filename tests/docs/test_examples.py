@@ -40,3 +40,20 @@ def test_reinforce_example_trains_for_a_few_iterations(capsys):
 def test_the_readme_shows_the_example_file_verbatim():
     readme = (EXAMPLE.parents[2] / "README.md").read_text()
     assert "```python\n" + EXAMPLE.read_text().rstrip("\n") + "\n```" in readme
+
+
+MULTI_TURN = EXAMPLE.parent / "dialogue_multi_turn.py"
+
+
+def test_the_multi_turn_dialogue_example_plays_every_user_turn_and_scores_the_last_reply(capsys):
+    assert len(MULTI_TURN.read_text().splitlines()) <= 70
+    spec = importlib.util.spec_from_file_location("multi_turn_example", MULTI_TURN)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    reply, proxy, gold = module.main(module.Args(conversation=1))
+    printed = capsys.readouterr().out
+    # conversation 1 has three user turns: the policy answered each, after the history so far
+    assert printed.count("USER: ") == 3 and "USER: When does the screen turn off" in printed
+    assert 0.0 <= gold <= 1.0 and math.isfinite(proxy) and reply in printed
+    assert module.main(module.Args(conversation=1))[0] == reply  # seeded

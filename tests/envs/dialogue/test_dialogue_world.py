@@ -1,5 +1,5 @@
 """The Dialogue world: its conversations, its eight-decision gold judge, its writers and its
-annotator pools (the env is not registered yet, so the conformance suite does not run on it).
+annotator pools (the conformance suite runs on the registered env in tests/worlds; its card in test_card.py).
 
 What makes the headroom deep is checked on the writers directly (the design audit): each
 decision's best option is a minority that greedy decoding of the mixture misses, no writer
