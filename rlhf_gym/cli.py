@@ -25,7 +25,7 @@ from rlhf_gym.registration import SUITE, get_task
 
 
 def envs(details: bool = False) -> None:
-    """List the registered environments and their specs.
+    """List the registered environments, their specs and their cards' headline figures.
 
     Args:
         details: also build each env once and print its spaces and default settings.
@@ -35,6 +35,11 @@ def envs(details: bool = False) -> None:
         print(f"{spec.id}\n  {suite_env.summary}")
         print(f"  entry_point={spec.entry_point}\n  vector_entry_point={spec.vector_entry_point}")
         print(f"  max_episode_steps={spec.max_episode_steps} (episodes end at max_new_tokens)")
+        task = get_task(suite_env.env_id)
+        if task.assets is not None and task.world is not None:  # a world's card: its headline figures
+            from rlhf_gym.worlds.card import card_line
+
+            print(f"  {card_line(task.assets.card(), task.temperature)}")
         if details:
             env = gym.make(spec.id).unwrapped
             core = env.vector_env

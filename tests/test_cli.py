@@ -71,6 +71,12 @@ def test_envs_lists_the_suite(capsys):
     main(["envs"])
     out = capsys.readouterr().out
     assert "RLHF-Summarize-v0" in out and "rlhf_gym.registration:make_vector_env" in out
+    # each world's card headline, read from its card
+    from rlhf_gym.envs.dialogue import TASK
+
+    card = TASK.assets.card()
+    assert f"gold: SFT {card['evaluation']['sft_t0.7_gold']:.3f} at T=0.7" in out
+    assert f"preference model {card['preference_model']['valid_accuracy_vs_annotators']:.3f} vs annotators" in out
 
 
 @pytest.mark.parametrize("agent", ["ppo", "sb3-trpo"])

@@ -150,3 +150,24 @@ def _by_group_section(by_group: dict[str, Any]) -> list[str]:
         *[f"| {source} | " + " | ".join(cell(by_group[g]["by_source"].get(source)) for g in groups) + " |" for source in sources],
         "",
     ]
+
+
+def card_line(card: dict[str, Any], temperature: float) -> str:
+    """A card's headline figures in one line (``rlhf-gym envs`` prints it under each env).
+
+    Example:
+        >>> card = {"evaluation": {"sft_t0.7_gold": 0.318, "sft_greedy_gold": 0.209, "reference_gold": 0.497},
+        ...         "preference_model": {"valid_accuracy_vs_annotators": 0.715},
+        ...         "comparisons": {"annotator_gold_agreement": 0.739}, "build_seconds": 2308}
+        >>> card_line(card, 0.7)
+        'gold: SFT 0.318 at T=0.7, 0.209 greedy, references 0.497; preference model 0.715 vs annotators (agreement 0.739); build 38 min'
+    """
+    evaluation, pm = card["evaluation"], card["preference_model"]
+    parts = [f"gold: SFT {evaluation[f'sft_t{temperature:g}_gold']:.3f} at T={temperature:g}, "
+             f"{evaluation['sft_greedy_gold']:.3f} greedy"]
+    if evaluation.get("reference_gold") is not None:
+        parts[0] += f", references {evaluation['reference_gold']:.3f}"
+    parts.append(f"preference model {pm['valid_accuracy_vs_annotators']:.3f} vs annotators "
+                 f"(agreement {card['comparisons']['annotator_gold_agreement']:.3f})")
+    parts.append(f"build {card['build_seconds'] / 60:.0f} min")
+    return "; ".join(parts)
