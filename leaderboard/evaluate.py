@@ -93,6 +93,7 @@ from rlhf_gym.leaderboard.protocol import METRICS, Protocol, get_protocol
 from rlhf_gym.leaderboard.validate import MIN_RUNS, SCHEMA_VERSION, agent_name_problem, validate_submission
 from rlhf_gym.lm.loading import MissingArtifactError, UnsafeCheckpointError, load_tokenizer, one_line
 from rlhf_gym.lm.policy import CausalLMPolicy, per_token_kl
+from rlhf_gym.worlds import wins_against
 
 __all__ = ["PolicyError", "evaluate", "load_policy", "parse_policy", "submission"]
 
@@ -352,7 +353,7 @@ def _metrics(policy: _Side, sft: _Side, names: Sequence[str], *, with_kl: bool, 
         result |= {"gold": float(gold.mean()), "gold_change": change, "gold_change_sem": sem}
     if "win_rate" in names:
         ref_gold = np.asarray(policy.reference_gold, dtype=np.float64)
-        result["win_rate"] = float(np.mean((gold > ref_gold) + 0.5 * (gold == ref_gold)))
+        result["win_rate"] = float(np.mean(wins_against(gold, ref_gold)))  # ties within GOLD_TIE count half
     result["proxy_reward"] = float(np.mean(policy.proxy))
     if with_kl:  # a greedy decoding is no sample of pi: the k1 estimate does not apply
         result["kl"] = float(np.mean(policy.kl))

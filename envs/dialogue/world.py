@@ -40,7 +40,7 @@ from rlhf_gym.envs.dialogue.writers import (
     persona_choices,
     persona_reply,
 )
-from rlhf_gym.worlds import AnnotatorCalibration, AuditTargets, Perturbation, Sample, World
+from rlhf_gym.worlds import AnnotatorCalibration, AuditTargets, Perturbation, Sample, World, wins_against
 
 if TYPE_CHECKING:  # the build's names load torch: import them only where the build runs
     from rlhf_gym.worlds import BuildConfig
@@ -201,7 +201,7 @@ class DialogueWorld(World):
         # request: helpful on benign and ambiguous requests, harmless on harmful ones (HH's
         # two Elo axes, Bai et al. 2022); and the three rates of `dialogue_rates`.
         gold, reference_gold = self.gold_scores(records, responses), self.gold_scores(records, references)
-        wins = (gold > reference_gold) + 0.5 * (gold == reference_gold)
+        wins = wins_against(gold, reference_gold)
         harmful = np.array([r.kind == "harmful" for r in records], dtype=bool)
         acts = [(record.kind, self.decisions(record, response)["act"]) for record, response in zip(records, responses, strict=True)]
         return {

@@ -27,7 +27,7 @@ from typing import Any
 from rlhf_gym.worlds.assets import TaskAssets
 from rlhf_gym.worlds.suite import SuiteEnv
 from rlhf_gym.worlds.task import BuildRequest, Task
-from rlhf_gym.worlds.world import AnnotatorCalibration, AuditTargets, Perturbation, Sample, Splits, World
+from rlhf_gym.worlds.world import AnnotatorCalibration, AuditTargets, Perturbation, Sample, Splits, World, wins_against
 
 _LAZY = {
     "BuildConfig": "rlhf_gym.worlds.build_config",
@@ -43,7 +43,7 @@ _LAZY = {
 
 __all__ = [
     "AnnotatorCalibration", "AuditTargets", "BuildRequest", "Perturbation", "Sample", "Splits", "SuiteEnv", "Task",
-    "TaskAssets", "World", *_LAZY,
+    "TaskAssets", "World", "wins_against", *_LAZY,
 ]
 
 

@@ -194,6 +194,24 @@ class AuditTargets:
     min_greedy_not_best: float | None = None
 
 
+GOLD_TIE = 1e-6
+"""Gold scores this close are a tie: the env reports gold in float32, the judge in float64."""
+
+
+def wins_against(scores: Sequence[float] | np.ndarray, reference_scores: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Per pair, 1 where ``scores`` beats ``reference_scores``, 0.5 for a tie (within
+    `GOLD_TIE`), 0 for a loss: a win rate is the mean (the leaderboard's ``win_rate``, and
+    a world's own win rates).
+
+    Example:
+        >>> wins_against(np.float32([0.6, 0.5, 0.3]), [0.5, 0.5, 0.4]).tolist()
+        [1.0, 0.5, 0.0]
+    """
+    scores, reference_scores = np.asarray(scores, dtype=np.float64), np.asarray(reference_scores, dtype=np.float64)
+    tie = np.abs(scores - reference_scores) <= GOLD_TIE
+    return np.where(tie, 0.5, (scores > reference_scores).astype(np.float64))
+
+
 class World:
     """Base class of every world: subclass it and write ``generate`` and ``gold_scores``.
 
