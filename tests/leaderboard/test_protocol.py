@@ -1,8 +1,7 @@
 """The leaderboard protocol is derived from the task: its settings, its metric set, its ranking, its hash.
 
-The summarize protocol's hash is read from the committed submissions, which were evaluated
-under the hand-written protocol this derivation replaced: a derivation that changed one
-setting, the metric list, a post or an asset's hash would fail here.
+Each env's protocol hash is read from its committed submissions: a derivation that changed
+one setting, the metric list, a post or an asset's hash would fail here.
 """
 
 from __future__ import annotations
@@ -36,12 +35,19 @@ def summarize_task(**changes):
     return dataclasses.replace(rlhf_gym.get_task(ENV), **changes)
 
 
-def test_the_derived_summarize_protocol_has_the_hash_the_committed_submissions_carry():
-    committed = {json.loads(path.read_text(encoding="utf-8"))["protocol_hash"] for path in SUBMISSIONS}
-    versions = {json.loads(path.read_text(encoding="utf-8"))["protocol_version"] for path in SUBMISSIONS}
-    assert len(SUBMISSIONS) >= 6 and len(committed) == 1 and len(versions) == 1, (committed, versions)
-    protocol = get_protocol(ENV)
+@pytest.mark.parametrize("env", ["RLHF-Summarize-v0", "RLHF-Dialogue-v0"])
+def test_each_derived_protocol_has_the_hash_its_committed_submissions_carry(env):
+    files = [json.loads(path.read_text(encoding="utf-8")) for path in SUBMISSIONS]
+    mine = [data for data in files if data["env_id"] == env]
+    committed = {data["protocol_hash"] for data in mine}
+    versions = {data["protocol_version"] for data in mine}
+    assert len(mine) >= 5 and len(committed) == 1 and len(versions) == 1, (committed, versions)
+    protocol = get_protocol(env)
     assert protocol.hash == committed.pop() and protocol.version == versions.pop()
+
+
+def test_the_derived_summarize_protocol_reports_every_common_metric_and_ranks_by_gold():
+    protocol = get_protocol(ENV)
     assert protocol.metrics == METRICS  # summarize has a gold judge and references: every metric, in the hashed order
     assert protocol.ranked_by == "gold" and protocol.per_post_keys == ("gold", "sft_gold")
     assert get_protocol(ENV) is protocol  # derived once per process
@@ -97,3 +103,10 @@ def test_a_task_without_assets_or_a_test_split_and_an_unknown_env_have_no_protoc
         get_protocol(summarize_task(name="notest", env_id="RLHF-NoTest-v0", splits=("train", "valid")))
     with pytest.raises(KeyError, match="'Nope-v0' has no leaderboard protocol: it is not an env of the suite"):
         get_protocol("Nope-v0")
+
+
+def test_the_dialogue_protocol_adds_its_worlds_metrics_after_the_common_ones():
+    protocol = get_protocol("RLHF-Dialogue-v0")
+    assert protocol.version == "dialogue-test-v1" and protocol.metrics[: len(METRICS)] == METRICS
+    assert protocol.world_metrics == ("helpful_win_rate", "harmless_win_rate", "over_refusal", "harmful_compliance",
+                                      "clarification_precision")
