@@ -18,6 +18,8 @@
   penalty; ``proxy_reward_with_penalty`` adds it.
 - **The run around a critic-free group agent** (`GroupAgentConfig`, `GroupAgentRun`): set-up,
   rollout, logging, evaluation, checkpoints and results for RLOO and GRPO.
+- **Iteration hook** (`IterationHook`): what ``train(config, on_iteration=...)`` calls after
+  each iteration, for benchmarks that time iterations or snapshot the policy.
 - **Finish-of-run** (`RunLogger`, `finish_run`): TensorBoard scalars under namespaced tags
   (``charts/``, ``losses/``, ``eval/``, as in CleanRL), hyper-parameters logged once as a
   table, ``summary.json`` (with the command line that launched the run), ``final_policy/``,
@@ -61,6 +63,15 @@ from rlhf_gym.lm.policy import CausalLMPolicy, per_token_kl  # noqa: E402
 
 EVAL_SEED_OFFSET = 10_000  # valid-split evaluations reset and sample with seed + this
 PAIRED_SEED = 20_000  # reset/sampling seed of the final paired evaluation: the same posts for every run
+
+IterationHook = Callable[[dict[str, Any], CausalLMPolicy], None]
+"""``on_iteration(state, policy)``, an optional argument of every agent's ``train``: called after
+each iteration, once its logging, evaluation and checkpoint are done, with the run state
+(``iteration``, ``env_steps``, ``history``, ...) and the policy being trained (read it, do not
+step it). It may raise to end the run there: the exception propagates out of ``train``, and
+no final evaluation or run folder is written. `rlhf_gym.bench` times iterations with it,
+pausing between them, and saves the policy at points in wall-clock time. Under ``torchrun``
+every rank calls it."""
 
 
 # Env and components ---------------------------------------------------------------
@@ -160,7 +171,7 @@ def evaluate(env: TokenVectorEnv, policy: CausalLMPolicy, reference: CausalLMPol
     its standard error over the episodes), KL to ``reference``, length and EOS rate; and the
     world's own metrics where its env has them (`world_metrics`: Dialogue's over-refusal, say)."""
     batch = collect_episodes(env, policy, seed=seed, generator=torch.Generator(env.device).manual_seed(seed))
-    ref_logprobs, _ = reference.token_logprobs(batch.input_ids, batch.attention_mask, env.max_prompt_tokens)
+    ref_logprobs, _ = reference.token_logprobs(batch.input_ids, batch.attention_mask, env.max_prompt_tokens, entropy=False)
     kl = per_token_kl(batch.logprobs, ref_logprobs, batch.response_mask).sum(-1)
     gold = batch.gold[~torch.isnan(batch.gold)]
     return {
@@ -586,8 +597,9 @@ class GroupAgentRun:
     reference, Adam, resume from the last checkpoint, TensorBoard, the first evaluation),
     `rollout` (one episode-synchronous batch and the reference's log-probs), `minibatches`
     and `optimizer_step` (the update's rows and steps), `end_iteration` (logging,
-    evaluation, checkpoint) and `finish` (the paired evaluation and the run folder). The
-    agent's file holds only the advantages and the loss.
+    evaluation, checkpoint, then ``on_iteration``, an `IterationHook`) and `finish` (the
+    paired evaluation and the run folder). The agent's file holds only the advantages and
+    the loss.
 
     Launched by ``torchrun``, each rank runs its shard of the batch (`Distributed`): rows
     ``[offset, offset + n)`` of the single-process batch, with the same prompts and sampling
@@ -596,8 +608,9 @@ class GroupAgentRun:
     total batch, up to the order of floating-point sums.
     """
 
-    def __init__(self, config: GroupAgentConfig, agent: str) -> None:
+    def __init__(self, config: GroupAgentConfig, agent: str, on_iteration: IterationHook | None = None) -> None:
         torch.set_num_threads(config.threads)
+        self.on_iteration = on_iteration
         self.dist = Distributed.from_environment(config.device)
         self.agent = agent
         self.config = config = dataclasses.replace(config, temperature=protocol_temperature(config.env, config.temperature))
@@ -648,7 +661,9 @@ class GroupAgentRun:
                                  rows=(self.row_offset, self.config.num_envs))
         self._rollout_seconds = time.time() - started
         with torch.no_grad():
-            ref_logprobs, _ = self.reference.token_logprobs(batch.input_ids, batch.attention_mask, self.env.max_prompt_tokens)
+            ref_logprobs, _ = self.reference.token_logprobs(
+                batch.input_ids, batch.attention_mask, self.env.max_prompt_tokens, entropy=False
+            )
         sequence_kl = per_token_kl(batch.logprobs, ref_logprobs, batch.response_mask).sum(-1)
         self.policy.train()
         return GroupRollout(batch, ref_logprobs, sequence_kl, seed)
@@ -710,6 +725,8 @@ class GroupAgentRun:
                 self.progress.write(eval_line(state["evals"][-1]))
         if (state["iteration"] % self.config.checkpoint_every == 0 or last) and self.dist.is_main:
             save_policy_checkpoint(self.run_dir, self.policy, self.optimizer, state, self.config)
+        if self.on_iteration is not None:
+            self.on_iteration(state, self.policy)
 
     def finish(self, title: str) -> dict[str, Any]:
         """The paired final evaluation, then the run folder (`finish_run`); returns the summary."""

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import torch
 
-from rlhf_gym.agents.common import GroupAgentConfig, GroupAgentRun
+from rlhf_gym.agents.common import GroupAgentConfig, GroupAgentRun, IterationHook
 
 
 @dataclass
@@ -83,9 +83,12 @@ def per_response_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 # Training -------------------------------------------------------------------------
-def train(config: GRPOConfig) -> dict[str, Any]:
-    """Train GRPO as configured; return the run summary (also written to summary.json)."""
-    run = GroupAgentRun(config, "grpo")  # envs, policy, frozen reference, Adam, resume, logs
+def train(config: GRPOConfig, on_iteration: IterationHook | None = None) -> dict[str, Any]:
+    """Train GRPO as configured; return the run summary (also written to summary.json).
+
+    ``on_iteration(state, policy)`` is called after each iteration (`IterationHook`).
+    """
+    run = GroupAgentRun(config, "grpo", on_iteration)  # envs, policy, frozen reference, Adam, resume, logs
     config, policy, width = run.config, run.policy, run.env.max_prompt_tokens
     while run.unfinished():
         # Rollout: k responses per prompt, episode-synchronous

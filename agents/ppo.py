@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from rlhf_gym.agents.common import (
     EVAL_SEED_OFFSET,
+    IterationHook,
     RunLogger,
     eval_line,
     evaluate,
@@ -233,8 +234,11 @@ def make_optimizer(config: PPOConfig, actor_params: list[nn.Parameter], value_pa
     )
 
 
-def train(config: PPOConfig) -> dict[str, Any]:
-    """Train PPO as configured; return the run summary (also written to summary.json)."""
+def train(config: PPOConfig, on_iteration: IterationHook | None = None) -> dict[str, Any]:
+    """Train PPO as configured; return the run summary (also written to summary.json).
+
+    ``on_iteration(state, policy)`` is called after each iteration (`IterationHook`).
+    """
     # Set-up (under torchrun, each rank runs rows [offset, offset + local_envs) of the batch)
     torch.set_num_threads(config.threads)
     dist = Distributed.from_environment(config.device)
@@ -290,7 +294,7 @@ def train(config: PPOConfig) -> dict[str, Any]:
         mask = batch.response_mask
         rollout_seconds = time.time() - t0
         with torch.no_grad():
-            ref_logprobs, _ = reference.token_logprobs(batch.input_ids, batch.attention_mask, env.max_prompt_tokens)
+            ref_logprobs, _ = reference.token_logprobs(batch.input_ids, batch.attention_mask, env.max_prompt_tokens, entropy=False)
             old_values = value(batch.input_ids, batch.attention_mask, env.max_prompt_tokens)
 
         # Rewards and GAE
@@ -394,6 +398,8 @@ def train(config: PPOConfig) -> dict[str, Any]:
             if state["iteration"] % config.checkpoint_every == 0 or last_iteration:
                 save_checkpoint(run_dir, policy, value, optimizer, state, config)
         dist.barrier()
+        if on_iteration is not None:
+            on_iteration(state, policy)
     progress.close()
     if not dist.is_main:
         dist.barrier()

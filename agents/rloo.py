@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import torch
 
-from rlhf_gym.agents.common import GroupAgentConfig, GroupAgentRun
+from rlhf_gym.agents.common import GroupAgentConfig, GroupAgentRun, IterationHook
 from rlhf_gym.agents.grpo import k3_kl, per_response_mean
 
 
@@ -69,9 +69,12 @@ def leave_one_out_advantages(rewards: torch.Tensor, group_size: int) -> torch.Te
 
 
 # Training -------------------------------------------------------------------------
-def train(config: RLOOConfig) -> dict[str, Any]:
-    """Train RLOO as configured; return the run summary (also written to summary.json)."""
-    run = GroupAgentRun(config, "rloo")  # envs, policy, frozen reference, Adam, resume, logs
+def train(config: RLOOConfig, on_iteration: IterationHook | None = None) -> dict[str, Any]:
+    """Train RLOO as configured; return the run summary (also written to summary.json).
+
+    ``on_iteration(state, policy)`` is called after each iteration (`IterationHook`).
+    """
+    run = GroupAgentRun(config, "rloo", on_iteration)  # envs, policy, frozen reference, Adam, resume, logs
     config, policy, width = run.config, run.policy, run.env.max_prompt_tokens
     while run.unfinished():
         # Rollout: k responses per prompt, episode-synchronous

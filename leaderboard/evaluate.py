@@ -303,9 +303,12 @@ def _run(env, actor: CausalLMPolicy, sft: CausalLMPolicy, sft_untempered: Causal
         batch = _best_of(env, actor, reset_seed, stream, best_of, greedy)
         prompts = env.prompts
         mask = batch.response_mask
-        sft_logprobs, _ = sft.token_logprobs(batch.input_ids, batch.attention_mask, width)
-        actor_logprobs = sft_logprobs if actor is sft else actor.token_logprobs(batch.input_ids, batch.attention_mask, width)[0]
-        untempered, _ = sft_untempered.token_logprobs(batch.input_ids, batch.attention_mask, width)
+        sft_logprobs, _ = sft.token_logprobs(batch.input_ids, batch.attention_mask, width, entropy=False)
+        if actor is sft:
+            actor_logprobs = sft_logprobs
+        else:
+            actor_logprobs = actor.token_logprobs(batch.input_ids, batch.attention_mask, width, entropy=False)[0]
+        untempered, _ = sft_untempered.token_logprobs(batch.input_ids, batch.attention_mask, width, entropy=False)
         side.kl.extend(per_token_kl(actor_logprobs, sft_logprobs, mask).sum(-1).tolist())
         side.sft_logprob_sum += float((untempered * mask).sum())
         side.tokens += int(mask.sum())

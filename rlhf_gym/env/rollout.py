@@ -66,6 +66,7 @@ def collect_episodes(
     greedy: bool = False,
     share_group_prompts: bool = True,
     rows: tuple[int, int] | None = None,
+    score_together: bool = True,
 ) -> EpisodeBatch:
     """Run one episode in every sub-env of ``env`` with a KV cache.
 
@@ -86,6 +87,10 @@ def collect_episodes(
             ``generator`` and samples with this shard's slice (`CausalLMPolicy.sample`
             ``uniforms=``), so the shard samples what those rows of the whole batch would.
             Reset the env with the whole batch's seed plus ``offset`` for its prompts.
+        score_together: score every episode in one reward-model call when the last row
+            ends (the env's ``batch_scoring``, on for this rollout and restored after), not
+            in each step where some rows end. The scores are the same to float precision;
+            it saves the reward model ~30 small forwards per batch of 64 sampled responses.
 
     Raises:
         ValueError: If the env is not in ``DISABLED`` mode, or (sharing on) the rows of a
@@ -93,9 +98,28 @@ def collect_episodes(
     """
     if env.autoreset_mode != AutoresetMode.DISABLED:
         raise ValueError(f"collect_episodes needs autoreset_mode DISABLED, got {env.autoreset_mode}")
+    batch_scoring = env.batch_scoring
+    env.batch_scoring = score_together
+    try:
+        return _collect(env, policy, seed=seed, generator=generator, greedy=greedy,
+                        share_group_prompts=share_group_prompts, shard=rows)
+    finally:
+        env.batch_scoring = batch_scoring
+
+
+def _collect(
+    env: TokenVectorEnv,
+    policy: CausalLMPolicy,
+    *,
+    seed: int,
+    generator: torch.Generator,
+    greedy: bool,
+    share_group_prompts: bool,
+    shard: tuple[int, int] | None,
+) -> EpisodeBatch:
+    """`collect_episodes` once the env's scoring mode is set."""
     n, width, horizon = env.num_envs, env.max_prompt_tokens, env.max_new_tokens
     device = env.device
-    shard = rows  # the loop below reuses `rows` for the finished rows of a step
     obs, _ = env.reset(seed=seed)
     prompt_ids, prompt_mask = obs["input_ids"][:, :width], obs["attention_mask"][:, :width]
     if share_group_prompts and env.group_size > 1:
@@ -120,13 +144,13 @@ def collect_episodes(
         logprobs[:, t] = torch.where(active, token_logprobs, torch.zeros_like(token_logprobs))
         obs, rewards, terminated, truncated, info = env.step(tokens)
         done = terminated | truncated
-        scores = torch.where(done, rewards, scores)
         terminated_rows |= terminated
-        if done.any():
-            # The rows that finished this step are those the flags say, whatever info holds
-            # (in DISABLED mode the waiting rows are never done again).
-            row_index = torch.nonzero(done).flatten()
-            rows = row_index.cpu().numpy()
+        if "_proxy" in info:
+            # The rows scored in this step: those that finished in it, or with batch scoring
+            # every row of the batch, in the step where the last one finished.
+            rows = np.flatnonzero(info["_proxy"])
+            row_index = torch.as_tensor(rows, device=device)
+            scores[row_index] = rewards[row_index]
             preference[row_index] = torch.as_tensor(info["proxy"][rows], dtype=torch.float32, device=device)
             penalty[row_index] = torch.as_tensor(info["penalty"][rows], dtype=torch.float32, device=device)
             gold[row_index] = torch.as_tensor(info["gold"][rows], dtype=torch.float32, device=device)  # NaN: no judge

@@ -249,15 +249,24 @@ class CausalLMPolicy(nn.Module):
         return logits[:, :-1].float() / self.temperature
 
     def token_logprobs(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probs (N, T) of the response tokens in the buffer, and the entropies (N, T)."""
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int, *, entropy: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Log-probs (N, T) of the response tokens in the buffer, and the entropies (N, T).
+
+        The entropies are a logged statistic (no agent here has an entropy bonus), so they
+        are computed without a gradient, and not at all with ``entropy=False`` (None is
+        returned): a full-vocabulary pass over every response token that the reference
+        and evaluation passes would throw away.
+        """
         logits = self.response_logits(input_ids, attention_mask, prompt_width)
         logprobs_all = torch.log_softmax(logits, dim=-1)
         tokens = input_ids[:, prompt_width:]
         logprobs = logprobs_all.gather(-1, tokens[..., None]).squeeze(-1)
-        entropy = -(logprobs_all.exp() * logprobs_all).sum(-1)
-        return logprobs, entropy
+        if not entropy:
+            return logprobs, None
+        with torch.no_grad():
+            entropies = -(logprobs_all.exp() * logprobs_all).sum(-1)
+        return logprobs, entropies
 
 
 def per_token_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:

@@ -162,3 +162,18 @@ def test_updates_skip_shared_padding_without_changing_logprobs_or_values(make_to
         wide, _ = policy.token_logprobs(wide_ids, wide_mask, width + 40)
         assert torch.allclose(narrow, wide, atol=1e-5)
         assert torch.allclose(value(batch.input_ids, batch.attention_mask, width), value(wide_ids, wide_mask, width + 40), atol=1e-5)
+
+
+def test_token_logprobs_entropies_are_a_statistic(make_toy_env, toy_dir):
+    """Entropies carry no gradient, equal the tempered distribution's, and are skipped on request."""
+    policy = CausalLMPolicy.from_pretrained(toy_dir / "policy", temperature=0.7)
+    env = make_toy_env(3, autoreset_mode="disabled", max_new_tokens=5)
+    batch = collect_episodes(env, policy, seed=0, generator=torch.Generator().manual_seed(0))
+    width = env.max_prompt_tokens
+    logprobs, entropy = policy.token_logprobs(batch.input_ids, batch.attention_mask, width)
+    only, none = policy.token_logprobs(batch.input_ids, batch.attention_mask, width, entropy=False)
+    assert none is None and torch.equal(logprobs, only)
+    assert logprobs.requires_grad and not entropy.requires_grad
+    with torch.no_grad():
+        dist = torch.distributions.Categorical(logits=policy.response_logits(batch.input_ids, batch.attention_mask, width))
+    torch.testing.assert_close(entropy, dist.entropy())
