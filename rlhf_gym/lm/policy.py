@@ -126,10 +126,21 @@ class CausalLMPolicy(nn.Module):
     def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, DecodeState]:
         """Run the prompt block; return next-token logits (N, V) and the decode state.
 
+        Columns that are padding in every row are skipped (`trim_shared_left_padding`): the
+        env's prompt block fits its longest prompt, a batch's prompts are usually shorter,
+        and the KV cache of the narrower block gives the same logits (positions count real
+        tokens only) with less work in the prefill and in every decode step's attention,
+        as ``generate()`` on a batch padded to its own longest prompt does.
+
         Args:
             input_ids: (N, P) left-padded prompts (the first P columns of the observation).
             attention_mask: (N, P).
         """
+        input_ids, attention_mask, _ = trim_shared_left_padding(input_ids, attention_mask, input_ids.shape[1])
+        return self._prefill(input_ids, attention_mask)
+
+    def _prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, DecodeState]:
+        """`prefill` of exactly these columns."""
         position_ids = position_ids_from_attention_mask(attention_mask)
         out = self.model(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True
@@ -172,7 +183,8 @@ class CausalLMPolicy(nn.Module):
                 f"rows {rows} do not share the prompt block of their group's first row "
                 f"(group_size={k}: rows g*k .. g*k+k-1 must have identical prompts)"
             )
-        logits, state = self.prefill(input_ids[::k], attention_mask[::k])
+        input_ids, attention_mask, _ = trim_shared_left_padding(input_ids, attention_mask, width)  # the whole batch's
+        logits, state = self._prefill(input_ids[::k], attention_mask[::k])
         state.cache.batch_repeat_interleave(k)  # transformers' Cache: every layer's keys and values
         state.attention_mask = attention_mask
         state.next_position = attention_mask.sum(-1)

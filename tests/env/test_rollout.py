@@ -96,7 +96,7 @@ def test_the_prompt_is_forwarded_once_per_group(make_toy_env, toy_dir, monkeypat
     forward = policy.model.forward
 
     def counting_forward(*args, **kwargs):
-        if kwargs["input_ids"].shape[1] == env.max_prompt_tokens:
+        if kwargs["input_ids"].shape[1] > 1:  # the prompt block (decode steps feed one column)
             prompt_rows.append(kwargs["input_ids"].shape[0])
         return forward(*args, **kwargs)
 
@@ -177,3 +177,25 @@ def test_token_logprobs_entropies_are_a_statistic(make_toy_env, toy_dir):
     with torch.no_grad():
         dist = torch.distributions.Categorical(logits=policy.response_logits(batch.input_ids, batch.attention_mask, width))
     torch.testing.assert_close(entropy, dist.entropy())
+
+
+@pytest.mark.parametrize("group_size", [1, 2])
+def test_prefill_skips_shared_padding_with_the_same_logits(make_toy_env, toy_dir, group_size):
+    """Extra all-padding columns on the left change neither the logits nor the decode; the
+    cache holds only the batch's own width."""
+    policy = CausalLMPolicy.from_pretrained(toy_dir / "policy", temperature=1.0)
+    env = make_toy_env(4, autoreset_mode="disabled", max_new_tokens=4, group_size=group_size)
+    obs, _ = env.reset(seed=2)
+    width = env.max_prompt_tokens
+    ids, mask = obs["input_ids"][:, :width], obs["attention_mask"][:, :width]
+    wide_ids = torch.cat([torch.full((4, 30), env.pad_token_id), ids], dim=1)
+    wide_mask = torch.cat([torch.zeros((4, 30), dtype=torch.long), mask], dim=1)
+    prefill = (lambda i, m: policy.prefill_groups(i, m, group_size)) if group_size > 1 else policy.prefill
+    with torch.no_grad():
+        narrow_logits, narrow_state = prefill(ids, mask)
+        wide_logits, wide_state = prefill(wide_ids, wide_mask)
+        own_width = width - int(mask.any(0).long().argmax())  # from the first column some row uses
+        assert wide_state.attention_mask.shape[1] == narrow_state.attention_mask.shape[1] == own_width
+        torch.testing.assert_close(wide_logits, narrow_logits)
+        tokens = torch.tensor([5, 6, 7, 8])
+        torch.testing.assert_close(policy.decode(tokens, wide_state), policy.decode(tokens, narrow_state))
