@@ -37,7 +37,12 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from rlhf_gym.lm.layout import position_ids_from_attention_mask, trim_shared_left_padding
+from rlhf_gym.lm.layout import (
+    pad_response_columns,
+    position_ids_from_attention_mask,
+    trim_shared_left_padding,
+    trim_shared_right_padding,
+)
 from rlhf_gym.lm.policy import CausalLMPolicy
 from rlhf_gym.rewards.preference_model import PreferenceModel
 
@@ -127,8 +132,10 @@ class ValueModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int) -> torch.Tensor:
         """Values (N, T): the value of the state before response token t is read at column P + t - 1.
-        Prompt columns that are padding in every row are skipped (`trim_shared_left_padding`)."""
+        Prompt columns that are padding in every row are skipped (`trim_shared_left_padding`),
+        and so are response columns after every row's end (0 there: `trim_shared_right_padding`)."""
+        input_ids, attention_mask, dropped = trim_shared_right_padding(input_ids, attention_mask, prompt_width)
         input_ids, attention_mask, prompt_width = trim_shared_left_padding(input_ids, attention_mask, prompt_width)
         position_ids = position_ids_from_attention_mask(attention_mask)
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state
-        return self.head(hidden[:, prompt_width - 1 : -1]).squeeze(-1).float()
+        return pad_response_columns(self.head(hidden[:, prompt_width - 1 : -1]).squeeze(-1).float(), dropped)

@@ -162,6 +162,8 @@ def _collect(
             break
         logits = policy.decode(tokens, state, token_mask=active)
     response_mask = obs["attention_mask"][:, width:].bool()
+    if not bool(torch.isfinite(logprobs[response_mask]).all()):  # one check per rollout, not one sync per token
+        raise RuntimeError("the policy produced non-finite logits during the rollout (NaN or inf log-probs)")
     return EpisodeBatch(
         input_ids=obs["input_ids"],
         attention_mask=obs["attention_mask"],

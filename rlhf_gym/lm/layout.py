@@ -51,6 +51,46 @@ def trim_shared_left_padding(
     return input_ids[:, start:], attention_mask[:, start:], prompt_width - start
 
 
+def trim_shared_right_padding(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Drop the response columns that are padding in every row: ``(input_ids, attention_mask,
+    dropped)``, ``dropped`` the number of columns cut from the right.
+
+    The buffer has room for ``max_new_tokens`` response tokens; a batch whose longest
+    response is shorter carries columns after every row's end. A causal model's outputs at
+    the kept columns do not depend on later ones, so per-token results are those of the
+    full buffer; pad them back with ``dropped`` columns where a caller needs the full width
+    (`pad_response_columns`). Costs one host sync per call (not per token).
+
+    Example:
+        >>> ids, mask, dropped = trim_shared_right_padding(
+        ...     torch.tensor([[5, 6, 9, 0, 0], [7, 8, 9, 9, 0]]), torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 0]]), 2)
+        >>> ids.tolist(), dropped
+        ([[5, 6, 9, 0], [7, 8, 9, 9]], 1)
+    """
+    horizon = input_ids.shape[1] - prompt_width
+    longest = int(attention_mask[:, prompt_width:].any(dim=0).sum())  # responses are prefixes of the block
+    if longest == horizon:
+        return input_ids, attention_mask, 0
+    end = prompt_width + longest
+    return input_ids[:, :end], attention_mask[:, :end], horizon - longest
+
+
+def pad_response_columns(values: torch.Tensor, dropped: int) -> torch.Tensor:
+    """``values`` (N, T', ...) padded with zeros to (N, T' + dropped, ...) along dim 1: the
+    per-token results of a right-trimmed buffer (`trim_shared_right_padding`) at full width.
+
+    Example:
+        >>> pad_response_columns(torch.tensor([[1.0, 2.0]]), 2).tolist()
+        [[1.0, 2.0, 0.0, 0.0]]
+    """
+    if dropped == 0:
+        return values
+    shape = (values.shape[0], dropped, *values.shape[2:])
+    return torch.cat([values, values.new_zeros(shape)], dim=1)
+
+
 def tokenize_left_truncated(
     tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
 ) -> list[list[int]]:

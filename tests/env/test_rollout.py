@@ -199,3 +199,25 @@ def test_prefill_skips_shared_padding_with_the_same_logits(make_toy_env, toy_dir
         torch.testing.assert_close(wide_logits, narrow_logits)
         tokens = torch.tensor([5, 6, 7, 8])
         torch.testing.assert_close(policy.decode(tokens, wide_state), policy.decode(tokens, narrow_state))
+
+
+def test_logprobs_and_values_skip_columns_after_every_response(make_toy_env, toy_dir, toy_preference_model):
+    """Extra all-padding response columns on the right change no per-token result; they come back as 0."""
+    from rlhf_gym.agents.value_model import ValueModel
+
+    policy = CausalLMPolicy.from_pretrained(toy_dir / "policy", temperature=0.7)
+    env = make_toy_env(3, autoreset_mode="disabled", max_new_tokens=5)
+    batch = collect_episodes(env, policy, seed=1, generator=torch.Generator().manual_seed(1))
+    width, extra = env.max_prompt_tokens, 7
+    wide_ids = torch.cat([batch.input_ids, torch.full((3, extra), env.pad_token_id)], dim=1)
+    wide_mask = torch.cat([batch.attention_mask, torch.zeros((3, extra), dtype=torch.long)], dim=1)
+    value = ValueModel.create("preference-model", toy_preference_model, policy, env.tokenizer, reward_is_preference=True)
+    with torch.no_grad():
+        narrow_lp, narrow_entropy = policy.token_logprobs(batch.input_ids, batch.attention_mask, width)
+        wide_lp, wide_entropy = policy.token_logprobs(wide_ids, wide_mask, width)
+        narrow_v, wide_v = value(batch.input_ids, batch.attention_mask, width), value(wide_ids, wide_mask, width)
+    for narrow, wide in ((narrow_lp, wide_lp), (narrow_entropy, wide_entropy), (narrow_v, wide_v)):
+        assert wide.shape == (3, 5 + extra)
+        torch.testing.assert_close(wide[:, :5], narrow)
+        assert not wide[:, 5:].any()
+    torch.testing.assert_close(narrow_lp[batch.response_mask], batch.logprobs[batch.response_mask], atol=1e-5, rtol=0)

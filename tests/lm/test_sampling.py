@@ -157,3 +157,31 @@ def test_empty_prompt_list_and_bad_arguments(random_model, tokenizer):
         sample(random_model, tokenizer, PROMPTS, batch_size=0)
     with pytest.raises(ValueError, match=r"prompts \[1\] have no tokens"):
         sample(random_model, tokenizer, ["owl", ""])
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("shape", [(1, 7), (64, 1059), (3, 2)])
+def test_multinomial_one_draws_what_torch_multinomial_draws(seed, shape):
+    """The same tokens from the same generator state, and the generator left in the same state."""
+    from rlhf_gym.lm.policy import multinomial_one
+
+    logits = torch.randn(shape, generator=torch.Generator().manual_seed(100 + seed)) * 3
+    logits[0, 0] = -float("inf")  # a zero probability is never drawn
+    probs = torch.softmax(logits, -1)
+    ours, theirs = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+    for _ in range(3):
+        expected = torch.multinomial(probs, 1, generator=theirs)[:, 0]
+        assert torch.equal(multinomial_one(probs, ours), expected)
+    assert torch.equal(ours.get_state(), theirs.get_state())
+
+
+def test_a_rollout_with_non_finite_logits_fails_once_with_a_clear_error(make_toy_env, toy_dir):
+    from rlhf_gym.env.rollout import collect_episodes
+    from rlhf_gym.lm.policy import CausalLMPolicy
+
+    policy = CausalLMPolicy.from_pretrained(toy_dir / "policy", temperature=1.0)
+    with torch.no_grad():
+        policy.model.lm_head.weight[3] = float("nan")
+    env = make_toy_env(2, autoreset_mode="disabled", max_new_tokens=3)
+    with pytest.raises(RuntimeError, match="non-finite logits"):
+        collect_episodes(env, policy, seed=0, generator=torch.Generator().manual_seed(0))
