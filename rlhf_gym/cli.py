@@ -5,7 +5,8 @@
 - ``rlhf-gym evaluate --env ID --policy PATH``: run the env's leaderboard protocol;
 - ``rlhf-gym leaderboard {validate,verify,build}``: the leaderboard;
 - ``rlhf-gym build-assets TASK``: rebuild a task's shipped assets from seeds (flags: its build config);
-- ``rlhf-gym audit ENV``: the headroom audit of a task's shipped SFT policy (docs/audit.md).
+- ``rlhf-gym audit ENV``: the headroom audit of a task's shipped SFT policy (docs/audit.md);
+- ``rlhf-gym bench [--quick] [--device DEV] [--json FILE]``: every speed comparison, side by side (docs/performance.md).
 
 Each subcommand is a plain function or dataclass whose signature tyro turns into flags;
 ``--help`` works at every level. The core names no task: ``build-assets`` finds the task's
@@ -21,6 +22,7 @@ from typing import Annotated, Any, Union
 import gymnasium as gym
 import tyro
 
+from rlhf_gym.bench.run import DEFAULT_DOC, DEFAULT_ENV, PARTS
 from rlhf_gym.registration import SUITE, get_task
 
 
@@ -369,6 +371,70 @@ def leaderboard_cli(argv: Sequence[str]) -> None:
     )
 
 
+def bench(
+    quick: tyro.conf.FlagCreatePairsOff[bool] = False,
+    device: str = "cpu",
+    json: str | None = None,
+    threads: int = 2,
+    parts: tuple[str, ...] = PARTS,
+    doc: str = DEFAULT_DOC,
+    no_doc: tyro.conf.FlagCreatePairsOff[bool] = False,
+    bf16: tyro.conf.FlagCreatePairsOff[bool] = False,
+    env: str = DEFAULT_ENV,
+) -> None:
+    """Measure every speed comparison side by side (A B A B ..., the median of >= 5 pairwise ratios) and write
+    the table in docs/performance.md between its markers (only the parts that ran replace their rows).
+
+    A part that cannot run records its error and the others still run. A bad option is one error line.
+
+    Args:
+        quick: small sizes: all parts under 5 minutes on 2 CPU cores (P4 is skipped).
+        device: where envs and models run (cpu, cuda, cuda:1).
+        json: write every figure, the machine and the command to this JSON file.
+        threads: torch CPU threads (also the main job's --threads in the memory part).
+        parts: which parts to run: p1 (env bookkeeping), p2 (rollout), p3 (training), p4 (learning per second), memory.
+        doc: the markdown page whose marked section gets the table (created if missing).
+        no_doc: leave the page alone.
+        bf16: run P2 under bf16 autocast on both sides.
+        env: the env id of P1, P2 and the memory part.
+    """
+    from pathlib import Path
+
+    from rlhf_gym.bench.run import parse_parts, run
+
+    try:
+        chosen = parse_parts(parts)
+    except ValueError as error:
+        raise SystemExit(f"rlhf-gym bench: {error}") from None
+    if threads < 1:
+        raise SystemExit(f"rlhf-gym bench: --threads must be >= 1, got {threads}")
+    _checked_device(device)
+    try:
+        get_task(env)
+    except KeyError as error:
+        raise SystemExit(f"rlhf-gym bench: --env: {error.args[0]}") from None
+    for flag, path in (("--json", json), ("--doc", None if no_doc else doc)):
+        if path is not None and not Path(path).resolve().parent.is_dir():
+            raise SystemExit(f"rlhf-gym bench: {flag} {path}: the folder {Path(path).parent} does not exist"
+                             + (" (run from the repository root, or pass --doc PATH or --no-doc)" if flag == "--doc" else ""))
+    results = run(quick, device, json, threads, chosen, doc_path=None if no_doc else doc, bf16=bf16, env_id=env)
+    print("\n".join(_bench_summary(results)))
+
+
+def _bench_summary(results: dict[str, Any]) -> list[str]:
+    """One line per headline figure, then the parts that failed."""
+    lines = []
+    for part, result in results["parts"].items():
+        for row in result.get("headline", []):
+            goal = f"  (goal {row['goal']}: {'met' if row['met'] else 'NOT met'})" if row.get("goal") else ""
+            lines.append(f"{row['figure']}: {row['value']}{goal}")
+        if "error" in result:
+            lines.append(f"{part}: not measured: {result['error']}")
+        if "skipped" in result:
+            lines.append(f"{part}: skipped: {result['skipped']}")
+    return lines
+
+
 def _checked_device(name: str) -> str:
     """``name`` if torch can run on it here, else a SystemExit saying why."""
     import torch
@@ -396,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     tyro.extras.subcommand_cli_from_dict(
         {"envs": envs, "train": train, "evaluate": evaluate, "leaderboard": leaderboard, "build-assets": build_assets,
-         "audit": audit},
+         "audit": audit, "bench": bench},
         prog="rlhf-gym",
         description="rlhf-gym: token-level Gymnasium environments for RLHF on language.",
         args=args,

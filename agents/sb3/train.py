@@ -69,6 +69,7 @@ from tqdm.auto import tqdm
 
 from rlhf_gym.agents.common import (
     EVAL_SEED_OFFSET,
+    IterationHook,
     RunLogger,
     eval_line,
     evaluate,
@@ -321,8 +322,12 @@ def resumed_env_seed(config: SB3Config, iteration: int) -> int:
 
 
 # Training -------------------------------------------------------------------------
-def train(config: SB3Config) -> dict[str, Any]:
-    """Train the configured SB3 algorithm; return the run summary (also written to summary.json)."""
+def train(config: SB3Config, on_iteration: IterationHook | None = None) -> dict[str, Any]:
+    """Train the configured SB3 algorithm; return the run summary (also written to summary.json).
+
+    ``on_iteration(state, policy)`` is called after each iteration (`IterationHook`), with the
+    trained LM as a `CausalLMPolicy` view.
+    """
     # Set-up
     torch.set_num_threads(config.threads)
     temperature = protocol_temperature(config.env, config.temperature)
@@ -409,6 +414,8 @@ def train(config: SB3Config) -> dict[str, Any]:
             progress.write(eval_line(ev))
         if state["iteration"] % config.checkpoint_every == 0 or last_iteration:
             save_checkpoint(run_dir, model, mask_provider, state, config)
+        if on_iteration is not None:
+            on_iteration(state, lm_policy)
     progress.close()
     logger.close()
     model.logger.close()
