@@ -7,10 +7,14 @@
   paired evaluation of 512 posts, which is sampling again at the same batch size). The peak
   is the child's own high-water mark (``VmHWM`` in ``/proc/PID/status``, polled; see
   `peak_rss_of` for why not ``ru_maxrss``); its RSS is also sampled while it runs.
-- Long env run: a `TokenVectorEnv` as shipped (preference model and gold judge) stepped with
-  random actions for many episodes in this process; RSS from ``/proc/self/statm`` every
-  few steps. Reported: first, last and highest RSS, and the least-squares slope in MiB per
-  1k episodes after the first tenth of the run (allocator pools and caches fill there).
+- Long env run: a `TokenVectorEnv` with the shipped preference model, stepped with random
+  actions for many episodes in this process, drawing its prompts from a pool of already
+  generated ones (`rlhf_gym.bench.env_bookkeeping.prompt_pool`; no gold judge then). The
+  world's own prompt source keeps its last 4,096 prompts in an LRU cache (~13 KiB each),
+  which grows for the first 4,096 episodes and then stays put: bounded, not a leak, but it
+  would read as a slope in a shorter run. RSS from ``/proc/self/statm`` every few steps.
+  Reported: first, last and highest RSS, and the least-squares slope in MiB per 1k
+  episodes after the first tenth of the run (allocator pools fill there).
 
 Linux only (``/proc``); elsewhere each figure records the error.
 
@@ -33,7 +37,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlhf_gym.bench.env_bookkeeping import Log, synchronize
+from rlhf_gym.bench.env_bookkeeping import Log, prompt_pool, synchronize
 
 MIB = 2**20
 FLAT_SLOPE_MIB_PER_1K = 1.0  # "flat": under 1 MiB per 1k episodes (20 MiB over a 20k-episode run)
@@ -169,7 +173,8 @@ def rss_slope(episodes: Sequence[float], rss_mib: Sequence[float], skip: float =
 def env_rss_over_run(
     *, sizes: MemorySizes, env_id: str, device: str = "cpu", seed: int = 0, env_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Step the shipped env with uniform random actions for ``sizes.episodes`` episodes; RSS along the way."""
+    """Step the env (``env_kwargs`` on top of the shipped one) with uniform random actions for
+    ``sizes.episodes`` episodes; RSS along the way."""
     device_ = torch.device(device)
     env = gym.make_vec(env_id, num_envs=sizes.num_envs, device=device_, **(env_kwargs or {})).unwrapped
     generator = torch.Generator(device_).manual_seed(seed)
@@ -227,7 +232,7 @@ def measure_memory(
         log(f"memory: main job failed: {results['main_job']['error']}")
     log(f"memory: {sizes.episodes} random episodes of a TokenVectorEnv (N={sizes.num_envs}) ...")
     try:
-        run = env_rss_over_run(sizes=sizes, env_id=env_id, device=device)
+        run = env_rss_over_run(sizes=sizes, env_id=env_id, device=device, env_kwargs={"dataset": prompt_pool(env_id)})
         results["env_run"] = run
         log(f"memory: env run RSS {run['first_mib']:,.0f} -> {run['last_mib']:,.0f} MiB (max {run['max_mib']:,.0f}), "
             f"slope {run['slope_mib_per_1k_episodes']:+.2f} MiB per 1k episodes over {run['episodes']} episodes")

@@ -363,9 +363,9 @@ def settings_table(ours: dict[str, Any], trl: dict[str, Any]) -> list[dict[str, 
 
 KNOWN_DIFFERENCES: dict[str, tuple[str, ...]] = {
     "all": (
-        "response columns: ours keeps the env's fixed (N, P + T) buffer, so every forward of the update reads all T = max_new_tokens "
-        "response columns even when every response ended earlier; TRL's batches end at the longest response (generate() stops "
-        "once every row has emitted EOS). Both drop prompt padding shared by all rows.",
+        "context width: ours keeps the env's fixed (N, P + T) buffer and each forward of the update drops the columns that are "
+        "padding in every row of its minibatch, left (prompt) and right (after every response's end); TRL's batches span the "
+        "batch's longest prompt and its longest response.",
         "scoring: our env decodes each finished response and the preference model re-tokenises prompt + response text and "
         "appends EOS (its text interface, shared by every agent); TRL scores token ids (PPO) or decoded text without EOS "
         "(RLOO, GRPO). Our env also scores every episode with the task's gold judge for its logs; TRL has no gold judge.",
