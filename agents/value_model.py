@@ -133,9 +133,13 @@ class ValueModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_width: int) -> torch.Tensor:
         """Values (N, T): the value of the state before response token t is read at column P + t - 1.
         Prompt columns that are padding in every row are skipped (`trim_shared_left_padding`),
-        and so are response columns after every row's end (0 there: `trim_shared_right_padding`)."""
+        and so are response columns after every row's end (`trim_shared_right_padding`): values there are 0, but
+        for the first of them, the state after the longest response, which reads only kept columns."""
         input_ids, attention_mask, dropped = trim_shared_right_padding(input_ids, attention_mask, prompt_width)
         input_ids, attention_mask, prompt_width = trim_shared_left_padding(input_ids, attention_mask, prompt_width)
         position_ids = position_ids_from_attention_mask(attention_mask)
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state
-        return pad_response_columns(self.head(hidden[:, prompt_width - 1 : -1]).squeeze(-1).float(), dropped)
+        if dropped == 0:
+            return self.head(hidden[:, prompt_width - 1 : -1]).squeeze(-1).float()
+        # The value at the first dropped column reads the last kept one: the state after every response's end.
+        return pad_response_columns(self.head(hidden[:, prompt_width - 1 :]).squeeze(-1).float(), dropped - 1)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from rlhf_gym.env.rollout import collect_episodes, paired_gold
+from rlhf_gym.lm.layout import position_ids_from_attention_mask
 from rlhf_gym.lm.policy import CausalLMPolicy
 
 
@@ -219,5 +220,10 @@ def test_logprobs_and_values_skip_columns_after_every_response(make_toy_env, toy
     for narrow, wide in ((narrow_lp, wide_lp), (narrow_entropy, wide_entropy), (narrow_v, wide_v)):
         assert wide.shape == (3, 5 + extra)
         torch.testing.assert_close(wide[:, :5], narrow)
-        assert not wide[:, 5:].any()
+    assert not wide_lp[:, 5:].any() and not wide_entropy[:, 5:].any() and not wide_v[:, 6:].any()
+    with torch.no_grad():  # the state after the longest response: read from kept columns, as the full buffer gives it
+        hidden = value.backbone(input_ids=wide_ids, attention_mask=wide_mask,
+                                position_ids=position_ids_from_attention_mask(wide_mask)).last_hidden_state
+        full = value.head(hidden[:, width - 1 : -1]).squeeze(-1)
+    torch.testing.assert_close(wide_v[:, 5], full[:, 5])
     torch.testing.assert_close(narrow_lp[batch.response_mask], batch.logprobs[batch.response_mask], atol=1e-5, rtol=0)
