@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The data-parallel path on a GPU, in one short script (well under 10 minutes on one GPU):
+# The data-parallel path and the speed comparisons on a GPU, in one short script (about 10 minutes on one GPU):
 #   1. the machine: torch, CUDA, NCCL, the GPU;
 #   2. PPO, then GRPO, through `torchrun --nproc_per_node 1 -m rlhf_gym.cli train ... --device cuda`
 #      at toy budgets on the shipped env, with RLHF_GYM_DISTRIBUTED=1 so that the one process
@@ -7,7 +7,8 @@
 #      (agents/distributed.py); each run must say it joined that group and write its summary;
 #   3. GRPO resumed from its checkpoint in such a group (rank 0 loads it and broadcasts);
 #   4. the device tests, tests/agents/test_distributed_devices.py (collectives in a group of
-#      one; PPO and GRPO in a group of one against the same runs without one).
+#      one; PPO and GRPO in a group of one against the same runs without one);
+#   5. `rlhf-gym bench --quick --device cuda` (P1, P2, memory; docs/performance.md's cuda rows).
 # Every step prints "gpu_check: PASS|FAIL <step> ..." (a failure with the tail of its log,
 # OUT/<step>.log); the last line counts them, and the exit status is the number of
 # failures. The output of a GPU session goes into docs/group_agents.md ("Checked on a GPU").
@@ -110,6 +111,16 @@ fi
 # 4. The device tests (their CUDA cases skip on CPU)
 step tests $((2 * STEP_TIMEOUT)) "$PYTHON" -m pytest -q -p no:cacheprovider -s -rs tests/agents/test_distributed_devices.py
 grep -E "max \|group of one - plain\||passed|failed|SKIPPED" "$OUT/tests.log" | sed 's/^/gpu_check:   /'
+
+# 5. The speed comparisons on the GPU (issue 28): P1 up to N=4096 with the bookkeeping share,
+#    P2 in fp32 and bf16, the main job's memory; JSON into OUT, docs/performance.md updated
+#    (only the cuda rows: a part's rows are keyed by device). The GPU tests of tests/bench.
+if [ "$DEVICE" = cuda ]; then
+  step bench $((3 * STEP_TIMEOUT)) "$PYTHON" -m rlhf_gym.cli bench --quick --device cuda --parts p1 p2 memory --json "$OUT/bench.json"
+  step bench-bf16 "$STEP_TIMEOUT" "$PYTHON" -m rlhf_gym.cli bench --quick --device cuda --parts p2 --bf16 --no-doc --json "$OUT/bench_bf16.json"
+  step bench-tests "$STEP_TIMEOUT" "$PYTHON" -m pytest -q -p no:cacheprovider -rs tests/bench -m "not slow"
+  grep -E "^\[bench|x |passed|failed" "$OUT/bench.log" "$OUT/bench-bf16.log" 2>/dev/null | tail -20 | sed 's/^/gpu_check:   /'
+fi
 
 echo "gpu_check: $passed passed, $failed failed (logs and run folders in $OUT)"
 exit "$failed"
