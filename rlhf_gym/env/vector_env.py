@@ -276,7 +276,7 @@ class TokenVectorEnv(VectorEnv):
         self._num_generated = torch.zeros(n, dtype=torch.long, device=self.device)  # (N,)
         # Rows whose episode ended and that wait for a reset (NEXT_STEP and DISABLED).
         self._finished = torch.zeros(n, dtype=torch.bool, device=self.device)  # (N,)
-        # Batch scoring: rows that ended and wait to be scored, and whether each row's episode ended with EOS.
+        # Batch scoring only: rows that ended and wait to be scored, and whether each row's episode ended with EOS.
         self._unscored = torch.zeros(n, dtype=torch.bool, device=self.device)  # (N,)
         self._ended_with_eos = torch.zeros(n, dtype=torch.bool, device=self.device)  # (N,)
         self._batch_scoring = False
@@ -392,12 +392,12 @@ class TokenVectorEnv(VectorEnv):
         terminated = active & (actions == self.eos_token_id)
         truncated = active & ~terminated & (num_generated >= self.max_new_tokens)
         done = terminated | truncated
-        ended_with_eos = self._ended_with_eos | terminated
         if self._batch_scoring:  # every ended row at once, in the step where the last one ends
             unscored = self._unscored | done
             to_score = unscored if bool((waiting | done).all()) else torch.zeros_like(done)
+            ended_with_eos = self._ended_with_eos | terminated  # rows scored now may have ended earlier
         else:
-            to_score = done
+            to_score, ended_with_eos = done, terminated  # every scored row ends in this step
 
         # Score before touching state, so a NaN leaves the env intact.
         score_rows = torch.nonzero(to_score).flatten()
@@ -406,7 +406,10 @@ class TokenVectorEnv(VectorEnv):
         if score_rows.numel() > 0:
             ids = self._input_ids[score_rows].clone()
             mask = self._attention_mask[score_rows].clone()
-            ending_now = torch.nonzero(active[score_rows]).flatten()  # rows whose last token is this step's
+            if self._batch_scoring:  # only the rows ending in this step still lack their last token
+                ending_now = torch.nonzero(active[score_rows]).flatten()
+            else:
+                ending_now = torch.arange(score_rows.numel(), device=self.device)
             written = (ending_now, column[score_rows[ending_now]])
             ids[written] = actions[score_rows[ending_now]]
             mask[written] = 1
@@ -419,8 +422,8 @@ class TokenVectorEnv(VectorEnv):
         self._input_ids[active_rows, column[active_rows]] = actions[active_rows]
         self._attention_mask[active_rows, column[active_rows]] = 1
         self._num_generated = num_generated
-        self._ended_with_eos = ended_with_eos
         if self._batch_scoring:
+            self._ended_with_eos = ended_with_eos
             self._unscored = unscored & ~to_score
         infos: dict[str, Any] = {}
         done_np = done.cpu().numpy()
