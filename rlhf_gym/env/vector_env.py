@@ -17,9 +17,10 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from transformers import PreTrainedTokenizerBase
 
+from rlhf_gym.env.prompt_tokens import PromptTokenCache
 from rlhf_gym.env.prompts import Prompt, PromptSource
 from rlhf_gym.env.seeding import draw_prompt_indices, entropy_keys, seed_keys
-from rlhf_gym.lm.layout import left_pad, tokenize_left_truncated
+from rlhf_gym.lm.layout import decode_exact, left_pad
 from rlhf_gym.lm.loading import check_tokenizer
 from rlhf_gym.rewards.reward_model import (
     FinishedEpisodes,
@@ -97,6 +98,10 @@ class TokenVectorEnv(VectorEnv):
     as Gymnasium's ``SyncVectorEnv`` seeds its sub-envs, so N single envs seeded
     ``s + i`` replay this env. With ``group_size = k``, the k consecutive sub-envs of a
     group draw from the group's first stream: their j-th episodes share a prompt.
+    A prompt is tokenised (left-truncated to ``P`` tokens) once while it stays among the
+    last ``prompt_cache_size`` prompts seen (`rlhf_gym.env.prompt_tokens`): a group's rows,
+    a replayed evaluation split and a dataset's later epochs reuse its ids. A hit is checked
+    against the prompt's text, so the ids are always those of the prompt written.
 
     ## Episode End
     1. Termination: the action is the EOS token (it is appended to the context).
@@ -150,6 +155,7 @@ class TokenVectorEnv(VectorEnv):
     | ``missing_eos_penalty`` | float or None | None | subtracted when truncated |
     | ``text_in_info`` | bool | True | decode texts into info |
     | ``batch_scoring`` | bool | False | ``DISABLED`` mode: score the batch's episodes together when its last row ends (see Rewards) |
+    | ``prompt_cache_size`` | int | 16384 | prompts whose token ids are kept for reuse (see Starting State); 0: none |
 
     ## Attributes an agent reads
     | name | meaning |
@@ -193,6 +199,8 @@ class TokenVectorEnv(VectorEnv):
       absent), which ``has_gold_judge`` and ``metadata["has_gold_judge"]`` announce.
     - v0, batch scoring (opt-in, defaults unchanged): ``batch_scoring=True`` in ``DISABLED``
       mode scores a batch's episodes in one call when its last row ends.
+    - v0, prompt token cache (observations unchanged): ``prompt_cache_size`` prompts' token
+      ids are reused while they recur.
     """
 
     def __init__(
@@ -213,6 +221,7 @@ class TokenVectorEnv(VectorEnv):
         text_in_info: bool = True,
         preference_model: RewardModel | None = None,
         batch_scoring: bool = False,
+        prompt_cache_size: int = 16384,
     ) -> None:
         reward_model = _one_reward_model(reward_model, preference_model)
         for name, value in [
@@ -285,6 +294,7 @@ class TokenVectorEnv(VectorEnv):
         self._stream_keys: np.ndarray | None = None  # (N,) uint64, set by the first reset
         self._episode_counts = np.zeros(n, dtype=np.int64)  # (N,) episodes started per row
         self._prompts: list[Prompt | None] = [None] * n
+        self._prompt_tokens = PromptTokenCache(tokenizer, self.max_prompt_tokens, prompt_cache_size)
         # Last, so a factory sees the whole env; it rejects unknown names and reward="gold"
         # without a gold judge.
         self._reward_scorer = make_reward_scorer(reward, self)
@@ -344,14 +354,9 @@ class TokenVectorEnv(VectorEnv):
         indices = draw_prompt_indices(
             self._stream_keys[group_leaders], self._episode_counts[rows], len(self.prompt_source)
         )
-        self._episode_counts[rows] += 1
         prompts = self.prompt_source.get_many(indices.tolist())
-        token_rows = tokenize_left_truncated(
-            self.tokenizer, [p.text for p in prompts], self.max_prompt_tokens
-        )
-        empty = [p.index for p, r in zip(prompts, token_rows, strict=True) if not r]
-        if empty:
-            raise ValueError(f"prompts {empty} tokenise to no tokens; a prompt needs at least one")
+        token_rows = self._prompt_tokens.token_ids(prompts)  # raises on a prompt without tokens
+        self._episode_counts[rows] += 1  # after the checks: a bad prompt leaves the streams where they were
         prompt_ids, prompt_mask = left_pad(token_rows, self.pad_token_id, self.max_prompt_tokens)
         row_index = torch.as_tensor(rows, device=self.device)
         self._input_ids[row_index] = self.pad_token_id
@@ -383,33 +388,36 @@ class TokenVectorEnv(VectorEnv):
         """
         if self._stream_keys is None:
             raise RuntimeError("call reset() before step()")
-        actions = self._check_actions(actions)  # (N,) int64 on device
+        actions = self._check_actions(actions)  # (N,) int64 on device; the range is checked below
 
-        waiting = self._finished.clone()  # rows that sit this step out
+        waiting = self._finished  # rows that sit this step out (read before a reset below writes it)
         active = ~waiting
         column = self.max_prompt_tokens + self._num_generated  # (N,) where the token goes
         num_generated = self._num_generated + active.long()
         terminated = active & (actions == self.eos_token_id)
         truncated = active & ~terminated & (num_generated >= self.max_new_tokens)
         done = terminated | truncated
+        out_of_range = (actions < 0) | (actions >= self.vocab_size)
         if self._batch_scoring:  # every ended row at once, in the step where the last one ends
             unscored = self._unscored | done
-            to_score = unscored if bool((waiting | done).all()) else torch.zeros_like(done)
+            to_score = unscored & (waiting | done).all()
             ended_with_eos = self._ended_with_eos | terminated  # rows scored now may have ended earlier
         else:
             to_score, ended_with_eos = done, terminated  # every scored row ends in this step
+        # The step's one read from the device: the range check and which rows end, wait and are scored.
+        out_of_range_np, done_np, waiting_np, to_score_np = torch.stack([out_of_range, done, waiting, to_score]).cpu().numpy()
+        if out_of_range_np.any():
+            self._raise_out_of_range(actions, np.flatnonzero(out_of_range_np))
 
         # Score before touching state, so a NaN leaves the env intact.
-        score_rows = torch.nonzero(to_score).flatten()
         rewards = torch.zeros(self.num_envs, dtype=torch.float32, device=self.device)
         episode_info: dict[str, Any] = {}
-        if score_rows.numel() > 0:
-            ids = self._input_ids[score_rows].clone()
-            mask = self._attention_mask[score_rows].clone()
-            if self._batch_scoring:  # only the rows ending in this step still lack their last token
-                ending_now = torch.nonzero(active[score_rows]).flatten()
-            else:
-                ending_now = torch.arange(score_rows.numel(), device=self.device)
+        if to_score_np.any():
+            score_rows_np = np.flatnonzero(to_score_np)
+            score_rows = torch.as_tensor(score_rows_np, device=self.device)
+            ids = self._input_ids[score_rows]  # advanced indexing copies
+            mask = self._attention_mask[score_rows]
+            ending_now = torch.as_tensor(np.flatnonzero(~waiting_np[score_rows_np]), device=self.device)  # still lack their last token
             written = (ending_now, column[score_rows[ending_now]])
             ids[written] = actions[score_rows[ending_now]]
             mask[written] = 1
@@ -418,7 +426,7 @@ class TokenVectorEnv(VectorEnv):
             )
 
         # Commit the step for active rows: vectorised scatter of one token per row.
-        active_rows = torch.nonzero(active).flatten()
+        active_rows = torch.as_tensor(np.flatnonzero(~waiting_np), device=self.device)
         self._input_ids[active_rows, column[active_rows]] = actions[active_rows]
         self._attention_mask[active_rows, column[active_rows]] = 1
         self._num_generated = num_generated
@@ -426,7 +434,6 @@ class TokenVectorEnv(VectorEnv):
             self._ended_with_eos = ended_with_eos
             self._unscored = unscored & ~to_score
         infos: dict[str, Any] = {}
-        done_np = done.cpu().numpy()
 
         if self.autoreset_mode == AutoresetMode.SAME_STEP:
             if done_np.any():
@@ -438,7 +445,7 @@ class TokenVectorEnv(VectorEnv):
                 infos.update(self._start_episodes(np.flatnonzero(done_np)))
         elif self.autoreset_mode == AutoresetMode.NEXT_STEP:
             infos.update(episode_info)
-            _merge(infos, self._start_episodes(np.flatnonzero(waiting.cpu().numpy())))
+            _merge(infos, self._start_episodes(np.flatnonzero(waiting_np)))
             self._finished = done
         else:  # DISABLED
             infos.update(episode_info)
@@ -467,16 +474,12 @@ class TokenVectorEnv(VectorEnv):
                 f"actions must have shape ({self.num_envs},) (one token per sub-env), "
                 f"got {tuple(actions.shape)}"
             )
-        actions = actions.to(device=self.device, dtype=torch.long)
-        out_of_range = (actions < 0) | (actions >= self.vocab_size)
-        if bool(out_of_range.any()):
-            rows = torch.nonzero(out_of_range).flatten().tolist()
-            bad = actions[out_of_range].tolist()
-            raise ValueError(
-                f"actions must be token ids in [0, {self.vocab_size}); sub-envs {rows[:8]} "
-                f"got {bad[:8]}"
-            )
-        return actions
+        return actions.to(device=self.device, dtype=torch.long)
+
+    def _raise_out_of_range(self, actions: torch.Tensor, rows: np.ndarray) -> None:
+        """Raise the ``ValueError`` of actions outside ``[0, V)`` in ``rows`` (before any state changes)."""
+        bad = actions[torch.as_tensor(rows, device=self.device)].tolist()
+        raise ValueError(f"actions must be token ids in [0, {self.vocab_size}); sub-envs {rows[:8].tolist()} got {bad[:8]}")
 
     def _score(
         self,
@@ -502,11 +505,7 @@ class TokenVectorEnv(VectorEnv):
         prompts = [self._prompts[r] for r in row_list]
         text_lengths = (num_generated - terminated.long()).tolist()  # EOS is not text
         responses_ids = input_ids[:, self.max_prompt_tokens :].tolist()
-        responses = self.tokenizer.batch_decode(
-            [ids[:n] for ids, n in zip(responses_ids, text_lengths, strict=True)],
-            skip_special_tokens=False,
-            clean_up_tokenization_spaces=False,
-        )
+        responses = decode_exact(self.tokenizer, [ids[:n] for ids, n in zip(responses_ids, text_lengths, strict=True)])
         prompt_texts = [p.text for p in prompts]
         proxy = score_episodes(
             self.reward_model, prompt_texts, responses, input_ids, attention_mask, use_ids=self._proxy_takes_ids

@@ -44,6 +44,7 @@ def make_vector_env(
     reward: str | RewardModel = "preference",
     missing_eos_penalty: float | None = None,
     text_in_info: bool = True,
+    prompt_cache_size: int = 16384,
     trust_remote_code: bool = False,
     local_files_only: bool = False,
 ) -> TokenVectorEnv:
@@ -134,6 +135,7 @@ def make_vector_env(
         reward=reward,
         missing_eos_penalty=missing_eos_penalty,
         text_in_info=text_in_info,
+        prompt_cache_size=prompt_cache_size,
     )
 
 
