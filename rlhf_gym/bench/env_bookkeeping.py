@@ -12,12 +12,17 @@ own untimed stagger (below), so ours runs ~100x more steps than ``SyncVectorEnv`
 same time. Equal work instead would leave our side a few milliseconds per run, which one
 time slice given to a competing process on these shared machines can double.
 
-Two variants:
+Three variants:
 
 - ``bookkeeping``: a constant reward (`ConstantReward`, zeros) and no gold judge, so what is
   timed is the env's bookkeeping alone: actions checked and written, flags, the decode of
   finished responses, infos, resets (drawing, tokenising and writing prompts, from a pool of
-  already generated ones: `PromptPool`). Goal: >= 100x at N=256.
+  already generated ones: `PromptPool`). Goal: >= 100x at N=256. The pool's 4,096 prompts
+  recur, so most resets find their prompt's ids in the env's prompt token cache
+  (`rlhf_gym.env.prompt_tokens`); the hit rate of each side is reported.
+- ``fresh-prompts``: the same with the cache off on both sides (``prompt_cache_size=0``):
+  every reset tokenises its prompt, as with a procedural source whose prompts never recur.
+  The tokenizer's work per reset is then the same on both sides and bounds the ratio.
 - ``shipped``: the task's shipped preference model and gold judge, as users step the env;
   the share of each side's time spent in the reward model and the gold judge is reported
   (`scoring_clock`).
@@ -58,7 +63,7 @@ from rlhf_gym.registration import get_task
 
 BOOKKEEPING_GOAL = 100.0  # issue 28: TokenVectorEnv >= 100x SyncVectorEnv at N=256, bookkeeping only
 GOAL_NUM_ENVS = 256
-VARIANTS = ("bookkeeping", "shipped")
+VARIANTS = ("bookkeeping", "fresh-prompts", "shipped")
 
 Log = Callable[[str], None]
 
@@ -153,7 +158,8 @@ def scoring_clock(cores: Sequence[TokenVectorEnv]) -> Iterator[ScoringClock]:
 
 
 def env_kwargs(
-    env_id: str, *, reward_model: Any, gold: bool, device: str | torch.device = "cpu", max_new_tokens: int | None = None
+    env_id: str, *, reward_model: Any, gold: bool, device: str | torch.device = "cpu", max_new_tokens: int | None = None,
+    prompt_cache: bool = True,
 ) -> dict[str, Any]:
     """``gym.make_vec`` keyword arguments of one side: the given reward model, with or without the gold judge.
 
@@ -161,9 +167,12 @@ def env_kwargs(
     (``dataset=``), for which it builds no gold judge (`rlhf_gym.worlds.assembly.make_vector_env`):
     the world's procedural prompt generation (about 1 ms of Python per new prompt) is the
     world's cost, the same on both sides, and is left out of the bookkeeping; drawing,
-    tokenising and writing the prompts at each reset stay in.
+    tokenising and writing the prompts at each reset stay in. ``prompt_cache=False`` turns
+    the env's prompt token cache off (every reset tokenises).
     """
     kwargs: dict[str, Any] = {"reward_model": reward_model, "device": device}
+    if not prompt_cache:
+        kwargs["prompt_cache_size"] = 0
     if max_new_tokens is not None:
         kwargs["max_new_tokens"] = max_new_tokens
     if not gold:
@@ -207,6 +216,7 @@ def make_pair(
     gold: bool,
     device: str | torch.device = "cpu",
     max_new_tokens: int | None = None,
+    prompt_cache: bool = True,
 ) -> tuple[TokenVectorEnv, gym.vector.SyncVectorEnv]:
     """Our vector env and a ``SyncVectorEnv`` (``SAME_STEP``) of ``num_envs`` single envs, built alike.
 
@@ -214,9 +224,11 @@ def make_pair(
         reward_model: the one reward-model object both sides score with (``reward_model=``).
         gold: keep the task's gold judge (see `env_kwargs`).
         max_new_tokens: the episode length T (None: the task's).
+        prompt_cache: keep the env's prompt token cache on (both sides).
     """
     def kwargs() -> dict[str, Any]:
-        return env_kwargs(env_id, reward_model=reward_model, gold=gold, device=device, max_new_tokens=max_new_tokens)
+        return env_kwargs(env_id, reward_model=reward_model, gold=gold, device=device, max_new_tokens=max_new_tokens,
+                          prompt_cache=prompt_cache)
 
     ours = gym.make_vec(env_id, num_envs=num_envs, **kwargs()).unwrapped
     sync = gym.make_vec(
@@ -300,6 +312,7 @@ class P1Sizes:
 
     Attributes:
         num_envs: N of the bookkeeping comparison.
+        fresh_num_envs: N of the comparison without the prompt token cache.
         shipped_num_envs: N of the comparison with the shipped preference model and gold judge.
         share_num_envs: N of `bookkeeping_share` (our env against itself); None skips it.
         target_seconds: a timed run of each side should take about this long; its steps
@@ -312,13 +325,15 @@ class P1Sizes:
     shipped_num_envs: tuple[int, ...]
     share_num_envs: int | None
     target_seconds: float
+    fresh_num_envs: tuple[int, ...] = ()
     pairs: int = MIN_PAIRS
     warmup: int = 1
     max_new_tokens: int | None = None
 
 
-QUICK = P1Sizes(num_envs=(64, 256), shipped_num_envs=(256,), share_num_envs=None, target_seconds=0.6)
-FULL = P1Sizes(num_envs=(16, 64, 256, 1024), shipped_num_envs=(16, 64, 256, 1024), share_num_envs=1024, target_seconds=2.0)
+QUICK = P1Sizes(num_envs=(64, 256), shipped_num_envs=(256,), share_num_envs=None, target_seconds=0.6, fresh_num_envs=(256,))
+FULL = P1Sizes(num_envs=(16, 64, 256, 1024), shipped_num_envs=(16, 64, 256, 1024), share_num_envs=1024, target_seconds=2.0,
+               fresh_num_envs=(256,))
 
 
 def sizes_for(quick: bool, device: str | torch.device) -> P1Sizes:
@@ -394,20 +409,22 @@ def sync_comparison(
     """`TokenVectorEnv` (A) against ``SyncVectorEnv`` (B) at one N.
 
     Args:
-        variant: ``"bookkeeping"`` (a `ConstantReward`, no gold judge) or ``"shipped"`` (the
-            task's preference model and gold judge).
+        variant: ``"bookkeeping"`` (a `ConstantReward`, no gold judge), ``"fresh-prompts"``
+            (the same without the prompt token cache) or ``"shipped"`` (the task's preference
+            model and gold judge).
         reward_model: the ``"shipped"`` variant's model (None: load the task's); reuse one
             across N to load it once.
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     device = torch.device(device)
-    if variant == "bookkeeping":
-        reward_model, gold = ConstantReward(device), False
-    else:
+    if variant == "shipped":
         reward_model, gold = reward_model or get_task(env_id).preference_model(device), True
+    else:
+        reward_model, gold = ConstantReward(device), False
+    prompt_cache = variant != "fresh-prompts"
     ours, sync = make_pair(env_id, num_envs, reward_model=reward_model, gold=gold, device=device,
-                           max_new_tokens=sizes.max_new_tokens)
+                           max_new_tokens=sizes.max_new_tokens, prompt_cache=prompt_cache)
     try:
         with scoring_clock([ours, *sync_cores(sync)]) as clock:
             pairing = compare_steppers(
@@ -419,8 +436,18 @@ def sync_comparison(
     finally:
         ours.close()
         sync.close()
-    pairing.details = {"variant": variant, "gold_judge": gold}
+    pairing.details = {
+        "variant": variant, "gold_judge": gold, "prompt_cache": prompt_cache,
+        "a_prompt_cache_hit_rate": _hit_rate([ours]), "b_prompt_cache_hit_rate": _hit_rate(sync_cores(sync)),
+    }
     return pairing
+
+
+def _hit_rate(cores: Sequence[TokenVectorEnv]) -> float:
+    """Share of the prompts the ``cores`` wrote (stagger, warm-up and timed runs) whose ids came from their caches."""
+    hits = sum(core._prompt_tokens.hits for core in cores)
+    served = hits + sum(core._prompt_tokens.misses for core in cores)
+    return hits / served if served else 0.0
 
 
 def bookkeeping_share(
@@ -472,17 +499,20 @@ def env_bookkeeping(
         "note": "uniform random actions: EOS is ~1 in 2k tokens, so nearly every episode ends by truncation at "
                 "max_new_tokens; the sub-envs are staggered first so that episode ends spread evenly over the steps",
         "bookkeeping": [],
+        "fresh-prompts": [],
         "shipped": [],
     }
     headline = []
-    for variant, sizes_n in (("bookkeeping", sizes.num_envs), ("shipped", sizes.shipped_num_envs)):
+    for variant, sizes_n in (("bookkeeping", sizes.num_envs), ("fresh-prompts", sizes.fresh_num_envs),
+                             ("shipped", sizes.shipped_num_envs)):
         for n in sizes_n:
             pairing = sync_comparison(env_id, n, variant=variant, sizes=sizes, device=device, seed=seed, reward_model=shipped_model)
             row = pairing.to_json()
             results[variant].append(row)
-            log(f"P1 {variant:11s} N={n:5d}: TokenVectorEnv {row['a_steps_per_s']:12,.0f} steps/s, "
+            log(f"P1 {variant:13s} N={n:5d}: TokenVectorEnv {row['a_steps_per_s']:12,.0f} steps/s, "
                 f"SyncVectorEnv {row['b_steps_per_s']:10,.0f} steps/s, ratio {row['ratio']:7.1f}x "
-                f"(scoring {row['a_scoring_share']:.0%} / {row['b_scoring_share']:.0%} of the time)")
+                f"(scoring {row['a_scoring_share']:.0%} / {row['b_scoring_share']:.0%} of the time; prompt cache hits "
+                f"{row['a_prompt_cache_hit_rate']:.0%} / {row['b_prompt_cache_hit_rate']:.0%})")
             headline.append(_headline_row(variant, row))
     if sizes.share_num_envs:
         pairing = bookkeeping_share(env_id, sizes.share_num_envs, sizes=sizes, device=device, seed=seed, reward_model=shipped_model)
@@ -504,9 +534,15 @@ def env_bookkeeping(
 
 def _headline_row(variant: str, row: dict[str, Any]) -> dict[str, Any]:
     n = row["num_envs"]
-    what = "constant reward, no gold" if variant == "bookkeeping" else "shipped preference model and gold judge"
+    what = {
+        "bookkeeping": "constant reward, no gold",
+        "fresh-prompts": "constant reward, no gold, no prompt token cache (every reset tokenises)",
+        "shipped": "shipped preference model and gold judge",
+    }[variant]
     goal = BOOKKEEPING_GOAL if variant == "bookkeeping" and n == GOAL_NUM_ENVS else None
     detail = f"{row['a_steps_per_s']:,.0f} vs {row['b_steps_per_s']:,.0f} sub-env steps/s"
+    if variant == "bookkeeping":
+        detail += f"; prompt cache hits {row['a_prompt_cache_hit_rate']:.0%} (ours) and {row['b_prompt_cache_hit_rate']:.0%} (sync)"
     if variant == "shipped":
         detail += f"; scoring {row['a_scoring_share']:.0%} (ours) and {row['b_scoring_share']:.0%} (sync) of the time"
     return {

@@ -72,7 +72,10 @@ they move with the machine's load; the ratios are the figures.
   `SyncVectorEnv` of N single envs (`vectorization_mode="sync"`, `SAME_STEP` autoreset),
   both with the same reward-model object and the same actions. First with a constant
   reward (zeros) and no gold judge, so only the env's own work is timed (goal: at least
-  100x at N=256), then with the shipped preference model and gold judge, with the share of
+  100x at N=256; the benchmark's pool of 4,096 prompts recurs, so most resets reuse their
+  prompt's token ids from the env's cache, and the hit rates are reported), then the same
+  with the cache off on both sides (every reset tokenises, as with prompts that never
+  recur), then with the shipped preference model and gold judge, with the share of
   time each side spends scoring. With a ~1.9k-token vocabulary a random episode nearly
   always ends by truncation at `max_new_tokens`; the sub-envs are staggered first so that
   episode ends (and resets) spread evenly over the timed steps. On a GPU, also the share

@@ -26,7 +26,8 @@ from rlhf_gym.bench.env_bookkeeping import (
 from rlhf_gym.rewards.reward_model import RewardModel
 
 ENV = "RLHF-Summarize-v0"
-TINY = P1Sizes(num_envs=(4,), shipped_num_envs=(4,), share_num_envs=4, target_seconds=0.01, pairs=2, warmup=1, max_new_tokens=6)
+TINY = P1Sizes(num_envs=(4,), shipped_num_envs=(4,), share_num_envs=4, target_seconds=0.01, pairs=2, warmup=1, max_new_tokens=6,
+               fresh_num_envs=(4,))
 
 
 def test_the_constant_reward_is_a_reward_model_of_zeros():
@@ -139,7 +140,9 @@ def test_the_whole_part_at_tiny_sizes_reports_both_variants_and_the_share():
     assert [row["num_envs"] for row in result["bookkeeping"]] == [4] and result["shipped"][0]["gold_judge"] is True
     assert result["shipped"][0]["a_scoring_share"] > 0  # the preference model and the judge are timed
     assert 0 < result["bookkeeping_share"]["bookkeeping_share"]
-    assert len(result["headline"]) == 3 and len(lines) == 3
+    assert len(result["headline"]) == 4 and len(lines) == 4
+    fresh = result["fresh-prompts"][0]  # the cache off on both sides: every reset tokenises
+    assert fresh["prompt_cache"] is False and fresh["a_prompt_cache_hit_rate"] == fresh["b_prompt_cache_hit_rate"] == 0
     with pytest.raises(ValueError, match="variant must be one of"):
         sync_comparison(ENV, 4, variant="bogus", sizes=TINY)
 
