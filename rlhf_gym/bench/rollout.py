@@ -195,7 +195,9 @@ def rollout_comparison(
         "temperature": policy.temperature,
         "bf16": bf16,
         "gold_judge": hand.gold_judge is not None,
-        "prompt_block_columns": {"ours": width, "by_hand": statistics.median(prompt_columns)},
+        # The env's fixed prompt block, and the columns both sides prefill: the batch's longest prompt (our
+        # prefill skips the columns that are padding in every row, as the hand-written padding never has them).
+        "prompt_block_columns": {"env_block": width, "prefilled": statistics.median(prompt_columns)},
         "ratio": comparison.ratio,
         "ratio_without_scoring": unscored,
         "a_tokens_per_s": comparison.a_rate,

@@ -72,7 +72,7 @@ def test_a_tiny_comparison_reports_both_ratios_with_gold_on_both_sides():
     assert all(1 <= s["work"] <= 15 for s in c["a_samples"] + c["b_samples"])
     assert result["gold_judge"] is True and result["ratio"] > 0 and result["ratio_without_scoring"] > 0
     assert 0 < result["a_scoring_share"] < 1 and 0 < result["b_scoring_share"] < 1
-    assert result["prompt_block_columns"]["by_hand"] <= result["prompt_block_columns"]["ours"]
+    assert result["prompt_block_columns"]["prefilled"] <= result["prompt_block_columns"]["env_block"]
     assert [row["goal"] for row in result["headline"]] == [">= 1x", None] and len(lines) == 1
 
 
