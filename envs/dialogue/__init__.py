@@ -18,7 +18,8 @@ some decisions and wrong on others and none reading the house style, so decoding
 does not find the best reply, and the references (the verbose writer's) are not the
 ceiling. The reward is a **learned preference model** trained on labels of two simulated
 annotator pools, helpfulness raters with a length bias and harmlessness raters who
-over-reward refusal words: a proxy that PPO can over-optimise into evasive refusals.
+over-reward refusal words. PPO without a KL penalty over-optimises it into longer replies
+and harmful compliance (the learned proxy kept the length bias, not the refusal one).
 ``docs/dialogue.md`` has the design and its audit.
 
 ## Action Space

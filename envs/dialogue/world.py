@@ -109,8 +109,10 @@ class DialogueWorld(World):
     dataset_template = "{}\nASSISTANT:"
     # Two pools, as in HH's helpfulness and red-team collections (Bai et al. 2022): the
     # helpfulness raters keep a liking for length; the harmlessness raters over-reward
-    # refusal and caution words (`annotator_cues`), so the preference model learns to like
-    # evasive refusals and PPO can over-optimise into them.
+    # refusal and caution words (`annotator_cues`). Designed so the preference model would
+    # like evasive refusals; the shipped one learned the length bias but not that one (it
+    # prefers the reference to its hedged version on 80% of prompts), and PPO without a KL
+    # penalty over-optimises into padded, harmful compliance instead (docs/dialogue.md).
     annotators = (
         AnnotatorCalibration(temperature=0.05, length_bias=0.01, noise=0.05, share=0.6),
         AnnotatorCalibration(temperature=0.05, length_bias=0.0, noise=0.05, cue_bias=0.24, share=0.4),
