@@ -105,10 +105,14 @@ class PPOConfig:
     # prompts and sampling stream: summary.json's gold_improvement_paired and its standard
     # error (0 skips it).
     paired_posts: int = 512
-    # Sample each episode from its own uniform draws (as data-parallel ranks always do, so
-    # that a shard samples what its rows of the whole batch would): a single process with
-    # it on computes what a torchrun world computes with the same total batch.
-    row_sampling: bool = False
+    # Sample each token from one uniform draw per row, by inverting the row's CDF
+    # (`CausalLMPolicy.sample` ``uniforms=``), as RLOO, GRPO and data-parallel ranks do: a
+    # single process computes what a torchrun world computes with the same total batch, and
+    # the draw costs 0.2 ms instead of 2.6 ms for 64 rows of a 1.9k vocabulary on 2 CPU
+    # cores (`multinomial_one`, like torch.multinomial, draws an exponential per vocabulary
+    # entry). The same distribution, other draws: --no-row-sampling gives the multinomial
+    # draws that runs before 3 Dec 2026 used.
+    row_sampling: bool = True
     checkpoint_every: int = 10  # iterations between atomic checkpoints
     resume: bool = False  # continue from the run folder's last checkpoint (an error if there is none)
     overwrite: bool = False  # a fresh run into a folder holding a run: remove that run first

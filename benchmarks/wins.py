@@ -10,6 +10,9 @@ ratios after a warm-up pair). The changes:
   prefilling the env's whole prompt block;
 - ``multinomial``: `multinomial_one`, against ``torch.multinomial`` (the same tokens);
 - ``rollout-all``: the three together: the rollout as it is against the rollout before;
+- ``row-sampling``: the rollout sampling each token by inverting the row's CDF at one
+  uniform draw (`collect_episodes` ``rows=``, what PPO, RLOO and GRPO train with), against
+  `multinomial_one` (an exponential draw per vocabulary entry);
 - ``update-trim``: one PPO minibatch's forward and backward through the policy's log-probs
   and the critic's values skipping response columns after every row's end (and the
   entropies without a gradient), against the full response block.
@@ -29,6 +32,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import gymnasium as gym
 import torch
@@ -41,7 +45,7 @@ from rlhf_gym.bench.interleave import Sample, Side, compare
 from rlhf_gym.env.rollout import collect_episodes
 from rlhf_gym.registration import get_task
 
-CHANGES = ("batch-scoring", "prefill-trim", "multinomial", "rollout-all", "update-trim")
+CHANGES = ("batch-scoring", "prefill-trim", "multinomial", "rollout-all", "row-sampling", "update-trim")
 
 
 @dataclass
@@ -57,7 +61,7 @@ class Config:
 
 
 @contextlib.contextmanager
-def before(change: str) -> Iterator[dict[str, bool]]:
+def before(change: str) -> Iterator[dict[str, Any]]:
     """Put back what ``change`` replaced, for the duration; yields collect_episodes' arguments."""
     patches: list[tuple[object, str, object]] = []
 
@@ -65,7 +69,7 @@ def before(change: str) -> Iterator[dict[str, bool]]:
         patches.append((owner, name, getattr(owner, name)))
         setattr(owner, name, value)
 
-    arguments = {"score_together": True}
+    arguments: dict[str, Any] = {"score_together": True, "rows": None}
     if change in ("batch-scoring", "rollout-all"):
         arguments["score_together"] = False
     if change in ("prefill-trim", "rollout-all"):
@@ -99,7 +103,8 @@ def main(config: Config) -> None:
     def rollout(change: str, is_before: bool) -> Callable[[int], Sample]:
         def run(index: int) -> Sample:
             seed = config.seed + 1 + max(index, 0)  # a warm-up run reuses the first seed
-            with before(change) if is_before else contextlib.nullcontext({"score_together": True}) as arguments:
+            after = {"score_together": True, "rows": (0, config.num_envs) if change == "row-sampling" else None}
+            with before(change) if is_before else contextlib.nullcontext(after) as arguments:
                 start = time.perf_counter()
                 episodes = collect_episodes(env, policy, seed=seed, generator=torch.Generator().manual_seed(seed), **arguments)
                 return Sample(float(episodes.response_mask.sum()), time.perf_counter() - start)

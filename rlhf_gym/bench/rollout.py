@@ -3,7 +3,9 @@
 - Ours (A): `rlhf_gym.env.rollout.collect_episodes` with the task's SFT policy on the
   task's env built with ``autoreset_mode="disabled"``: the reset (drawing and tokenising
   the prompts), the KV-cached sampling loop, the env's steps, and the env's rewards (its
-  preference model and gold judge).
+  preference model and gold judge). It samples as the agents' training rollouts do (PPO,
+  RLOO, GRPO: ``rows=``, one uniform per row and token, inverting the row's CDF), and
+  returns each token's log-prob, which ``generate()`` does not.
 - By hand (B): ``model.generate()`` (KV cache, sampling at the same temperature, no top-k or
   top-p, the same ``max_new_tokens``) on the same prompts, then the responses decoded and
   scored in ONE batched call of the same `PreferenceModel` object (``score(prompts,
@@ -171,7 +173,7 @@ def rollout_comparison(
             synchronize(device_)
             start = time.perf_counter()
             with _autocast(device_, bf16):
-                batch = collect_episodes(env, policy, seed=run_seed(index), generator=generator)
+                batch = collect_episodes(env, policy, seed=run_seed(index), generator=generator, rows=(0, sizes.batch))
             synchronize(device_)
             seconds = time.perf_counter() - start
             return Sample(work=float(batch.response_mask.sum()), seconds=seconds,

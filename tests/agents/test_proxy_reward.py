@@ -78,7 +78,7 @@ def test_our_agents_log_the_figures_of_their_batch(agent, register_toy_env, toy_
     env = make_env(env_id, num_envs, "train", missing_eos_penalty=0.5, group_size=getattr(config, "group_size", 1))
     policy = CausalLMPolicy.from_pretrained(toy_dir / "policy", temperature=1.0)
     batch = collect_episodes(env, policy, seed=seed, generator=torch.Generator().manual_seed(seed),
-                             rows=(0, num_envs) if agent == "grpo" else None)  # group agents sample row-wise
+                             rows=(0, num_envs))  # every agent samples row-wise by default (PPO's row_sampling)
     expected = proxy_rewards(batch.preference, batch.penalty)
     assert expected["proxy_reward_with_penalty"] != expected["proxy_reward"]
     for key in ("proxy_reward", "proxy_reward_with_penalty"):
