@@ -81,7 +81,8 @@ they move with the machine's load; the ratios are the figures.
   episode ends (and resets) spread evenly over the timed steps. On a GPU, also the share
   of a step with the shipped reward that is the env's own bookkeeping, at N=4096.
 - **P2, rollout**: new tokens per second (up to and including EOS) of a rollout through
-  the env (`collect_episodes` with the SFT policy, rewards and gold included) against what
+  the env (`collect_episodes` with the SFT policy, rewards and gold included, sampling as
+  the agents train: one uniform per row and token, inverting the row's CDF) against what
   a user writes by hand: `model.generate()` with a KV cache at the same temperature and
   `max_new_tokens` on the same prompts, then one batched reward-model call and one gold
   call. Goal: at least 1.0 on CPU and GPU. Also the ratio with the scoring time taken out
