@@ -118,9 +118,10 @@ def peak_rss_of(
                 raise TimeoutError(f"{' '.join(command)} ran past {timeout:.0f} s and was stopped")
             try:
                 peak = max(peak, high_water_mib(child.pid))
-                rss = resident_mib(child.pid)
-                if rss > 0 and (not samples or elapsed - samples[-1][0] >= sample_seconds):  # 0: not yet exec'd
-                    samples.append((round(elapsed, 1), round(rss, 1)))
+                rss = round(resident_mib(child.pid), 1)
+                # ~0 (under 0.05 MiB): not yet exec'd, or already exiting; not a sample of the command
+                if rss > 0 and (not samples or elapsed - samples[-1][0] >= sample_seconds):
+                    samples.append((round(elapsed, 1), rss))
             except OSError:  # it exited between two calls
                 pass
             time.sleep(poll_seconds)
