@@ -85,7 +85,3 @@ class PromptTokenCache:
         if len(self._entries) >= self.capacity:
             del self._entries[next(iter(self._entries))]
         self._entries[prompt.index] = (prompt.text, ids)
-
-    def clear(self) -> None:
-        """Forget every prompt (the hit and miss counts stay)."""
-        self._entries.clear()

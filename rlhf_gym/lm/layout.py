@@ -7,6 +7,7 @@ definition of that rule.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -142,18 +143,18 @@ def decode_exact(tokenizer: PreTrainedTokenizerBase, rows: Sequence[Sequence[int
     Any other tokenizer (slow, or a subclass with its own ``_decode``) goes through
     ``batch_decode``.
     """
-    if _plain_fast_decode(tokenizer):
+    if _plain_fast_decode(type(tokenizer)) and getattr(tokenizer, "is_fast", False):
         return tokenizer.backend_tokenizer.decode_batch(
             [row if isinstance(row, list) else list(row) for row in rows], skip_special_tokens=False
         )
     return tokenizer.batch_decode(list(rows), skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
 
-def _plain_fast_decode(tokenizer: PreTrainedTokenizerBase) -> bool:
-    """Whether ``tokenizer`` decodes with transformers' fast-tokenizer ``_decode``, unchanged by a subclass."""
-    if not getattr(tokenizer, "is_fast", False):
-        return False
-    for cls in type(tokenizer).__mro__:
+@functools.cache
+def _plain_fast_decode(tokenizer_class: type) -> bool:
+    """Whether ``tokenizer_class`` decodes with transformers' fast-tokenizer ``_decode``, unchanged by a
+    subclass (once per class: `decode_exact` is on the env's step path)."""
+    for cls in tokenizer_class.__mro__:
         if "_decode" in vars(cls):
             return cls.__module__ == "transformers.tokenization_utils_tokenizers" or cls.__module__ == (
                 "transformers.tokenization_utils_fast"

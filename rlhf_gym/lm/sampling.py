@@ -37,7 +37,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from rlhf_gym.lm.layout import left_pad, tokenize_left_truncated
+from rlhf_gym.lm.layout import decode_exact, left_pad, tokenize_left_truncated
 from rlhf_gym.lm.loading import check_tokenizer
 from rlhf_gym.lm.policy import CausalLMPolicy
 
@@ -153,11 +153,7 @@ def _decode_until_eos(
     is_eos = generated == eos_token_id  # (b, n)
     has_eos = is_eos.any(dim=1)
     lengths = torch.where(has_eos, is_eos.int().argmax(dim=1), generated.shape[1]).tolist()
-    return tokenizer.batch_decode(
-        [row[:n] for row, n in zip(generated.tolist(), lengths, strict=True)],
-        skip_special_tokens=False,
-        clean_up_tokenization_spaces=False,
-    )
+    return decode_exact(tokenizer, [row[:n] for row, n in zip(generated.tolist(), lengths, strict=True)])
 
 
 __all__ = ["sample_completions"]
